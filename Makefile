@@ -1,0 +1,65 @@
+# The two commands: `make run` (embedded defaults) and `make test` (the whole suite on PostgreSQL).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+PYTEST_ARGS ?=
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/cps_cms
+
+.PHONY: help run test test-slow lint fmt typecheck contracts bench system services venv clean
+
+help:
+	@echo "make run    - install what is missing and run the system on embedded defaults"
+	@echo "make test   - install what is missing, then lint, type checks, contracts, the suite"
+	@echo "make lint | typecheck | contracts | bench | test-slow | fmt | clean"
+
+system:
+	@scripts/ensure-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: system $(STAMP)
+
+services:
+	@scripts/ensure-services.sh postgres redis pcscd
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv
+	$(VENV)/bin/mypy .
+
+contracts: venv
+	$(VENV)/bin/lint-imports
+
+test: venv services lint typecheck contracts
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: venv services
+	@for script in bench/*.py; do echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) $(PY) $$script; done
+
+run: venv
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py bootstrap_admin
+	@echo "serving on http://127.0.0.1:8000 (API docs: /api/docs/, who am I: /api/v1/me)"
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 .mypy_cache .ruff_cache .pytest_cache .coverage

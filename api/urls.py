@@ -1,0 +1,20 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from api.exceptions import api_not_found
+from api.views.audit import AuditEventListApi
+from api.views.auth import TokenCreateApi
+from api.views.me import MeApi
+
+v1 = [
+    path("auth/token", TokenCreateApi.as_view(), name="auth-token"),
+    path("me", MeApi.as_view(), name="me"),
+    path("audit/events", AuditEventListApi.as_view(), name="audit-event-list"),
+]
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("v1/", include(v1)),
+    re_path(r"^.*$", api_not_found),
+]

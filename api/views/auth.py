@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from core.actors import Actor
+from core.tokens import api_token_create
+
+
+class LoginThrottle(AnonRateThrottle):
+    rate = "20/min"
+
+
+class TokenCreateApi(APIView):
+    """Exchange a username and password for a new API token, shown in this response only."""
+
+    public = True  # reachable without a role: this is how a caller gets one
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_classes = (LoginThrottle,)
+
+    class InputSerializer(AuthTokenSerializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+    class OutputSerializer(serializers.Serializer[dict[str, str]]):
+        token = serializers.CharField()
+        prefix = serializers.CharField()
+
+    @extend_schema(
+        request=InputSerializer, responses={201: OutputSerializer}, operation_id="auth_token_create"
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        user: User = serializer.validated_data["user"]
+        token, clear = api_token_create(
+            user=user, actor=Actor.for_user(user), label=serializer.validated_data.get("name", "")
+        )
+        return Response(
+            self.OutputSerializer({"token": clear, "prefix": token.prefix}).data, status=201
+        )

@@ -1,0 +1,8 @@
+"""The embedded default (`make run`): SQLite under var/, software keys, tasks run in-process."""
+
+from config.env import env_bool
+from config.settings.base import *  # noqa: F403
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+# Explicit: there is no broker in the embedded default, tasks run inside the web process.
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,26 @@
+"""Production: refuses to start without its secrets, PostgreSQL and a broker."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_list, env_required
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES
+
+DEBUG = False
+SECRET_KEY = env_required(
+    "DJANGO_SECRET_KEY", what="a long random string; Django signs sessions with it"
+)
+env_required("DATABASE_URL", what="postgresql://user:password@host:5432/name")
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL in production")
+CELERY_BROKER_URL = env_required("CELERY_BROKER_URL", what="redis:// or amqp:// URL of the broker")
+PKI_PUBLIC_BASE_URL = env_required(
+    "PKI_PUBLIC_BASE_URL", what="the public https base URL written into certificates"
+).rstrip("/")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the host names this server answers")
+CELERY_TASK_ALWAYS_EAGER = False
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,15 @@
+"""The test suite: PostgreSQL (never SQLite), eager tasks unless a test starts a real worker."""
+
+from config.env import env_str, parse_database_url
+from config.settings.base import *  # noqa: F403
+from config.settings.base import BASE_DIR
+
+DATABASES = {
+    "default": parse_database_url(
+        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cps_cms"),
+        base_dir=BASE_DIR,
+    )
+}
+CELERY_TASK_ALWAYS_EAGER = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LANGUAGE_CODE = "en"

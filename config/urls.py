@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/", include("api.urls")),
+    path("", include("pki.urls")),
+]

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PkiConfig(AppConfig):
+    name = "pki"
+    verbose_name = "PKI"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,127 @@
+"""Start-up refuses bad configuration with one clear line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import parse_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "x" * 50,
+    "DATABASE_URL": "postgresql://cms@127.0.0.1:5432/cms",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "PKI_PUBLIC_BASE_URL": "https://pki.example.org",
+    "DJANGO_ALLOWED_HOSTS": "cms.example.org",
+}
+
+
+def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "PKI_"))
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_sqlite_urls_are_relative_to_the_project_unless_absolute(tmp_path):
+    assert parse_database_url("sqlite:///var/x.sqlite3", base_dir=tmp_path)["NAME"] == str(
+        tmp_path / "var/x.sqlite3"
+    )
+    assert (
+        parse_database_url("sqlite:////srv/x.sqlite3", base_dir=tmp_path)["NAME"]
+        == "/srv/x.sqlite3"
+    )
+
+
+def test_postgres_url_is_split_into_django_settings(tmp_path):
+    db = parse_database_url(
+        "postgresql://u:p%40ss@db.example:6432/cms?sslmode=require", base_dir=tmp_path
+    )
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "u",
+        "p@ss",
+        "db.example",
+        "6432",
+        "cms",
+    )
+    assert db["OPTIONS"] == {"sslmode": "require"}
+
+
+@pytest.mark.parametrize(
+    "url,fragment",
+    [
+        ("mysql://x/y", "unsupported scheme"),
+        ("postgresql://host:99999/x", "not a valid URL"),
+        ("postgresql://host:5432/", "needs a database name"),
+        ("sqlite://", "needs a file path"),
+    ],
+)
+def test_bad_database_urls_name_the_variable(tmp_path, url, fragment):
+    with pytest.raises(ImproperlyConfigured, match=f"DATABASE_URL.*{fragment}"):
+        parse_database_url(url, base_dir=tmp_path)
+
+
+def test_bad_database_url_stops_start_up_with_one_line():
+    result = run_manage({"DATABASE_URL": "oracle://nowhere/db"}, "check")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: DATABASE_URL has an unsupported scheme 'oracle': use sqlite:/// or postgresql://"
+    ]
+
+
+def test_production_settings_start_with_their_secrets():
+    result = run_manage(PRODUCTION_ENV, "check", "--deploy", "--fail-level", "ERROR")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "PKI_PUBLIC_BASE_URL",
+        "DJANGO_ALLOWED_HOSTS",
+    ],
+)
+def test_production_refuses_to_start_without_each_secret(missing):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
+    result = run_manage(env, "check")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("configuration error: ") and missing in lines[0]
+
+
+def test_production_refuses_sqlite():
+    result = run_manage({**PRODUCTION_ENV, "DATABASE_URL": "sqlite:///var/x.sqlite3"}, "check")
+    assert "must point to PostgreSQL" in result.stderr
+
+
+def test_celery_queues_and_eager_mode():
+    from django.conf import settings
+
+    from config.celery import app
+
+    assert {q.name for q in app.conf.task_queues} == {"default", "signing"}
+    assert app.conf.task_acks_late is True and app.conf.worker_prefetch_multiplier == 1
+    assert settings.CELERY_TASK_ALWAYS_EAGER is True  # set explicitly by config.settings.test
+    from config.settings import base
+
+    assert base.CELERY_TASK_ALWAYS_EAGER is False
