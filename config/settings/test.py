@@ -1,5 +1,7 @@
 """The test suite: PostgreSQL (never SQLite), eager tasks unless a test starts a real worker."""
 
+import os
+
 from config.env import env_str, parse_database_url
 from config.settings.base import *  # noqa: F403
 from config.settings.base import BASE_DIR
@@ -13,3 +15,7 @@ DATABASES = {
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en"
+
+# One test database per pytest process, so that several runs on one machine (a developer's and a
+# benchmark's, or parallel engineers') never drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
