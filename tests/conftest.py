@@ -69,3 +69,101 @@ def api_client_for(make_user: Callable[..., Any]) -> Callable[..., Any]:
         return client
 
     return _client
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db: Any) -> Any:
+    """A real Celery worker process on the Redis broker, sharing this test's PostgreSQL database.
+
+    The test's own Celery app sends to the same broker for the duration of the test.
+    """
+    import os
+    import secrets
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    from config.celery import app
+
+    db = connection.settings_dict
+    database_url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    # A Redis database of its own, so that parallel runs on one machine don't take each other's tasks.
+    broker_url = f"redis://127.0.0.1:6379/{1 + secrets.randbelow(15)}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    root = Path(__file__).resolve().parent.parent
+    log_path = root / "var" / f"celery-worker-{os.getpid()}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default,signing",
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(120):
+            if "ready." in log_path.read_text() or worker.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert worker.poll() is None, f"Celery worker died:\n{log_path.read_text()}"
+        saved = (app.conf.broker_url, app.conf.task_always_eager)
+        app.conf.broker_url, app.conf.task_always_eager = broker_url, False
+        _reset_producer_pool(app)
+        try:
+            yield worker
+        finally:
+            app.conf.broker_url, app.conf.task_always_eager = saved
+            _reset_producer_pool(app)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+
+def _reset_producer_pool(app: Any) -> None:
+    """Drop pooled broker connections so the next send uses the broker URL now configured."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+def wait_until(predicate: Callable[[], Any], *, attempts: int = 120, interval: float = 0.5) -> Any:
+    """Poll until ``predicate()`` is truthy; a bounded wait for work done by another process."""
+    import time
+
+    for _ in range(attempts):
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -123,7 +123,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "audit-chain-check": {"task": "core.tasks.audit_chain_check_task", "schedule": 3600.0},
+}
 
 # --- Public URLs written into certificates (CRL distribution points, AIA, OCSP).
 PKI_PUBLIC_BASE_URL = env_str("PKI_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -137,3 +139,32 @@ LOGGING = {
 }
 
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 500)
+
+# --- PKI (owned by the pki app: key backends, hierarchy file, publication schedule)
+PKI_KEY_BACKENDS: dict[str, dict[str, object]] = {
+    "software": {
+        "BACKEND": "pki.keys.software.SoftwareKeyBackend",
+        "OPTIONS": {
+            "location": env_str("PKI_SOFTWARE_KEY_DIR", str(VAR_DIR / "pki-keys")),
+            # the NAME of the variable holding the passphrase, never the passphrase itself
+            "passphrase_env": "PKI_KEY_PASSPHRASE",
+        },
+    },
+    "pkcs11": {
+        "BACKEND": "pki.keys.pkcs11.Pkcs11KeyBackend",
+        "OPTIONS": {
+            "module": env_str("PKI_PKCS11_MODULE", "") or None,  # None: standard locations
+            "token_label": env_str("PKI_PKCS11_TOKEN_LABEL", "cps-pki"),
+            "pin_env": "PKI_PKCS11_PIN",
+            "pool_size": env_int("PKI_PKCS11_POOL_SIZE", 2),
+        },
+    },
+}
+PKI_DEFAULT_KEY_BACKEND = env_str("PKI_DEFAULT_KEY_BACKEND", "software")
+PKI_HIERARCHY_FILE = env_str("PKI_HIERARCHY_FILE", str(BASE_DIR / "pki" / "hierarchy.toml"))
+CELERY_BEAT_SCHEDULE["pki-publish"] = {
+    "task": "pki.tasks.pki_publish_task",
+    "schedule": env_int("PKI_PUBLISH_INTERVAL_SECONDS", 3600),
+    "options": {"queue": "signing"},
+}
+# --- end PKI

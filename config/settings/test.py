@@ -2,7 +2,7 @@
 
 import os
 
-from config.env import env_str, parse_database_url
+from config.env import env_bool, env_str, parse_database_url
 from config.settings.base import *  # noqa: F403
 from config.settings.base import BASE_DIR
 
@@ -12,7 +12,8 @@ DATABASES = {
         base_dir=BASE_DIR,
     )
 }
-CELERY_TASK_ALWAYS_EAGER = True
+# Explicit: tasks run in the test process, unless a test sends them to a real worker.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en"
 
