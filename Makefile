@@ -47,6 +47,7 @@ contracts: venv
 	$(VENV)/bin/lint-imports
 
 test: venv services lint typecheck contracts
+	@scripts/drop-stale-test-dbs.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: venv services

@@ -28,11 +28,13 @@ INSTALLED_APPS = [
     "pki",
     "cms",
     "api",
+    "console",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -76,13 +78,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "fr"
+LANGUAGE_CODE = "en"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:home"
+LOCALE_PATHS = [BASE_DIR / "console" / "locale"]
 STATIC_ROOT = VAR_DIR / "static"
 
 REST_FRAMEWORK = {
@@ -162,6 +167,8 @@ PKI_KEY_BACKENDS: dict[str, dict[str, object]] = {
 }
 PKI_DEFAULT_KEY_BACKEND = env_str("PKI_DEFAULT_KEY_BACKEND", "software")
 PKI_HIERARCHY_FILE = env_str("PKI_HIERARCHY_FILE", str(BASE_DIR / "pki" / "hierarchy.toml"))
+# every PKI task signs: only workers of the signing queue hold CA keys
+CELERY_TASK_ROUTES = {**globals().get("CELERY_TASK_ROUTES", {}), "pki.tasks.*": {"queue": "signing"}}
 CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "task": "pki.tasks.pki_publish_task",
     "schedule": env_int("PKI_PUBLISH_INTERVAL_SECONDS", 3600),

@@ -1,0 +1,66 @@
+"""Console pages × roles, with session authentication."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+from django.urls import URLPattern, get_resolver
+
+from core.actors import Actor
+from core.audit import audit_event_create
+from core.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def console_pages():
+    resolver = get_resolver()
+    console = next(p for p in resolver.url_patterns if str(p.pattern) == "console/")
+    for pattern in console.url_patterns:
+        assert isinstance(pattern, URLPattern)
+        roles = getattr(pattern.callback.view_class, "roles", None)
+        if roles is not None:
+            yield f"/console/{pattern.pattern}", roles
+
+
+PAGES = list(console_pages())
+
+
+def test_every_role_aware_page_is_found():
+    assert {"/console/", "/console/audit/"} <= {url for url, _ in PAGES}
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+@pytest.mark.parametrize("url,roles", PAGES, ids=[url for url, _ in PAGES])
+def test_console_role_matrix(url, roles, role, client, make_user):
+    client.force_login(make_user(role.value))
+    response = client.get(url)
+    assert response.status_code == (200 if role in roles else 403)
+
+
+@pytest.mark.parametrize("url,roles", PAGES, ids=[url for url, _ in PAGES])
+def test_anonymous_visitors_are_sent_to_the_login_page(url, roles, client):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/console/login/")
+
+
+def test_audit_filter_returns_only_the_table_to_htmx(client, make_user):
+    with transaction.atomic():
+        audit_event_create(
+            actor=Actor.system("t"), action="card.revoke", object_type="card", object_id="42"
+        )
+        audit_event_create(
+            actor=Actor.system("t"), action="pki.crl_publish", object_type="ca", object_id="7"
+        )
+    client.force_login(make_user("auditor"))
+    response = client.get("/console/audit/", {"action": "card."}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "<html" not in html
+    assert "card.revoke" in html and "pki.crl_publish" not in html
+
+
+def test_french_is_served_to_french_browsers(client, make_user):
+    client.force_login(make_user("auditor"))
+    html = client.get("/console/audit/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Journal d&#x27;audit" in html or "Journal d'audit" in html
