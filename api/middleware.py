@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from api.exceptions import error_body
 from core.errors import ApplicationError
@@ -25,6 +26,10 @@ class JsonErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(MACHINE_PREFIXES):
             return None
+        if isinstance(exception, Http404):
+            return JsonResponse(error_body(f"Nothing at {request.path}."), status=404)
+        if isinstance(exception, PermissionDenied):
+            return JsonResponse(error_body("You may not do this."), status=403)
         if isinstance(exception, ApplicationError):
             return JsonResponse(
                 error_body(exception.message, exception.extra), status=exception.status_code

@@ -168,7 +168,10 @@ PKI_KEY_BACKENDS: dict[str, dict[str, object]] = {
 PKI_DEFAULT_KEY_BACKEND = env_str("PKI_DEFAULT_KEY_BACKEND", "software")
 PKI_HIERARCHY_FILE = env_str("PKI_HIERARCHY_FILE", str(BASE_DIR / "pki" / "hierarchy.toml"))
 # every PKI task signs: only workers of the signing queue hold CA keys
-CELERY_TASK_ROUTES = {**globals().get("CELERY_TASK_ROUTES", {}), "pki.tasks.*": {"queue": "signing"}}
+CELERY_TASK_ROUTES = {
+    **globals().get("CELERY_TASK_ROUTES", {}),
+    "pki.tasks.*": {"queue": "signing"},
+}
 CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "task": "pki.tasks.pki_publish_task",
     "schedule": env_int("PKI_PUBLISH_INTERVAL_SECONDS", 3600),

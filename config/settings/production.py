@@ -4,7 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_list, env_required
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES
+from config.settings.base import DATABASES, PKI_DEFAULT_KEY_BACKEND
 
 DEBUG = False
 SECRET_KEY = env_required(
@@ -20,6 +20,11 @@ PKI_PUBLIC_BASE_URL = env_required(
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the host names this server answers")
+# The secret that unlocks CA keys: the software backend's passphrase or the HSM user PIN.
+if PKI_DEFAULT_KEY_BACKEND == "software":
+    env_required("PKI_KEY_PASSPHRASE", what="the passphrase of the encrypted CA keys")
+elif PKI_DEFAULT_KEY_BACKEND == "pkcs11":
+    env_required("PKI_PKCS11_PIN", what="the HSM user PIN")
 CELERY_TASK_ALWAYS_EAGER = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import transaction
 from django.test import override_settings
@@ -144,3 +146,18 @@ def test_docs_page_is_served_without_external_assets(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"cdn." not in response.content
+
+
+@pytest.mark.parametrize("path", ["/pki/ca/X.cer", "/ocsp", "/api/v1/me"])
+def test_http404_and_permission_denied_on_machine_paths_answer_json(path, rf):
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    from api.middleware import JsonErrorMiddleware
+
+    middleware = JsonErrorMiddleware(lambda request: None)
+    not_found = middleware.process_exception(rf.get(path), Http404("no such CA"))
+    denied = middleware.process_exception(rf.get(path), PermissionDenied())
+    assert (not_found.status_code, denied.status_code) == (404, 403)
+    assert set(json.loads(not_found.content)) == {"message", "extra"}
+    assert middleware.process_exception(rf.get("/console/"), Http404()) is None

@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "PKI_PUBLIC_BASE_URL": "https://pki.example.org",
     "DJANGO_ALLOWED_HOSTS": "cms.example.org",
+    "PKI_KEY_PASSPHRASE": "correct horse battery staple",
 }
 
 

@@ -1,0 +1,1 @@
+"""Registry endpoints: holders, products, stock, cards and their lifecycle, requests."""

@@ -1,0 +1,61 @@
+"""The registry's paths, spliced into the ``v1`` list of ``api.urls``."""
+
+from django.urls import path
+
+from api.views.cms import cards, holders, products, requests, stock
+
+cms_v1 = [
+    path("holders", holders.HolderListApi.as_view(), name="holder-list"),
+    path("holders/create", holders.HolderCreateApi.as_view(), name="holder-create"),
+    path("holders/import", holders.HolderImportApi.as_view(), name="holder-import"),
+    path("holders/<uuid:holder_id>", holders.HolderDetailApi.as_view(), name="holder-detail"),
+    path(
+        "holders/<uuid:holder_id>/update", holders.HolderUpdateApi.as_view(), name="holder-update"
+    ),
+    path("products", products.ProductListApi.as_view(), name="product-list"),
+    path("products/<int:product_id>", products.ProductDetailApi.as_view(), name="product-detail"),
+    path("stock/pools", stock.PoolListApi.as_view(), name="stock-pool-list"),
+    path("stock/pools/create", stock.PoolCreateApi.as_view(), name="stock-pool-create"),
+    path("stock/batches", stock.BatchListApi.as_view(), name="stock-batch-list"),
+    path("stock/batches/register", stock.BatchRegisterApi.as_view(), name="stock-batch-register"),
+    path("stock/assign-pool", stock.StockAssignPoolApi.as_view(), name="stock-assign-pool"),
+    path("stock/counts", stock.StockCountsApi.as_view(), name="stock-counts"),
+    path("cards", cards.CardListApi.as_view(), name="card-list"),
+    path("cards/<uuid:card_id>", cards.CardDetailApi.as_view(), name="card-detail"),
+    path(
+        "cards/<uuid:card_id>/transition", cards.CardTransitionApi.as_view(), name="card-transition"
+    ),
+    path("card-approvals", cards.CardApprovalListApi.as_view(), name="card-approval-list"),
+    path(
+        "card-approvals/<int:approval_id>/approve",
+        cards.CardApprovalApproveApi.as_view(),
+        name="card-approval-approve",
+    ),
+    path(
+        "card-approvals/<int:approval_id>/reject",
+        cards.CardApprovalRejectApi.as_view(),
+        name="card-approval-reject",
+    ),
+    path("contactless/deny-list", cards.DenyListApi.as_view(), name="contactless-deny-list"),
+    path("requests", requests.RequestListApi.as_view(), name="request-list"),
+    path("requests/create", requests.RequestCreateApi.as_view(), name="request-create"),
+    path("requests/<uuid:request_id>", requests.RequestDetailApi.as_view(), name="request-detail"),
+    path(
+        "requests/<uuid:request_id>/submit",
+        requests.RequestSubmitApi.as_view(),
+        name="request-submit",
+    ),
+    path(
+        "requests/<uuid:request_id>/approve",
+        requests.RequestApproveApi.as_view(),
+        name="request-approve",
+    ),
+    path(
+        "requests/<uuid:request_id>/reject",
+        requests.RequestRejectApi.as_view(),
+        name="request-reject",
+    ),
+    path(
+        "requests/<uuid:request_id>/queue", requests.RequestQueueApi.as_view(), name="request-queue"
+    ),
+]

@@ -1,0 +1,436 @@
+"""Certificate, CRL and OCSP response builders (pure: time, randomness and keys are passed in)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from pki.domain import der, extensions
+from pki.domain.errors import MalformedRequest, ProfileViolation
+from pki.domain.names import Holder
+from pki.domain.profiles import MS_UPN, UPN_DOMAIN, Profile, SanKind, validate_request
+from pki.domain.reasons import RevocationReason
+
+SIGNATURE_HASH = hashes.SHA256()
+SERIAL_BITS = 159  # 20 octets in DER, always positive, far above the 127-bit floor
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """One certificatePolicies entry."""
+
+    oid: str
+    cps_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationUrls:
+    """Where relying parties find the status of certificates issued by one CA."""
+
+    crl: str
+    delta_crl: str
+    ocsp: str
+    ca_issuers: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """An issuing CA as the builders need it."""
+
+    certificate: x509.Certificate
+    key: CertificateIssuerPrivateKeyTypes
+    urls: RevocationUrls
+
+
+def random_serial(rng: Callable[[int], bytes]) -> int:
+    """A positive serial with ``SERIAL_BITS`` bits, the top one set, from ``rng(n) -> n bytes``."""
+    raw = int.from_bytes(rng(20), "big")
+    return (raw & ((1 << (SERIAL_BITS - 1)) - 1)) | (1 << (SERIAL_BITS - 1))
+
+
+def _add_years(moment: dt.datetime, years: int) -> dt.datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def validity_window(profile: Profile, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``(not_before, not_after)`` of a certificate issued at ``now`` (seconds precision)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    start = now.astimezone(dt.UTC).replace(microsecond=0)
+    if profile.validity_years is not None:
+        return start, _add_years(start, profile.validity_years)
+    return start, start + dt.timedelta(days=profile.validity_days)
+
+
+def _key_usage(names: frozenset[str]) -> x509.KeyUsage:
+    flags = {
+        name: name in names
+        for name in (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+        )
+    }
+    return x509.KeyUsage(encipher_only=False, decipher_only=False, **flags)
+
+
+def _policies(policies: Iterable[PolicySpec]) -> x509.CertificatePolicies:
+    infos = []
+    for spec in policies:
+        qualifiers: list[str | x509.UserNotice] | None = [spec.cps_uri] if spec.cps_uri else None
+        infos.append(x509.PolicyInformation(x509.ObjectIdentifier(spec.oid), qualifiers))
+    return x509.CertificatePolicies(infos)
+
+
+def _uri(url: str) -> x509.UniformResourceIdentifier:
+    return x509.UniformResourceIdentifier(url)
+
+
+def build_certificate(
+    *,
+    profile: Profile,
+    public_key: CertificatePublicKeyTypes,
+    subject: x509.Name,
+    serial: int,
+    now: dt.datetime,
+    issuer: Issuer | None,
+    self_signing_key: CertificateIssuerPrivateKeyTypes | None = None,
+    holder: Holder | None = None,
+    policies: Iterable[PolicySpec] = (),
+    category: extensions.ProductCategory = extensions.ProductCategory.TEST_CARD,
+) -> x509.Certificate:
+    """Validate the request against ``profile`` and sign the certificate.
+
+    ``issuer=None`` makes a self-signed certificate with ``self_signing_key`` (a root).
+    """
+    not_before, not_after = validity_window(profile, now)
+    validate_request(
+        profile,
+        public_key=public_key,
+        holder=holder,
+        not_after=not_after,
+        issuer_not_after=issuer.certificate.not_valid_after_utc if issuer else None,
+    )
+    if issuer is None:
+        if self_signing_key is None or not profile.is_ca:
+            raise ProfileViolation("issuer.required", "only a CA profile may be self-signed")
+        signing_key = self_signing_key
+        issuer_name = subject
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self_signing_key.public_key())
+    else:
+        signing_key = issuer.key
+        issuer_name = issuer.certificate.subject
+        ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length),
+            critical=profile.is_ca,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(aki, critical=False)
+        .add_extension(_key_usage(profile.key_usage), critical=True)
+    )
+    policy_list = list(policies)
+    if policy_list:
+        builder = builder.add_extension(_policies(policy_list), critical=False)
+    if profile.extended_key_usages:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(profile.extended_key_usages)), critical=False
+        )
+    if holder is not None and profile.san is SanKind.UPN:
+        upn = f"{holder.national_id}@{UPN_DOMAIN}"
+        san = x509.SubjectAlternativeName([x509.OtherName(MS_UPN, der.encode_utf8_string(upn))])
+        builder = builder.add_extension(san, critical=False)
+    elif holder is not None and profile.san is SanKind.EMAIL:
+        assert holder.email is not None
+        san = x509.SubjectAlternativeName([x509.RFC822Name(holder.email)])
+        builder = builder.add_extension(san, critical=False)
+    if profile.private_key_usage_period:
+        builder = builder.add_extension(
+            x509.PrivateKeyUsagePeriod(not_before, not_after), critical=False
+        )
+    if issuer is not None and profile.revocation_pointers:
+        urls = issuer.urls
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([_uri(urls.crl)], None, None, None)]
+            ),
+            critical=False,
+        )
+        if not profile.is_ca:
+            builder = builder.add_extension(
+                x509.FreshestCRL(
+                    [x509.DistributionPoint([_uri(urls.delta_crl)], None, None, None)]
+                ),
+                critical=False,
+            )
+        access = [
+            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, _uri(urls.ca_issuers))
+        ]
+        if not profile.is_ca:
+            access.insert(
+                0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP, _uri(urls.ocsp))
+            )
+        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    if profile.ocsp_nocheck:
+        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+    if profile.private_extensions and holder is not None:
+        builder = builder.add_extension(extensions.product_category(category), critical=False)
+        builder = builder.add_extension(extensions.card_type(holder.card_type), critical=False)
+        builder = builder.add_extension(extensions.card_number(holder.card_serial), critical=False)
+        if holder.profession_code is not None:
+            builder = builder.add_extension(
+                extensions.profession(holder.profession_code), critical=False
+            )
+    return builder.sign(signing_key, SIGNATURE_HASH)
+
+
+# --- CRLs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CrlEntry:
+    """One revoked (or, in a delta, released) serial."""
+
+    serial: int
+    revoked_at: dt.datetime
+    reason: RevocationReason
+
+
+def revoked_certificate(entry: CrlEntry) -> x509.RevokedCertificate:
+    """The CRL entry; ``unspecified`` is left implicit as RFC 5280 §5.3.1 asks."""
+    builder = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(entry.serial)
+        .revocation_date(entry.revoked_at.replace(microsecond=0))
+    )
+    if entry.reason is not RevocationReason.UNSPECIFIED:
+        builder = builder.add_extension(x509.CRLReason(entry.reason.to_x509()), critical=False)
+    return builder.build()
+
+
+def build_crl(
+    *,
+    issuer_certificate: x509.Certificate,
+    signing_key: CertificateIssuerPrivateKeyTypes,
+    entries: Iterable[CrlEntry],
+    number: int,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+    delta_base: int | None = None,
+    freshest_crl_url: str | None = None,
+) -> x509.CertificateRevocationList:
+    """A full CRL, or a delta CRL when ``delta_base`` is the number of its base full CRL.
+
+    The whole list goes to the builder at once: adding entries one at a time copies the list
+    each time (quadratic).
+    """
+    revoked: list[x509.RevokedCertificate] = []
+    for entry in entries:
+        if entry.reason is RevocationReason.REMOVE_FROM_CRL and delta_base is None:
+            raise ProfileViolation(
+                "crl.remove_from_crl", "removeFromCRL only appears in a delta CRL"
+            )
+        revoked.append(revoked_certificate(entry))
+    return build_crl_from_revoked(
+        issuer_certificate=issuer_certificate,
+        signing_key=signing_key,
+        revoked=revoked,
+        number=number,
+        this_update=this_update,
+        next_update=next_update,
+        delta_base=delta_base,
+        freshest_crl_url=freshest_crl_url,
+    )
+
+
+def build_crl_from_revoked(
+    *,
+    issuer_certificate: x509.Certificate,
+    signing_key: CertificateIssuerPrivateKeyTypes,
+    revoked: list[x509.RevokedCertificate],
+    number: int,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+    delta_base: int | None = None,
+    freshest_crl_url: str | None = None,
+) -> x509.CertificateRevocationList:
+    """Sign a CRL over already built entries (one builder call)."""
+    if delta_base is not None and delta_base >= number:
+        raise ProfileViolation("crl.delta_base", "a delta CRL's base must precede its number")
+    ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    exts: list[x509.Extension[x509.ExtensionType]] = [
+        x509.Extension(
+            x509.AuthorityKeyIdentifier.oid,
+            False,
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value),
+        ),
+        x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+    ]
+    if delta_base is not None:
+        exts.append(
+            x509.Extension(x509.DeltaCRLIndicator.oid, True, x509.DeltaCRLIndicator(delta_base))
+        )
+    elif freshest_crl_url:
+        exts.append(
+            x509.Extension(
+                x509.FreshestCRL.oid,
+                False,
+                x509.FreshestCRL(
+                    [x509.DistributionPoint([_uri(freshest_crl_url)], None, None, None)]
+                ),
+            )
+        )
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=issuer_certificate.subject,
+        last_update=this_update.replace(microsecond=0),
+        next_update=next_update.replace(microsecond=0),
+        extensions=exts,
+        revoked_certificates=revoked,
+    )
+    return builder.sign(signing_key, SIGNATURE_HASH)
+
+
+# --- OCSP -------------------------------------------------------------------------------------
+
+
+class OcspStatus(enum.StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class OcspQuery:
+    """The one CertID of a request, plus its nonce if any."""
+
+    hash_algorithm: str
+    issuer_name_hash: bytes
+    issuer_key_hash: bytes
+    serial: int
+    nonce: bytes | None
+
+
+def issuer_hashes(issuer_certificate: x509.Certificate) -> tuple[bytes, bytes]:
+    """SHA-1 ``(issuerNameHash, issuerKeyHash)`` of a CA, as in an RFC 5019 CertID."""
+    name_digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - RFC 5019 CertIDs use SHA-1
+    name_digest.update(issuer_certificate.subject.public_bytes())
+    key_hash = x509.SubjectKeyIdentifier.from_public_key(issuer_certificate.public_key()).digest
+    return name_digest.finalize(), key_hash
+
+
+def build_ocsp_response(
+    *,
+    issuer_certificate: x509.Certificate,
+    serial: int,
+    status: OcspStatus,
+    responder_certificate: x509.Certificate,
+    responder_key: CertificateIssuerPrivateKeyTypes,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+    revoked_at: dt.datetime | None = None,
+    reason: RevocationReason | None = None,
+) -> ocsp.OCSPResponse:
+    """A signed single-response OCSP answer with a SHA-1 CertID (RFC 5019), no nonce."""
+    name_hash, key_hash = issuer_hashes(issuer_certificate)
+    cert_status = {
+        OcspStatus.GOOD: ocsp.OCSPCertStatus.GOOD,
+        OcspStatus.REVOKED: ocsp.OCSPCertStatus.REVOKED,
+        OcspStatus.UNKNOWN: ocsp.OCSPCertStatus.UNKNOWN,
+    }[status]
+    if status is OcspStatus.REVOKED and revoked_at is None:
+        raise ProfileViolation("ocsp.revocation_time", "a revoked status needs its time")
+    x509_reason = None
+    if status is OcspStatus.REVOKED and reason not in (None, RevocationReason.UNSPECIFIED):
+        assert reason is not None
+        x509_reason = reason.to_x509()
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=name_hash,
+            issuer_key_hash=key_hash,
+            serial_number=serial,
+            algorithm=hashes.SHA1(),  # noqa: S303 - RFC 5019 CertIDs use SHA-1
+            cert_status=cert_status,
+            this_update=this_update.replace(microsecond=0),
+            next_update=next_update.replace(microsecond=0),
+            revocation_time=revoked_at.replace(microsecond=0) if revoked_at else None,
+            revocation_reason=x509_reason,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder_certificate)
+        .certificates([responder_certificate])
+    )
+    return builder.sign(responder_key, SIGNATURE_HASH)
+
+
+def ocsp_error_response(status: ocsp.OCSPResponseStatus) -> bytes:
+    """An unsigned error answer (malformedRequest, unauthorized, tryLater, ...)."""
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+def parse_ocsp_request(data: bytes) -> OcspQuery:
+    """Decode a DER OCSP request holding exactly one CertID; :class:`MalformedRequest` else."""
+    try:
+        request = ocsp.load_der_ocsp_request(data)
+        nonce: bytes | None
+        try:
+            nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        except x509.ExtensionNotFound:
+            nonce = None
+        return OcspQuery(
+            hash_algorithm=request.hash_algorithm.name,
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial=request.serial_number,
+            nonce=nonce,
+        )
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise MalformedRequest(f"not a single-certificate DER OCSP request: {exc}") from None
+
+
+def parse_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """Load a PEM or DER CSR and check its self-signature; :class:`MalformedRequest` else."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+    except ValueError:
+        raise MalformedRequest("the CSR is not a valid PEM or DER PKCS#10 request") from None
+    try:
+        valid = csr.is_signature_valid
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
+        valid = False
+    if not valid:
+        raise MalformedRequest("the CSR signature does not verify against its public key")
+    return csr

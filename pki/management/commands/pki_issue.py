@@ -1,0 +1,60 @@
+"""Issue a certificate from a CSR file with a profile (operators and tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import load_der_x509_certificate
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.actors import Actor
+from pki.management.commands._common import command_errors
+from pki.services import certificate_issue, holder_from_options
+
+
+class Command(BaseCommand):
+    help = "Issue a certificate from a PKCS#10 CSR."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--ca", required=True, help="issuing CA short name")
+        parser.add_argument("--profile", required=True)
+        parser.add_argument("--csr", required=True, type=Path, help="PEM or DER CSR file")
+        parser.add_argument("--out", required=True, type=Path, help="where to write the PEM")
+        parser.add_argument("--on-hold", action="store_true", help="issue suspended")
+        parser.add_argument("--common-name", help="subject CN (technical profiles)")
+        parser.add_argument("--national-id")
+        parser.add_argument("--surname")
+        parser.add_argument("--given-name")
+        parser.add_argument("--title", help="profession label")
+        parser.add_argument("--card-serial", help="10 digits")
+        parser.add_argument("--profession-code", type=int)
+        parser.add_argument("--card-type", type=int, help="0 CPS, 1 CPF, 2 CPE, 3 CPA, 4 CSA")
+        parser.add_argument("--email")
+        parser.add_argument("--organisation")
+        parser.add_argument("--organisation-unit")
+        parser.add_argument("--state")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            csr = options["csr"].read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read CSR: {exc.strerror}") from None
+        with command_errors():
+            try:
+                holder = holder_from_options(options)
+            except ValueError as exc:
+                raise CommandError(f"bad holder option: {exc}") from None
+            cert = certificate_issue(
+                authority=options["ca"],
+                profile=options["profile"],
+                csr=csr,
+                holder=holder,
+                common_name=options["common_name"],
+                on_hold=options["on_hold"],
+                actor=Actor.system("pki_issue"),
+            )
+        x509_cert = load_der_x509_certificate(bytes(cert.der))
+        options["out"].write_bytes(x509_cert.public_bytes(serialization.Encoding.PEM))
+        self.stdout.write(f"issued serial {int(cert.serial):x} ({cert.status}) -> {options['out']}")
