@@ -1,7 +1,9 @@
+from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("console/", include("console.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

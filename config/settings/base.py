@@ -15,6 +15,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -172,9 +173,20 @@ CELERY_TASK_ROUTES = {
     **globals().get("CELERY_TASK_ROUTES", {}),
     "pki.tasks.*": {"queue": "signing"},
 }
+# Publication cadence. The beat task runs every PKI_PUBLISH_TICK_SECONDS and publishes what is
+# due, judged from the last publication stored in the database (a restart loses nothing).
+PKI_DELTA_CRL_INTERVAL_SECONDS = env_int("PKI_DELTA_CRL_INTERVAL_SECONDS", 3600)
+PKI_FULL_CRL_INTERVAL_SECONDS = env_int("PKI_FULL_CRL_INTERVAL_SECONDS", 6 * 3600)
+# Pre-signed OCSP answers are signed again when less than this is left before their nextUpdate.
+PKI_OCSP_REFRESH_MARGIN_SECONDS = env_int("PKI_OCSP_REFRESH_MARGIN_SECONDS", 6 * 3600)
+# Delegated OCSP responder certificates (90 days) are renewed, with a new key, this close to expiry.
+PKI_OCSP_RESPONDER_RENEWAL_DAYS = env_int("PKI_OCSP_RESPONDER_RENEWAL_DAYS", 30)
+# The web process may sign OCSP answers with the delegated responder key (never a CA key) when no
+# pre-signed answer fits: a nonce, a non-SHA-1 CertID, an unknown serial (docs/adr/0002).
+PKI_OCSP_LIVE_SIGNING = env_bool("PKI_OCSP_LIVE_SIGNING", True)
 CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "task": "pki.tasks.pki_publish_task",
-    "schedule": env_int("PKI_PUBLISH_INTERVAL_SECONDS", 3600),
+    "schedule": env_int("PKI_PUBLISH_TICK_SECONDS", 300),
     "options": {"queue": "signing"},
 }
 # --- end PKI

@@ -1,0 +1,108 @@
+"""Builders of the ISO 7816-15 (PKCS#15) files standard middleware reads (card-protocols.md §7).
+
+Used to pre-personalize the CPS3 fixture and by tests that personalize a CPS4 through the secure
+channel. The encodings follow what OpenSC 0.23 accepts: 2-byte relative paths, a non-empty
+private-key path, a serial number in TokenInfo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cardsim.tlv import encode
+
+PKCS15_DF_FID = 0x5015
+ODF_FID = 0x5031
+TOKENINFO_FID = 0x5032
+AODF_FID = 0x4401
+PRKDF_FID = 0x4402
+CDF_FID = 0x4404
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """A private key and its certificate file."""
+
+    label: str
+    key_id: bytes
+    key_ref: int
+    cert_fid: int
+    usage_sign: bool = True
+
+
+def _seq(*items: bytes) -> bytes:
+    return encode(0x30, b"".join(items))
+
+
+def _utf8(text: str) -> bytes:
+    return encode(0x0C, text.encode())
+
+
+def _path(fid: int) -> bytes:
+    return _seq(encode(0x04, fid.to_bytes(2, "big")))
+
+
+def ef_dir(aid: bytes, label: str) -> bytes:
+    """EF.DIR (3F00/2F00) with one application template."""
+    path = (0x3F00).to_bytes(2, "big") + PKCS15_DF_FID.to_bytes(2, "big")
+    return encode(0x61, encode(0x4F, aid) + encode(0x50, label.encode()) + encode(0x51, path))
+
+
+def odf() -> bytes:
+    """EF.ODF pointing to the AODF, PrKDF and CDF."""
+    return (
+        encode(0xA8, _path(AODF_FID))
+        + encode(0xA0, _path(PRKDF_FID))
+        + encode(0xA4, _path(CDF_FID))
+    )
+
+
+def token_info(serial: str, label: str) -> bytes:
+    """EF.TokenInfo with a serial number and a label."""
+    return _seq(
+        encode(0x02, b"\x00"),
+        encode(0x04, serial.encode()),
+        _utf8("ANS (simulated)"),
+        encode(0x80, label.encode()),
+        encode(0x03, b"\x06\x40"),  # tokenflags: loginRequired
+    )
+
+
+def aodf(pin_ref: int, auth_id: bytes, min_len: int = 4, stored_len: int = 4) -> bytes:
+    """EF.AODF with the holder PIN (ASCII digits, no padding)."""
+    common = _seq(_utf8("Code porteur"), encode(0x03, b"\x06\xc0"))
+    auth = _seq(encode(0x04, auth_id))
+    attrs = _seq(
+        encode(0x03, b"\x02\x0c\x10"),  # pinFlags: local, initialized, needs-padding off
+        encode(0x0A, b"\x01"),  # ascii-numeric
+        encode(0x02, bytes([min_len])),
+        encode(0x02, bytes([stored_len])),
+        encode(0x80, bytes([pin_ref])),
+        _seq(encode(0x04, (0x3F00).to_bytes(2, "big") + PKCS15_DF_FID.to_bytes(2, "big"))),
+    )
+    return _seq(common, auth, encode(0xA1, attrs))
+
+
+def prkdf(keys: list[KeyEntry], auth_id: bytes) -> bytes:
+    """EF.PrKDF with RSA-2048 private keys guarded by the PIN."""
+    out = b""
+    for k in keys:
+        usage = b"\x06\x20\x40" if k.usage_sign else b"\x05\x60"  # nonRepudiation / sign+decrypt
+        out += _seq(
+            _seq(_utf8(k.label), encode(0x03, b"\x07\x80"), encode(0x04, auth_id)),
+            _seq(encode(0x04, k.key_id), encode(0x03, usage), encode(0x02, bytes([k.key_ref]))),
+            encode(0xA1, _seq(_seq(encode(0x04, b"")), encode(0x02, (2048).to_bytes(2, "big")))),
+        )
+    return out
+
+
+def cdf(keys: list[KeyEntry]) -> bytes:
+    """EF.CDF with one X.509 certificate per key."""
+    out = b""
+    for k in keys:
+        out += _seq(
+            _seq(_utf8(k.label)),
+            _seq(encode(0x04, k.key_id)),
+            encode(0xA1, _seq(_path(k.cert_fid))),
+        )
+    return out

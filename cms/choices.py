@@ -1,0 +1,107 @@
+"""Code lists and states of the registry (TextChoices: stored values never change)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Profession(models.TextChoices):
+    """TRE_G15 professions (OID 1.2.250.1.71.1.2.7), code → label."""
+
+    MEDECIN = "10", "Médecin"
+    PHARMACIEN = "21", "Pharmacien"
+    AUDIOPROTHESISTE = "26", "Audioprothésiste"
+    OPTICIEN_LUNETIER = "28", "Opticien-Lunetier"
+    CHIRURGIEN_DENTISTE = "40", "Chirurgien-Dentiste"
+    SAGE_FEMME = "50", "Sage-Femme"
+    INFIRMIER = "60", "Infirmier"
+    INFIRMIER_PSYCHIATRIQUE = "69", "Infirmier psychiatrique"
+    MASSEUR_KINESITHERAPEUTE = "70", "Masseur-Kinésithérapeute"
+    PEDICURE_PODOLOGUE = "80", "Pédicure-Podologue"
+    TECHNICIEN_LABORATOIRE = "86", "Technicien de laboratoire médical"
+    ORTHOPHONISTE = "91", "Orthophoniste"
+    ORTHOPTISTE = "92", "Orthoptiste"
+    PSYCHOLOGUE = "93", "Psychologue"
+    ERGOTHERAPEUTE = "94", "Ergothérapeute"
+    DIETETICIEN = "95", "Diététicien"
+    PSYCHOMOTRICIEN = "96", "Psychomotricien"
+    MANIPULATEUR_ERM = "98", "Manipulateur ERM"
+
+
+class CardType(models.TextChoices):
+    """TRE_R87 card types a holder is registered for."""
+
+    CPS = "CPS", "Carte de professionnel de santé"
+    CPF = "CPF", "Carte de professionnel de santé en formation"
+    CPE = "CPE", "Carte de personnel d'établissement"
+    CPA = "CPA", "Carte de personnel autorisé"
+
+
+class HolderStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    LEFT_PROFESSION = "left_profession", "Left the profession"
+    DECEASED = "deceased", "Deceased"
+
+
+class CardStatus(models.TextChoices):
+    """The card states of DESIGN.md §6."""
+
+    IN_STOCK = "IN_STOCK", "In stock"
+    ALLOCATED = "ALLOCATED", "Allocated"
+    PERSONALIZING = "PERSONALIZING", "Personalizing"
+    ISSUED = "ISSUED", "Issued"
+    ACTIVE = "ACTIVE", "Active"
+    SUSPENDED = "SUSPENDED", "Suspended"
+    REVOKED = "REVOKED", "Revoked"
+    EXPIRED = "EXPIRED", "Expired"
+    SPOILED = "SPOILED", "Spoiled"
+    DESTROYED = "DESTROYED", "Destroyed"
+
+
+class RevokeReason(models.TextChoices):
+    """Why a card is revoked, as an operator states it; mapped to RFC 5280 in ``lifecycle``."""
+
+    LOST = "lost", "Lost"
+    STOLEN = "stolen", "Stolen"
+    DAMAGED = "damaged", "Damaged"
+    HOLDER_LEFT = "holder_left", "Holder left the profession"
+    DECEASED = "deceased", "Holder deceased"
+    SUPERSEDED = "superseded", "Superseded"
+    COMPROMISED = "compromised", "Compromised"
+
+
+class ProductStatus(models.TextChoices):
+    ISSUED = "issued", "Issued (new cards are made of it)"
+    LEGACY = "legacy", "Legacy (known, never newly issued)"
+
+
+class RequestKind(models.TextChoices):
+    NEW = "new", "New card"
+    RENEWAL = "renewal", "Renewal"
+    REPLACEMENT = "replacement", "Replacement"
+    MIGRATION = "migration", "Migration CPS3 → CPS4"
+
+
+class RequestStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted (awaiting a second approver)"
+    APPROVED = "approved", "Approved"
+    QUEUED = "queued", "Queued for personalization"
+    PERSONALIZING = "personalizing", "Personalizing"
+    DONE = "done", "Done"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+class ApprovalStatus(models.TextChoices):
+    """A card transition that waits for its second approver."""
+
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved and applied"
+    REJECTED = "rejected", "Rejected"
+
+
+class DenyReason(models.TextChoices):
+    SUSPENDED = "suspended", "Suspended"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"

@@ -1,0 +1,488 @@
+"""Registry models: holders, products, stock, cards, certificates links, deny list, requests."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from cms.choices import (
+    ApprovalStatus,
+    CardStatus,
+    CardType,
+    DenyReason,
+    HolderStatus,
+    ProductStatus,
+    Profession,
+    RequestKind,
+    RequestStatus,
+    RevokeReason,
+)
+
+# States in which a card counts as the holder's card in service (one per holder and card type).
+IN_SERVICE = (CardStatus.ACTIVE, CardStatus.SUSPENDED)
+
+
+class Holder(models.Model):
+    """A health professional (or establishment staff) registered for a card."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    national_id = models.CharField(max_length=40, unique=True, help_text="idNat_PS: prefix + id")
+    last_name = models.CharField(max_length=100)
+    first_name = models.CharField(max_length=100)
+    profession = models.CharField(max_length=2, choices=Profession.choices)
+    card_type = models.CharField(max_length=3, choices=CardType.choices, default=CardType.CPS)
+    status = models.CharField(
+        max_length=16, choices=HolderStatus.choices, default=HolderStatus.ACTIVE
+    )
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    postal_code = models.CharField(max_length=10, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    departement = models.CharField(max_length=3, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("last_name", "first_name", "national_id")
+        indexes = (
+            models.Index(fields=("profession", "departement"), name="cms_holder_prof_dept_idx"),
+        )
+        # Name search: trigram GIN indexes on UPPER(last_name) and UPPER(first_name), created by
+        # a PostgreSQL-only migration (cms 0002), serve the filters' icontains / istartswith.
+
+    def __str__(self) -> str:
+        return f"{self.last_name} {self.first_name} ({self.national_id})"
+
+
+class Product(models.Model):
+    """A versioned card product: points to a ``cards.products`` definition and snapshots it."""
+
+    name = models.CharField(max_length=32)
+    version = models.CharField(max_length=16)
+    status = models.CharField(max_length=8, choices=ProductStatus.choices)
+    validity_years = models.PositiveSmallIntegerField()
+    requires_second_approval = models.BooleanField(
+        default=False, help_text="requests for this product wait for a second approver"
+    )
+    definition = models.JSONField(help_text="snapshot of the cards.products definition")
+    definition_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name", "version")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("name", "version"), name="%(app_label)s_%(class)s_unique_name_version"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class SitePool(models.Model):
+    """A site's pool of blank cards (a personalization centre)."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ("code",)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class StockBatch(models.Model):
+    """A vendor delivery of blank cards, registered from the vendor's batch file."""
+
+    vendor = models.CharField(max_length=64)
+    reference = models.CharField(max_length=64)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="batches")
+    file_sha256 = models.CharField(max_length=64)
+    card_count = models.PositiveIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-received_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("vendor", "reference"), name="%(app_label)s_%(class)s_unique_reference"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.vendor}/{self.reference}"
+
+
+class Card(models.Model):
+    """A physical card, from blank stock to destruction (states: ``cms.lifecycle``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    card_number = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    chip_serial = models.CharField(max_length=32, unique=True)
+    desfire_uid = models.CharField(max_length=14, unique=True, null=True, blank=True)
+    transport_key_version = models.PositiveSmallIntegerField(default=0)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="cards")
+    batch = models.ForeignKey(
+        StockBatch, on_delete=models.PROTECT, related_name="cards", null=True, blank=True
+    )
+    pool = models.ForeignKey(
+        SitePool, on_delete=models.PROTECT, related_name="cards", null=True, blank=True
+    )
+    holder = models.ForeignKey(
+        Holder, on_delete=models.PROTECT, related_name="cards", null=True, blank=True
+    )
+    card_type = models.CharField(max_length=3, choices=CardType.choices, blank=True)
+    status = models.CharField(
+        max_length=16, choices=CardStatus.choices, default=CardStatus.IN_STOCK, db_index=True
+    )
+    revoke_reason = models.CharField(max_length=16, choices=RevokeReason.choices, blank=True)
+    # A legacy card kept in service while its holder's CPS4 is issued (DESIGN.md §7).
+    migration_overlap = models.BooleanField(default=False)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("holder", "card_type"),
+                condition=Q(status__in=IN_SERVICE, migration_overlap=False),
+                name="%(app_label)s_%(class)s_one_active_per_holder_and_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(card_number__isnull=True) | Q(card_number__regex=r"^8025000001\d{10}$"),
+                name="%(app_label)s_%(class)s_card_number_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(holder__isnull=False)
+                | Q(status__in=("IN_STOCK", "SPOILED", "DESTROYED")),
+                name="%(app_label)s_%(class)s_holder_after_allocation",
+            ),
+        )
+        indexes = (models.Index(fields=("pool", "status"), name="cms_card_pool_status_idx"),)
+
+    def __str__(self) -> str:
+        return self.card_number or self.chip_serial
+
+
+class CardCertificate(models.Model):
+    """The cms-side link from a card to its certificates (pki knows nothing of cards)."""
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="certificate_links")
+    slot = models.CharField(max_length=16, help_text="key slot of the product: auth, sign")
+    certificate = models.OneToOneField(
+        "pki.Certificate", on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("card", "slot"), name="%(app_label)s_%(class)s_one_per_slot"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.card_id}:{self.slot}"
+
+
+class DenyListEntry(models.Model):
+    """A contactless credential that access-control readers must refuse."""
+
+    card = models.OneToOneField(Card, on_delete=models.PROTECT, related_name="deny_entry")
+    desfire_uid = models.CharField(max_length=14, blank=True, db_index=True)
+    card_number = models.CharField(max_length=20, blank=True, db_index=True)
+    reason = models.CharField(max_length=16, choices=DenyReason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at",)
+
+    def __str__(self) -> str:
+        return f"deny {self.desfire_uid or self.card_number}"
+
+
+class CardTransitionApproval(models.Model):
+    """A dual-control transition requested by one person, applied when another approves it."""
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="pending_transitions")
+    transition = models.CharField(max_length=32)
+    reason = models.CharField(max_length=16, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("card", "transition"),
+                condition=Q(status="pending"),
+                name="%(app_label)s_%(class)s_one_pending_per_card_and_transition",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.transition} {self.card_id} ({self.status})"
+
+
+class CardRequest(models.Model):
+    """A request for a card: new, renewal, replacement or migration."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=RequestKind.choices)
+    status = models.CharField(
+        max_length=16, choices=RequestStatus.choices, default=RequestStatus.DRAFT, db_index=True
+    )
+    holder = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="requests")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="requests")
+    replaces = models.ForeignKey(
+        Card, on_delete=models.PROTECT, related_name="replaced_by_requests", null=True, blank=True
+    )
+    card = models.OneToOneField(
+        Card, on_delete=models.PROTECT, related_name="request", null=True, blank=True
+    )
+    pool = models.ForeignKey(
+        SitePool, on_delete=models.PROTECT, related_name="requests", null=True, blank=True
+    )
+    requires_second_approval = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    requested_by_label = models.CharField(max_length=150)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    note = models.CharField(max_length=500, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("holder", "kind", "product"),
+                condition=Q(
+                    status__in=(
+                        "draft",
+                        "submitted",
+                        "approved",
+                        "queued",
+                        "personalizing",
+                        "failed",
+                    )
+                ),
+                name="%(app_label)s_%(class)s_one_open_per_holder_kind_product",
+            ),
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=models.F("requested_by")),
+                name="%(app_label)s_%(class)s_no_self_approval",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.holder_id} ({self.status})"
+
+
+class CardNumberCounter(models.Model):
+    """The last card number sequence used (one row, locked while a number is taken)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = (
+            models.CheckConstraint(condition=Q(id=1), name="%(app_label)s_%(class)s_single_row"),
+        )
+
+    def __str__(self) -> str:
+        return f"card number counter at {self.last}"
+
+
+# --- personalization: stations, jobs, sessions, PIN mailers (cms.personalization) -------------
+
+from cms.personalization.choices import (  # noqa: E402 - the registry models come first
+    JobStatus,
+    SessionMode,
+    SessionStatus,
+    StationStatus,
+)
+
+
+class Station(models.Model):
+    """A personalization station: a machine at a site, enrolled once with a one-time code."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=64)
+    site = models.ForeignKey(SitePool, on_delete=models.PROTECT, related_name="stations")
+    status = models.CharField(
+        max_length=8, choices=StationStatus.choices, default=StationStatus.PENDING
+    )
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="station",
+        help_text="the machine account its API token belongs to",
+    )
+    certificate_serial = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("site", "name")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("site", "name"), name="%(app_label)s_%(class)s_unique_name_per_site"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.site_id}/{self.name}"
+
+
+class StationEnrollmentCode(models.Model):
+    """A one-time enrollment code, stored as its SHA-256 digest."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"enrollment code for {self.station_id}"
+
+
+_OPEN_JOB = Q(status__in=("queued", "claimed"))
+
+
+class PersonalizationJob(models.Model):
+    """A queued request's card to write, routed to its site pool, claimed under a lease."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(CardRequest, on_delete=models.PROTECT, related_name="jobs")
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="jobs")
+    pool = models.ForeignKey(
+        SitePool, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    status = models.CharField(max_length=9, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    station = models.ForeignKey(
+        Station, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("created_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("request",),
+                condition=_OPEN_JOB,
+                name="%(app_label)s_%(class)s_one_open_per_request",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="claimed")
+                | Q(station__isnull=False, lease_expires_at__isnull=False),
+                name="%(app_label)s_%(class)s_claimed_has_lease",
+            ),
+        )
+        indexes = (models.Index(fields=("status", "pool"), name="cms_job_status_pool_idx"),)
+
+    def __str__(self) -> str:
+        return f"job {self.pk} ({self.status})"
+
+
+class PersonalizationSession(models.Model):
+    """One run of a personalization (or rollback) program between the server and a card.
+
+    Between round trips only the program's checkpoint and public inputs are kept; keys are
+    re-derived, PIN and PUK are sealed (AES-GCM under a key of the card key store) until the
+    card is issued and then dropped.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(PersonalizationJob, on_delete=models.PROTECT, related_name="sessions")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="sessions")
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="sessions")
+    mode = models.CharField(
+        max_length=11, choices=SessionMode.choices, default=SessionMode.PERSONALIZE
+    )
+    status = models.CharField(
+        max_length=11, choices=SessionStatus.choices, default=SessionStatus.RUNNING
+    )
+    seq = models.PositiveIntegerField(default=0, help_text="number of the batch in flight")
+    checkpoint = models.JSONField(null=True, blank=True)
+    phase = models.CharField(max_length=40, blank=True)
+    sealed_secrets = models.BinaryField(null=True, blank=True, editable=False)
+    valid_from = models.DateField()
+    valid_until = models.DateField()
+    access_credential = models.CharField(max_length=64)
+    key_versions = models.JSONField(default=dict)
+    atr = models.CharField(max_length=80, blank=True)
+    batches = models.PositiveIntegerField(default=0)
+    apdus = models.PositiveIntegerField(default=0)
+    server_cpu_ms = models.FloatField(default=0.0)
+    error = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("job",),
+                condition=Q(status="running"),
+                name="%(app_label)s_%(class)s_one_running_per_job",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"session {self.pk} ({self.mode}, {self.status})"
+
+
+class PinMailer(models.Model):
+    """A rendered PIN mailer (PDF) waiting in the print queue, sealed at rest; the sealed PDF is
+    deleted once printed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    card = models.OneToOneField(Card, on_delete=models.PROTECT, related_name="pin_mailer")
+    request = models.ForeignKey(CardRequest, on_delete=models.PROTECT, related_name="pin_mailers")
+    sealed_pdf = models.BinaryField(null=True, blank=True, editable=False)
+    seal_key_version = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    printed_at = models.DateTimeField(null=True, blank=True)
+    printed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ("created_at",)
+
+    def __str__(self) -> str:
+        return f"PIN mailer for {self.card_id}"

@@ -1,0 +1,1 @@
+"""Stations, personalization jobs and the server-side personalization session (DESIGN.md §5)."""

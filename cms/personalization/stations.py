@@ -1,0 +1,226 @@
+"""Stations: creation by a security officer, one-time enrollment codes, enrollment, disabling.
+
+A station's credential is an API token of its own machine account (role ``station``), and
+optionally a client certificate (profile ``station_client``) issued from a CSR the station made.
+Disabling a station deactivates its account and revokes its tokens, so its next call gets 401.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.utils import timezone
+
+from cms.callers import Caller
+from cms.models import SitePool, Station, StationEnrollmentCode
+from cms.personalization.choices import StationStatus
+from core.actors import Actor
+from core.audit import audit_event_create
+from core.errors import BadInput, Conflict, Forbidden, NotFound
+from core.models import ApiToken
+from core.roles import Role
+from core.tokens import api_token_create, api_token_revoke
+from pki import services as pki_services
+from pki.selectors import authority_list
+
+ENROLLMENT_CODE_LIFETIME = dt.timedelta(hours=24)
+STATION_PROFILE = "station_client"
+
+
+def _digest(code: str) -> str:
+    normalized = code.strip().replace("-", "").upper()
+    return hashlib.sha256(normalized.encode("ascii", "replace")).hexdigest()
+
+
+def _new_code() -> str:
+    """25 characters of Crockford-like base32 in groups of five: ~125 bits, easy to type."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    raw = "".join(secrets.choice(alphabet) for _ in range(25))
+    return "-".join(raw[i : i + 5] for i in range(0, 25, 5))
+
+
+def _require_officer(caller: Caller) -> None:
+    if not (caller.system or Role.SECURITY_OFFICER in caller.roles):
+        raise Forbidden("Only security officers manage personalization stations.")
+
+
+def _audit(station: Station, actor: Actor, action: str, **details: object) -> None:
+    audit_event_create(
+        actor=actor,
+        action=f"station.{action}",
+        object_type="station",
+        object_id=str(station.pk),
+        details={"name": station.name, "site": station.site.code, **details},
+    )
+
+
+@dataclass(frozen=True)
+class EnrollmentCode:
+    station: Station
+    code: str
+    expires_at: dt.datetime
+
+    def __repr__(self) -> str:
+        return f"EnrollmentCode(station={self.station.pk}, code='****')"
+
+
+def _code_create(station: Station, lifetime: dt.timedelta) -> EnrollmentCode:
+    StationEnrollmentCode.objects.filter(station=station, used_at__isnull=True).delete()
+    code = _new_code()
+    expires = timezone.now() + lifetime
+    StationEnrollmentCode.objects.create(station=station, digest=_digest(code), expires_at=expires)
+    return EnrollmentCode(station, code, expires)
+
+
+@transaction.atomic
+def station_create(
+    *,
+    site_code: str,
+    name: str,
+    caller: Caller,
+    lifetime: dt.timedelta = ENROLLMENT_CODE_LIFETIME,
+) -> EnrollmentCode:
+    """A new station at a site, with its one-time enrollment code (shown here only)."""
+    _require_officer(caller)
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise BadInput("A station name is 1 to 64 characters.")
+    site = SitePool.objects.filter(code=site_code).first()
+    if site is None:
+        raise NotFound(f"No site pool {site_code!r}; create it first (stock pools).")
+    if Station.objects.filter(site=site, name=name).exists():
+        raise Conflict(f"Site {site_code} already has a station called {name!r}.")
+    station = Station.objects.create(site=site, name=name)
+    issued = _code_create(station, lifetime)
+    _audit(station, caller.actor, "create", code_expires_at=issued.expires_at.isoformat())
+    return issued
+
+
+@transaction.atomic
+def station_code_renew(
+    *, station_id: UUID, caller: Caller, lifetime: dt.timedelta = ENROLLMENT_CODE_LIFETIME
+) -> EnrollmentCode:
+    """A fresh enrollment code (the old unused one is dropped); re-enrolling replaces the
+    station's token."""
+    _require_officer(caller)
+    station = Station.objects.select_for_update().filter(pk=station_id).first()
+    if station is None:
+        raise NotFound(f"No station {station_id}.")
+    if station.status == StationStatus.DISABLED:
+        raise Conflict("The station is disabled; a disabled station is not enrolled again.")
+    issued = _code_create(station, lifetime)
+    _audit(station, caller.actor, "code_renew", code_expires_at=issued.expires_at.isoformat())
+    return issued
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    station: Station
+    token: str
+    certificate_pem: str | None
+
+    def __repr__(self) -> str:
+        return f"Enrollment(station={self.station.pk}, token='****')"
+
+
+def _station_authority() -> str:
+    for ca in authority_list():
+        if STATION_PROFILE in (ca.profiles or []):
+            return str(ca.short_name)
+    raise Conflict("No certificate authority issues the station_client profile; run pki_init.")
+
+
+@transaction.atomic
+def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
+    """Exchange a one-time code for the station credential (token, and a certificate if a CSR
+    is given). A used, expired or unknown code is refused the same way."""
+    record = (
+        StationEnrollmentCode.objects.select_for_update()
+        .select_related("station", "station__site")
+        .filter(digest=_digest(code))
+        .first()
+    )
+    now = timezone.now()
+    if record is None or record.used_at is not None or record.expires_at <= now:
+        raise Forbidden("This enrollment code is unknown, used or expired; ask for a new one.")
+    station = Station.objects.select_for_update().get(pk=record.station_id)
+    if station.status == StationStatus.DISABLED:
+        raise Forbidden("This station is disabled.")
+    record.used_at = now
+    record.save(update_fields=["used_at"])
+    account = station.account
+    if account is None:
+        account = User.objects.create_user(username=f"station-{station.pk}", password=None)
+        account.groups.add(Group.objects.get_or_create(name=Role.STATION.value)[0])
+        station.account = account
+    actor = Actor(kind="station", id=str(account.pk), label=account.username)
+    for token in ApiToken.objects.filter(user=account, revoked_at__isnull=True):
+        api_token_revoke(token_id=token.pk, actor=actor)  # re-enrollment replaces the credential
+    _, clear = api_token_create(user=account, actor=actor, label=f"station {station.name}")
+    certificate_pem = None
+    if csr_pem is not None:
+        cert = pki_services.certificate_issue(
+            authority=_station_authority(),
+            profile=STATION_PROFILE,
+            csr=csr_pem,
+            common_name=f"{station.site.code}-{station.name}"[:64],
+            actor=actor,
+        )
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        certificate_pem = (
+            x509.load_der_x509_certificate(bytes(cert.der)).public_bytes(Encoding.PEM).decode()
+        )
+        station.certificate_serial = format(int(cert.serial), "X")
+    station.status = StationStatus.ACTIVE
+    station.enrolled_at = now
+    station.save()
+    _audit(station, actor, "enroll", certificate=bool(certificate_pem))
+    return Enrollment(station, clear, certificate_pem)
+
+
+@transaction.atomic
+def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Station:
+    """Refuse the station from its next call on: account deactivated, tokens revoked, its
+    claimed jobs put back in the queue."""
+    from cms.personalization.jobs import jobs_release_for_station
+
+    _require_officer(caller)
+    station = Station.objects.select_for_update().filter(pk=station_id).first()
+    if station is None:
+        raise NotFound(f"No station {station_id}.")
+    if station.status == StationStatus.DISABLED:
+        return station
+    station.status = StationStatus.DISABLED
+    station.disabled_at = timezone.now()
+    station.save(update_fields=["status", "disabled_at"])
+    if station.account is not None:
+        User.objects.filter(pk=station.account_id).update(is_active=False)
+        for token in ApiToken.objects.filter(user_id=station.account_id, revoked_at__isnull=True):
+            api_token_revoke(token_id=token.pk, actor=caller.actor)
+    released = jobs_release_for_station(station=station, reason="station disabled")
+    _audit(station, caller.actor, "disable", note=note[:200], jobs_released=released)
+    return station
+
+
+def station_for_account(user: User) -> Station:
+    """The enrolled, active station behind a machine account (404 if it is none)."""
+    station = Station.objects.select_related("site").filter(account_id=user.pk).first()
+    if station is None:
+        raise NotFound("This account is not an enrolled personalization station.")
+    if station.status != StationStatus.ACTIVE:
+        raise Forbidden("This station is disabled.")
+    return station
+
+
+def station_touch(station: Station) -> None:
+    now = timezone.now()
+    if station.last_seen_at is None or (now - station.last_seen_at).total_seconds() > 30:
+        Station.objects.filter(pk=station.pk).update(last_seen_at=now)

@@ -1,0 +1,1 @@
+"""Writes of the registry: each service locks its rows, re-reads, audits in its transaction."""

@@ -1,0 +1,317 @@
+"""Card transitions: one path for every move of the lifecycle table, with its effects.
+
+Each transition locks the card row, re-reads it, returns early when the card already is where the
+caller wants it (a repeated call is a no-op), refuses a move the table does not allow with 409 and
+the allowed transitions in ``extra``, and writes its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cms import effects, lifecycle
+from cms.callers import Caller
+from cms.choices import ApprovalStatus, CardStatus, RevokeReason
+from cms.identifiers import luhn_valid
+from cms.lifecycle import Effect, Transition
+from cms.models import IN_SERVICE, Card, CardNumberCounter, CardTransitionApproval, Holder
+from core.audit import audit_event_create
+from core.errors import BadInput, Conflict, Forbidden, NotFound
+
+CARD_NUMBER_PREFIX = "8025000001"
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionOutcome:
+    card: Card
+    applied: bool  # False: nothing changed (already there) or waiting for a second approver
+    approval: CardTransitionApproval | None = None
+
+
+def card_number_format(sequence: int) -> str:
+    """``8025000001`` + 9-digit sequence + a Luhn check digit over the 19 digits before it."""
+    body = f"{CARD_NUMBER_PREFIX}{sequence:09d}"
+    if len(body) != 19:
+        raise OverflowError("card number sequence exhausted")
+    for check in "0123456789":
+        if luhn_valid(body + check):
+            return body + check
+    raise AssertionError("unreachable: one Luhn digit always fits")
+
+
+def _next_card_number() -> str:
+    counter, _ = CardNumberCounter.objects.select_for_update().get_or_create(id=1)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return card_number_format(counter.last)
+
+
+def _reason(value: str | None) -> RevokeReason | None:
+    if value in (None, ""):
+        return None
+    try:
+        return RevokeReason(value)
+    except ValueError:
+        choices = ", ".join(r.value for r in RevokeReason)
+        raise BadInput(f"Unknown reason {value!r}; use one of {choices}.") from None
+
+
+def _locked_card(card_id: UUID) -> Card:
+    card = Card.objects.select_for_update().filter(pk=card_id).first()
+    if card is None:
+        raise NotFound(f"No card {card_id}.")
+    return card
+
+
+def allowed_names(status: CardStatus, caller: Caller | None = None) -> list[str]:
+    return [
+        t.name
+        for t in lifecycle.allowed_from(status)
+        if caller is None or lifecycle.may_trigger(t, roles=caller.roles, system=caller.system)
+    ]
+
+
+def _checked(name: str, card: Card, caller: Caller, reason: RevokeReason | None) -> Transition:
+    status = CardStatus(card.status)
+    try:
+        return lifecycle.check(
+            name, status, roles=caller.roles, system=caller.system, reason=reason
+        )
+    except lifecycle.UnknownTransition as exc:
+        raise BadInput(str(exc)) from None
+    except lifecycle.RoleRefused as exc:
+        raise Forbidden(str(exc)) from None
+    except lifecycle.ReasonRequired as exc:
+        raise BadInput(str(exc)) from None
+    except lifecycle.InvalidTransition:
+        raise Conflict(
+            f"Card {card} is {status.value}: {name} is not allowed from there.",
+            extra={
+                "card_id": str(card.pk),
+                "status": status.value,
+                "transition": name,
+                "allowed": allowed_names(status),
+            },
+        ) from None
+
+
+def _already_there(name: str, card: Card) -> bool:
+    transition = lifecycle.transition_named(name) if name in lifecycle.BY_NAME else None
+    return (
+        transition is not None
+        and card.status == transition.target
+        and card.status not in transition.sources
+    )
+
+
+def _apply(
+    *,
+    card: Card,
+    transition: Transition,
+    caller: Caller,
+    reason: RevokeReason | None,
+    approved_by: Caller | None = None,
+    holder: Holder | None = None,
+    extra: dict[str, object] | None = None,
+) -> Card:
+    """Move a locked card along ``transition`` and carry out its effects, in one transaction."""
+    now = timezone.now()
+    source = card.status
+    card.status = transition.target
+    card.status_changed_at = now
+    update = ["status", "status_changed_at"]
+    if transition.name == "allocate":
+        if holder is None:
+            raise BadInput("Allocation needs a holder.")
+        card.holder, card.card_type = holder, holder.card_type
+        card.card_number = _next_card_number()
+        update += ["holder", "card_type", "card_number"]
+    elif transition.name == "wipe":
+        # Erased back to blank: the card number is retired with the content, never reused.
+        card.holder, card.card_type, card.card_number = None, "", None
+        update += ["holder", "card_type", "card_number"]
+    elif transition.name == "issue":
+        card.issued_at = now
+        card.expires_at = now + dt.timedelta(days=365 * card.product.validity_years)
+        update += ["issued_at", "expires_at"]
+    elif transition.name == "activate":
+        card.activated_at = now
+        update.append("activated_at")
+    elif transition.name == "revoke" and reason is not None:
+        card.revoke_reason = reason.value
+        update.append("revoke_reason")
+    superseded: list[str] = []
+    if Effect.SUPERSEDE_REPLACED_CARD in transition.effects:
+        superseded = _supersede_replaced(card=card, caller=caller)
+    try:
+        with transaction.atomic():
+            card.save(update_fields=update)
+    except IntegrityError:
+        raise Conflict(
+            "The holder already has a card of this type in service; revoke or suspend it first.",
+            extra={"card_id": str(card.pk), "holder_id": str(card.holder_id)},
+        ) from None
+    done = effects.apply(card=card, transition=transition, reason=reason, actor=caller.actor)
+    details: dict[str, object] = {
+        "transition": transition.name,
+        "from": source,
+        "to": card.status,
+        "card_number": card.card_number or "",
+        **done,
+        **(extra or {}),
+    }
+    if reason is not None:
+        details["reason"] = reason.value
+    if superseded:
+        details["superseded"] = superseded
+    if approved_by is not None:
+        details["approved_by"] = approved_by.actor.label
+    audit_event_create(
+        actor=caller.actor if approved_by is None else approved_by.actor,
+        action=f"card.{transition.name}",
+        object_type="card",
+        object_id=str(card.pk),
+        details=details,
+    )
+    return card
+
+
+def _supersede_replaced(*, card: Card, caller: Caller) -> list[str]:
+    """A renewal or replacement card coming into service revokes the card it replaces."""
+    request = getattr(card, "request", None)
+    old_id = request.replaces_id if request is not None else None
+    if old_id is None:
+        return []
+    old = _locked_card(old_id)
+    if old.status not in IN_SERVICE or old.migration_overlap:
+        return []  # already out of service, or a CPS3 kept through its migration grace period
+    revoke = lifecycle.BY_NAME["revoke"]
+    _apply(card=old, transition=revoke, caller=caller, reason=RevokeReason.SUPERSEDED)
+    return [str(old.pk)]
+
+
+@transaction.atomic
+def card_transition(
+    *,
+    card_id: UUID,
+    transition: str,
+    caller: Caller,
+    reason: str | None = None,
+    holder: Holder | None = None,
+) -> TransitionOutcome:
+    """Apply a transition of the lifecycle table to a card (or, for a dual-control transition
+    asked by a person, record it until a second person approves)."""
+    revoke_reason = _reason(reason)
+    card = _locked_card(card_id)
+    if transition not in lifecycle.BY_NAME:
+        raise BadInput(
+            f"Unknown transition {transition!r}; known: {', '.join(sorted(lifecycle.BY_NAME))}."
+        )
+    t = lifecycle.BY_NAME[transition]
+    if not lifecycle.may_trigger(t, roles=caller.roles, system=caller.system):
+        _checked(transition, card, caller, revoke_reason)  # raises the role refusal
+    if _already_there(transition, card):
+        return TransitionOutcome(card=card, applied=False)
+    t = _checked(transition, card, caller, revoke_reason)
+    if t.dual_control and not caller.system:
+        return _approval_request(card=card, transition=t, caller=caller, reason=revoke_reason)
+    _apply(card=card, transition=t, caller=caller, reason=revoke_reason, holder=holder)
+    return TransitionOutcome(card=card, applied=True)
+
+
+def _approval_request(
+    *, card: Card, transition: Transition, caller: Caller, reason: RevokeReason | None
+) -> TransitionOutcome:
+    pending = CardTransitionApproval.objects.filter(
+        card=card, transition=transition.name, status=ApprovalStatus.PENDING
+    ).first()
+    if pending is not None:
+        return TransitionOutcome(card=card, applied=False, approval=pending)
+    if caller.user_id is None:
+        raise Forbidden("A dual-control transition is asked by a named person.")
+    pending = CardTransitionApproval.objects.create(
+        card=card,
+        transition=transition.name,
+        reason=reason.value if reason else "",
+        requested_by_id=caller.user_id,
+    )
+    audit_event_create(
+        actor=caller.actor,
+        action="card.transition_request",
+        object_type="card",
+        object_id=str(card.pk),
+        details={"transition": transition.name, "approval_id": pending.pk, "from": card.status},
+    )
+    return TransitionOutcome(card=card, applied=False, approval=pending)
+
+
+def _locked_approval(approval_id: int) -> tuple[Card, CardTransitionApproval]:
+    card_id = (
+        CardTransitionApproval.objects.filter(pk=approval_id)
+        .values_list("card_id", flat=True)
+        .first()
+    )
+    if card_id is None:
+        raise NotFound(f"No pending transition #{approval_id}.")
+    card = _locked_card(card_id)  # the card first, as every transition does: no lock cycle
+    return card, CardTransitionApproval.objects.select_for_update().get(pk=approval_id)
+
+
+@transaction.atomic
+def card_transition_approve(*, approval_id: int, caller: Caller) -> TransitionOutcome:
+    """The second person approves a dual-control transition, which is then applied."""
+    card, approval = _locked_approval(approval_id)
+    if approval.status == ApprovalStatus.APPROVED and approval.decided_by_id == caller.user_id:
+        return TransitionOutcome(card=card, applied=False, approval=approval)
+    if approval.status != ApprovalStatus.PENDING:
+        raise Conflict(f"Transition #{approval.pk} is already {approval.status}.")
+    if caller.user_id is None or caller.user_id == approval.requested_by_id:
+        raise Forbidden(
+            "A dual-control transition is approved by someone other than its requester."
+        )
+    reason = _reason(approval.reason)
+    t = _checked(approval.transition, card, caller, reason)
+    requester = approval.requested_by
+    _apply(
+        card=card,
+        transition=t,
+        caller=caller,
+        reason=reason,
+        approved_by=caller,
+        extra={"requested_by": requester.get_username(), "approval_id": approval.pk},
+    )
+    approval.status = ApprovalStatus.APPROVED
+    approval.decided_by_id = caller.user_id
+    approval.decided_at = timezone.now()
+    approval.save(update_fields=["status", "decided_by", "decided_at"])
+    return TransitionOutcome(card=card, applied=True, approval=approval)
+
+
+@transaction.atomic
+def card_transition_reject(*, approval_id: int, caller: Caller) -> CardTransitionApproval:
+    """Refuse a pending dual-control transition (the requester may withdraw their own)."""
+    card, approval = _locked_approval(approval_id)
+    if approval.status == ApprovalStatus.REJECTED:
+        return approval
+    if approval.status != ApprovalStatus.PENDING:
+        raise Conflict(f"Transition #{approval.pk} is already {approval.status}.")
+    t = lifecycle.BY_NAME[approval.transition]
+    if caller.user_id != approval.requested_by_id and not (caller.roles & t.roles):
+        raise Forbidden(f"Rejecting {t.name} needs one of the roles of the transition.")
+    approval.status = ApprovalStatus.REJECTED
+    approval.decided_by_id = caller.user_id
+    approval.decided_at = timezone.now()
+    approval.save(update_fields=["status", "decided_by", "decided_at"])
+    audit_event_create(
+        actor=caller.actor,
+        action="card.transition_reject",
+        object_type="card",
+        object_id=str(card.pk),
+        details={"transition": t.name, "approval_id": approval.pk},
+    )
+    return approval

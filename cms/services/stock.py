@@ -1,0 +1,212 @@
+"""Stock: blank cards registered from a vendor batch file, assigned to site pools."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from uuid import UUID
+
+from django.db import transaction
+
+from cms.callers import Caller
+from cms.choices import CardStatus, ProductStatus
+from cms.models import Card, Product, SitePool, StockBatch
+from core.audit import audit_event_create
+from core.errors import BadInput, Conflict, Forbidden, NotFound, PolicyViolation
+from core.roles import Role
+
+STOCK_ROLES = frozenset({Role.ISSUANCE_OPERATOR})
+_HEX = re.compile(r"[0-9A-F]+")
+_SLUG = re.compile(r"[-a-z0-9_]{1,32}")
+
+
+def _require(caller: Caller) -> None:
+    if not caller.system and not (caller.roles & STOCK_ROLES):
+        raise Forbidden("Only issuance operators manage the card stock.")
+
+
+@transaction.atomic
+def pool_create(*, code: str, name: str, caller: Caller) -> SitePool:
+    """Create a site pool; the same code and name again is a no-op."""
+    _require(caller)
+    if not _SLUG.fullmatch(code) or not name.strip():
+        raise BadInput("A pool needs a code (lower-case letters, digits, - and _) and a name.")
+    pool = SitePool.objects.select_for_update().filter(code=code).first()
+    if pool is not None:
+        if pool.name != name.strip():
+            raise Conflict(f"Pool {code} exists with another name ({pool.name}).")
+        return pool
+    pool = SitePool.objects.create(code=code, name=name.strip())
+    audit_event_create(
+        actor=caller.actor,
+        action="stock.pool_create",
+        object_type="site_pool",
+        object_id=str(pool.pk),
+        details={"code": code},
+    )
+    return pool
+
+
+def _parse_batch(content: bytes) -> list[tuple[str, str | None, int]]:
+    """Rows (chip serial, DESFire UID, transport key version); every fault reported at once."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput("The batch file is not UTF-8 text.") from None
+    first_line = text.split("\n", 1)[0]
+    reader = csv.DictReader(io.StringIO(text), delimiter=max(";,|\t", key=first_line.count))
+    fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
+    if "chip_serial" not in fieldnames:
+        raise BadInput(
+            "The batch file needs a header with chip_serial (and desfire_uid, "
+            "transport_key_version)."
+        )
+    reader.fieldnames = fieldnames
+    rows: list[tuple[str, str | None, int]] = []
+    errors: list[dict[str, object]] = []
+    seen: set[str] = set()
+    for raw in reader:
+        line = reader.line_num
+        serial = (raw.get("chip_serial") or "").strip().upper()
+        uid = (raw.get("desfire_uid") or "").strip().upper() or None
+        tkv_text = (raw.get("transport_key_version") or "0").strip()
+        problems = []
+        if not (8 <= len(serial) <= 32 and _HEX.fullmatch(serial)):
+            problems.append("chip_serial must be 8 to 32 hex digits")
+        if uid is not None and not (len(uid) == 14 and _HEX.fullmatch(uid)):
+            problems.append("desfire_uid must be 7 bytes (14 hex digits)")
+        if not (tkv_text.isdigit() and int(tkv_text) <= 255):
+            problems.append("transport_key_version must be 0 to 255")
+        for value in (serial, uid):
+            if value and value in seen:
+                problems.append(f"{value} appears twice in the file")
+            if value:
+                seen.add(value)
+        if problems:
+            errors.append({"line": line, "errors": problems})
+        else:
+            rows.append((serial, uid, int(tkv_text)))
+    if errors:
+        raise BadInput(
+            "The batch file has invalid rows; nothing was registered.", extra={"rows": errors}
+        )
+    if not rows:
+        raise BadInput("The batch file lists no card.")
+    return rows
+
+
+@transaction.atomic
+def stock_batch_register(
+    *, vendor: str, reference: str, product_id: int, content: bytes, caller: Caller
+) -> StockBatch:
+    """Register a vendor batch: all its cards or none. The same file again is a no-op."""
+    _require(caller)
+    if not vendor.strip() or not reference.strip():
+        raise BadInput("A batch needs the vendor and the vendor's batch reference.")
+    digest = hashlib.sha256(content).hexdigest()
+    existing = (
+        StockBatch.objects.select_for_update().filter(vendor=vendor, reference=reference).first()
+    )
+    if existing is not None:
+        if existing.file_sha256 != digest:
+            raise Conflict(f"Batch {vendor}/{reference} was registered from another file.")
+        return existing
+    product = Product.objects.filter(pk=product_id).first()
+    if product is None:
+        raise NotFound(f"No product #{product_id}.")
+    if product.status != ProductStatus.ISSUED:
+        raise PolicyViolation(f"{product} is a legacy product; no blank stock is bought for it.")
+    rows = _parse_batch(content)
+    serials = [r[0] for r in rows]
+    uids = [r[1] for r in rows if r[1]]
+    clash = list(
+        Card.objects.filter(chip_serial__in=serials).values_list("chip_serial", flat=True)[:20]
+    ) + list(Card.objects.filter(desfire_uid__in=uids).values_list("desfire_uid", flat=True)[:20])
+    if clash:
+        raise Conflict(
+            "Some cards of this batch are already registered; nothing was registered.",
+            extra={"already_registered": sorted(clash)},
+        )
+    batch = StockBatch.objects.create(
+        vendor=vendor,
+        reference=reference,
+        product=product,
+        file_sha256=digest,
+        card_count=len(rows),
+    )
+    Card.objects.bulk_create(
+        [
+            Card(
+                chip_serial=serial,
+                desfire_uid=uid,
+                transport_key_version=tkv,
+                product=product,
+                batch=batch,
+                status=CardStatus.IN_STOCK,
+            )
+            for serial, uid, tkv in rows
+        ],
+        batch_size=2000,
+    )
+    audit_event_create(
+        actor=caller.actor,
+        action="stock.batch_register",
+        object_type="stock_batch",
+        object_id=str(batch.pk),
+        details={
+            "vendor": vendor,
+            "reference": reference,
+            "product": str(product),
+            "cards": len(rows),
+            "sha256": digest,
+        },
+    )
+    return batch
+
+
+@transaction.atomic
+def stock_assign_pool(
+    *,
+    pool_id: int,
+    caller: Caller,
+    batch_id: int | None = None,
+    card_ids: list[UUID] | None = None,
+) -> int:
+    """Move blank cards (a whole batch or listed cards) into a site pool; returns how many
+    moved. Cards already in the pool are left alone, so repeating it is a no-op."""
+    _require(caller)
+    if (batch_id is None) == (card_ids is None):
+        raise BadInput("Give either a batch or a list of cards.")
+    pool = SitePool.objects.filter(pk=pool_id).first()
+    if pool is None:
+        raise NotFound(f"No pool #{pool_id}.")
+    cards = Card.objects.select_for_update()
+    cards = (
+        cards.filter(batch_id=batch_id)
+        if batch_id is not None
+        else cards.filter(pk__in=card_ids or [])
+    )
+    selected = list(cards.order_by("pk"))
+    if card_ids is not None and len(selected) != len(set(card_ids)):
+        raise NotFound("Some of the listed cards do not exist.")
+    if batch_id is not None and not selected:
+        raise NotFound(f"No card in batch #{batch_id}.")
+    not_blank = [str(c.pk) for c in selected if c.status != CardStatus.IN_STOCK]
+    if not_blank:
+        raise Conflict(
+            "Only blank cards in stock change pool.", extra={"not_in_stock": not_blank[:50]}
+        )
+    moving = [c.pk for c in selected if c.pool_id != pool.pk]
+    if not moving:
+        return 0
+    Card.objects.filter(pk__in=moving).update(pool=pool)
+    audit_event_create(
+        actor=caller.actor,
+        action="stock.assign_pool",
+        object_type="site_pool",
+        object_id=str(pool.pk),
+        details={"pool": pool.code, "cards": len(moving), "batch_id": batch_id},
+    )
+    return len(moving)
