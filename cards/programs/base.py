@@ -2,20 +2,13 @@
 
 A program is a generator. It yields requests and receives replies:
 
-===================== ======================================= ===============================
-yielded request       meaning                                 reply sent back
-===================== ======================================= ===============================
-``Batch``             send these APDUs in order               ``tuple[bytes, ...]``: the raw
-                                                              responses, in order; stop after
-                                                              the first whose SW is not in its
-                                                              step's ``expect``
-``Checkpoint``        a phase is complete and verified;       ``None``
-                      persist it (resume / roll back)
-``CertificateRequest`` issue certificates for these public    ``CertificateReply``
-                      keys
-===================== ======================================= ===============================
+- ``Batch``: send these APDUs in order. Reply: ``tuple[bytes, ...]``, the raw responses in order,
+  stopping after the first whose SW is not in its step's ``expect``.
+- ``Checkpoint``: a phase is complete and verified; persist it (to resume or roll back). Reply:
+  ``None``.
+- ``CertificateRequest``: issue certificates for these public keys. Reply: ``CertificateReply``.
 
-and finally returns its result (``StopIteration.value``). The program never touches a socket; the
+The program finally returns its result (``StopIteration.value``). It never touches a socket: the
 server runs it inside a personalization session and the station carries each ``Batch`` to the card
 (``61 xx`` answers are followed with GET RESPONSE by whoever holds the reader, see
 ``cards.transport.transmit_apdu``). ``run_program`` is that loop for in-process transports.

@@ -17,8 +17,9 @@ checks what comes back, and asks for certificates. Interaction with the server, 
    the diversified ones, create and write the files (read back), disable FormatPICC; close the chip
    lifecycle; verify (read back every written EF; PIN verify + one signature per key checked
    against its certificate; DESFire authentication with key 1).
-4. After every completed phase the program yields a ``Checkpoint``; the returned ``Cps4Result``
-   tells the server the card is ready to become ISSUED.
+4. A fresh run first yields an empty ``Checkpoint`` (nothing completed: persist it, a session that
+   dies in its first batch can still be rolled back), then one after every completed phase
+   (``PHASES``); the returned ``Cps4Result`` tells the server the card is ready to become ISSUED.
 
 Contact and contactless commands share round trips (each step names its interface): a fresh card
 takes 8 round trips. ``cps4_program(inputs, resume=checkpoint)`` continues an interrupted session
