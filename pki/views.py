@@ -1,4 +1,6 @@
-"""Public PKI endpoints. They only read DER produced by ``pki_publish``; nothing signs here."""
+"""Public PKI endpoints. CRLs and CA certificates are read as ``pki_publish`` stored them; OCSP
+answers are pre-signed, or signed by the delegated responder key when they cannot be
+(``pki.responder``, ADR 0002). No CA key is ever used here."""
 
 from __future__ import annotations
 
@@ -18,10 +20,9 @@ from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from pki import selectors
+from pki import responder, selectors
 from pki.choices import CrlKind
-from pki.domain.builders import ocsp_error_response, parse_ocsp_request
-from pki.domain.errors import MalformedRequest
+from pki.domain.builders import ocsp_error_response
 from pki.models import CertificateAuthority
 
 OCSP_REQUEST_TYPE = "application/ocsp-request"
@@ -29,8 +30,14 @@ OCSP_RESPONSE_TYPE = "application/ocsp-response"
 MAX_OCSP_REQUEST = 4096
 
 
-def _cache_headers(response: HttpResponse, *, modified: dt.datetime, expires: dt.datetime) -> None:
-    max_age = max(0, int((expires - timezone.now()).total_seconds()))
+def _cache_headers(
+    response: HttpResponse,
+    *,
+    modified: dt.datetime,
+    expires: dt.datetime,
+    now: dt.datetime | None = None,
+) -> None:
+    max_age = max(0, int((expires - (now or timezone.now())).total_seconds()))
     response["Cache-Control"] = f"public, max-age={max_age}, no-transform, must-revalidate"
     response["Last-Modified"] = http_date(modified.timestamp())
     response["Expires"] = http_date(expires.timestamp())
@@ -77,24 +84,14 @@ def _ocsp_error(status: ocsp.OCSPResponseStatus, http_status: int = 200) -> Http
 
 
 def _answer(data: bytes) -> HttpResponse:
-    try:
-        query = parse_ocsp_request(data)
-    except MalformedRequest:
-        return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
-    if query.hash_algorithm != "sha1":
-        # Answers are pre-signed with SHA-1 CertIDs (RFC 5019); others cannot be matched.
-        return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    found = selectors.ocsp_response_find(
-        issuer_key_hash=query.issuer_key_hash.hex(),
-        issuer_name_hash=query.issuer_name_hash.hex(),
-        serial=query.serial,
-    )
-    if found is None:
-        return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    der = bytes(found.der)
-    response = HttpResponse(der, content_type=OCSP_RESPONSE_TYPE)
-    _cache_headers(response, modified=found.this_update, expires=found.next_update)
-    response["ETag"] = f'"{hashlib.sha1(der, usedforsecurity=False).hexdigest()}"'
+    now = timezone.now()
+    found = responder.answer(data, now=now)
+    response = HttpResponse(found.der, content_type=OCSP_RESPONSE_TYPE, status=found.http_status)
+    if found.cacheable and found.this_update is not None and found.next_update is not None:
+        _cache_headers(response, modified=found.this_update, expires=found.next_update, now=now)
+        response["ETag"] = f'"{hashlib.sha1(found.der, usedforsecurity=False).hexdigest()}"'
+    else:
+        response["Cache-Control"] = "no-store"
     return response
 
 

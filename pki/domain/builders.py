@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -339,12 +340,49 @@ class OcspQuery:
     nonce: bytes | None
 
 
-def issuer_hashes(issuer_certificate: x509.Certificate) -> tuple[bytes, bytes]:
-    """SHA-1 ``(issuerNameHash, issuerKeyHash)`` of a CA, as in an RFC 5019 CertID."""
-    name_digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - RFC 5019 CertIDs use SHA-1
+CERT_ID_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),  # noqa: S303 - RFC 5019 CertIDs use SHA-1
+    "sha224": hashes.SHA224(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+
+def _subject_public_key_bits(certificate: x509.Certificate) -> bytes:
+    """The contents of the subjectPublicKey BIT STRING (what an issuerKeyHash hashes)."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    raise ProfileViolation("ocsp.issuer_key", f"unsupported issuer key {type(key).__name__}")
+
+
+def issuer_hashes(
+    issuer_certificate: x509.Certificate, algorithm: str = "sha1"
+) -> tuple[bytes, bytes]:
+    """``(issuerNameHash, issuerKeyHash)`` of a CA as a CertID with ``algorithm`` holds them."""
+    try:
+        hash_algorithm = CERT_ID_HASHES[algorithm]
+    except KeyError:
+        raise MalformedRequest(f"unsupported CertID hash algorithm {algorithm!r}") from None
+    name_digest = hashes.Hash(hash_algorithm)
     name_digest.update(issuer_certificate.subject.public_bytes())
-    key_hash = x509.SubjectKeyIdentifier.from_public_key(issuer_certificate.public_key()).digest
-    return name_digest.finalize(), key_hash
+    key_digest = hashes.Hash(hash_algorithm)
+    key_digest.update(_subject_public_key_bits(issuer_certificate))
+    return name_digest.finalize(), key_digest.finalize()
+
+
+@dataclass(frozen=True, slots=True)
+class OcspSigner:
+    """A delegated responder of one CA: what signing an answer needs, prepared once."""
+
+    issuer_certificate: x509.Certificate
+    responder_certificate: x509.Certificate
+    responder_key: CertificateIssuerPrivateKeyTypes
 
 
 def build_ocsp_response(
@@ -355,12 +393,18 @@ def build_ocsp_response(
     responder_certificate: x509.Certificate,
     responder_key: CertificateIssuerPrivateKeyTypes,
     this_update: dt.datetime,
-    next_update: dt.datetime,
+    next_update: dt.datetime | None,
     revoked_at: dt.datetime | None = None,
     reason: RevocationReason | None = None,
+    cert_id_hash: str = "sha1",
+    nonce: bytes | None = None,
 ) -> ocsp.OCSPResponse:
-    """A signed single-response OCSP answer with a SHA-1 CertID (RFC 5019), no nonce."""
-    name_hash, key_hash = issuer_hashes(issuer_certificate)
+    """A signed single-response OCSP answer.
+
+    Pre-signed answers use SHA-1 CertIDs (RFC 5019) and no nonce; an answer signed for one
+    request mirrors its CertID hash algorithm and echoes its nonce (RFC 6960 §4.4.1).
+    """
+    name_hash, key_hash = issuer_hashes(issuer_certificate, cert_id_hash)
     cert_status = {
         OcspStatus.GOOD: ocsp.OCSPCertStatus.GOOD,
         OcspStatus.REVOKED: ocsp.OCSPCertStatus.REVOKED,
@@ -378,16 +422,18 @@ def build_ocsp_response(
             issuer_name_hash=name_hash,
             issuer_key_hash=key_hash,
             serial_number=serial,
-            algorithm=hashes.SHA1(),  # noqa: S303 - RFC 5019 CertIDs use SHA-1
+            algorithm=CERT_ID_HASHES[cert_id_hash],
             cert_status=cert_status,
             this_update=this_update.replace(microsecond=0),
-            next_update=next_update.replace(microsecond=0),
+            next_update=next_update.replace(microsecond=0) if next_update else None,
             revocation_time=revoked_at.replace(microsecond=0) if revoked_at else None,
             revocation_reason=x509_reason,
         )
         .responder_id(ocsp.OCSPResponderEncoding.HASH, responder_certificate)
         .certificates([responder_certificate])
     )
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.sign(responder_key, SIGNATURE_HASH)
 
 

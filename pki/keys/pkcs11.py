@@ -75,6 +75,7 @@ class Pkcs11KeyBackend(KeyBackend):
         self._opened = 0
         self._lock = threading.Lock()
         self._token: Any = None
+        self._keys: dict[str, Pkcs11RsaPrivateKey] = {}
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -166,6 +167,7 @@ class Pkcs11KeyBackend(KeyBackend):
             with self._lock:
                 self._opened -= 1
         self._token = None
+        self._keys.clear()
 
     def check(self) -> None:
         with self.session():
@@ -236,6 +238,11 @@ class Pkcs11KeyBackend(KeyBackend):
         return handle
 
     def private_key(self, handle: str) -> rsa.RSAPrivateKey:
+        # The key object only names the token object: keep it instead of searching the token
+        # for it on every signature (issuance and OCSP pre-signing ask for it each time).
+        cached = self._keys.get(handle)
+        if cached is not None:
+            return cached
         try:
             with self.session() as sess:
                 self._find(sess, handle, ObjectClass.PRIVATE_KEY)
@@ -246,7 +253,9 @@ class Pkcs11KeyBackend(KeyBackend):
             raise KeyBackendUnavailable(
                 f"key backend {self.alias!r}: {type(exc).__name__}"
             ) from None
-        return Pkcs11RsaPrivateKey(self, handle, rsa.RSAPublicNumbers(e, n).public_key())
+        key = Pkcs11RsaPrivateKey(self, handle, rsa.RSAPublicNumbers(e, n).public_key())
+        self._keys[handle] = key
+        return key
 
     def sign(
         self, handle: str, data: bytes, pad: padding.AsymmetricPadding, algorithm: str

@@ -1,4 +1,5 @@
-"""Publish CRLs (full, and delta for issuing CAs) and pre-sign OCSP answers."""
+"""Publish CRLs (full, and delta for issuing CAs), pre-sign OCSP answers, renew responder
+certificates near expiry."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--ca", help="only this CA (short name)")
         parser.add_argument("--no-ocsp", action="store_true", help="skip OCSP pre-signing")
+        parser.add_argument(
+            "--due",
+            action="store_true",
+            help="only what is due (what the beat task does): CRLs per the configured "
+            "intervals, OCSP answers missing or near their nextUpdate",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with command_errors():
@@ -24,6 +31,7 @@ class Command(BaseCommand):
                 actor=Actor.system("pki_publish"),
                 authority=options["ca"],
                 ocsp=not options["no_ocsp"],
+                due_only=options["due"],
             )
         for line in lines:
             self.stdout.write(line)

@@ -1,0 +1,162 @@
+"""The OCSP responder behind ``/ocsp`` (RFC 6960): pre-signed answers first, signed on the fly
+only when they cannot serve.
+
+Fast path: a request without nonce, with a SHA-1 CertID (RFC 5019), for a serial we issued gets
+its pre-signed answer from one indexed query, no ORM model built. Live path (setting
+``PKI_OCSP_LIVE_SIGNING``, docs/adr/0002-ocsp-live-signing.md): a nonce to echo, another CertID
+hash, a serial of a served issuer that we never issued (signed ``unknown``) or an answer past its
+nextUpdate is signed with the CA's delegated responder key. CA keys are never touched here, and
+nothing else is signed here (CRLs are signed by ``pki_publish`` and the beat task only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
+from django.conf import settings
+from django.db import connection
+
+from core.errors import NotFound
+from pki import authorities
+from pki.choices import CaKind, CertificateStatus
+from pki.domain import builders
+from pki.domain.errors import MalformedRequest
+from pki.domain.reasons import RevocationReason
+from pki.keys.errors import KeyBackendError
+
+# numeric(50, 0) holds about 166 bits: a longer serial cannot be one of ours (and must not reach
+# the database, where it would overflow).
+_MAX_SERIAL_BITS = 160
+
+_PRESIGNED_SQL = (
+    "SELECT r.der, r.this_update, r.next_update FROM pki_ocspresponse r "
+    "JOIN pki_certificateauthority a ON a.id = r.authority_id "
+    "WHERE a.issuer_key_hash = %s AND a.issuer_name_hash = %s AND r.serial = %s"
+)
+_STATUS_SQL = (
+    "SELECT status, revoked_at, revocation_reason, hold_since FROM pki_certificate "
+    "WHERE issuer_id = %s AND serial = %s"
+)
+_REASONS = {r.value: r for r in RevocationReason}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """A DER OCSP response and how long HTTP caches may keep it."""
+
+    der: bytes
+    this_update: dt.datetime | None = None
+    next_update: dt.datetime | None = None
+    cacheable: bool = True
+    http_status: int = 200
+
+
+def _error(status: ocsp.OCSPResponseStatus, http_status: int = 200) -> Answer:
+    return Answer(builders.ocsp_error_response(status), cacheable=False, http_status=http_status)
+
+
+def live_signing_enabled() -> bool:
+    return bool(getattr(settings, "PKI_OCSP_LIVE_SIGNING", True))
+
+
+def answer(data: bytes, *, now: dt.datetime) -> Answer:
+    """The answer to one DER OCSP request."""
+    try:
+        query = builders.parse_ocsp_request(data)
+    except MalformedRequest:
+        return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
+    live = live_signing_enabled()
+    fast = query.hash_algorithm == "sha1" and (query.nonce is None or not live)
+    if fast and query.serial.bit_length() <= _MAX_SERIAL_BITS:
+        found = _presigned(query)
+        # with live signing, an answer past its nextUpdate (publication late) is signed anew
+        if found is not None and (not live or (found.next_update or now) > now):
+            return found
+    if not live:
+        # Without live signing only pre-signed answers exist: the nonce is ignored (RFC 5019
+        # §2.1), and other CertID hashes or serials we never issued cannot be answered.
+        return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    return _signed_now(query, now=now)
+
+
+def _presigned(query: builders.OcspQuery) -> Answer | None:
+    with connection.cursor() as cur:
+        cur.execute(
+            _PRESIGNED_SQL,
+            [query.issuer_key_hash.hex(), query.issuer_name_hash.hex(), Decimal(query.serial)],
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return Answer(bytes(row[0]), this_update=row[1], next_update=row[2])
+
+
+def _served_authority(query: builders.OcspQuery) -> authorities.AuthorityContext | None:
+    wanted = (query.issuer_name_hash, query.issuer_key_hash)
+    for ca in authorities.authorities_current():
+        if ca.kind == CaKind.ISSUING and ca.cert_ids.get(query.hash_algorithm) == wanted:
+            return ca
+    return None
+
+
+def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
+    if query.hash_algorithm not in builders.CERT_ID_HASHES:
+        return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    try:
+        ca = _served_authority(query)
+    except NotFound:
+        ca = None
+    if ca is None:
+        return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    status = builders.OcspStatus.UNKNOWN
+    revoked_at: dt.datetime | None = None
+    reason: RevocationReason | None = None
+    if query.serial.bit_length() <= _MAX_SERIAL_BITS:
+        with connection.cursor() as cur:
+            cur.execute(_STATUS_SQL, [ca.pk, Decimal(query.serial)])
+            row = cur.fetchone()
+        if row is not None:
+            status, revoked_at, reason = status_of(row[0], row[1], row[2], row[3])
+    try:
+        signer = ca.ocsp_signer()
+        if signer is None:
+            return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        this_update = now.replace(microsecond=0)
+        next_update = this_update + dt.timedelta(hours=ca.ocsp_validity_hours)
+        response = builders.build_ocsp_response(
+            issuer_certificate=signer.issuer_certificate,
+            serial=query.serial,
+            status=status,
+            responder_certificate=signer.responder_certificate,
+            responder_key=signer.responder_key,
+            this_update=this_update,
+            next_update=next_update,
+            revoked_at=revoked_at,
+            reason=reason,
+            cert_id_hash=query.hash_algorithm,
+            nonce=query.nonce,
+        )
+    except KeyBackendError:
+        # the responder key's backend is down: RFC 6960 tryLater, HTTP 503 (DESIGN.md §8)
+        return _error(ocsp.OCSPResponseStatus.TRY_LATER, 503)
+    return Answer(
+        response.public_bytes(serialization.Encoding.DER),
+        this_update=this_update,
+        next_update=next_update,
+        # an answer echoing a nonce is for one request only
+        cacheable=query.nonce is None,
+    )
+
+
+def status_of(
+    status: str, revoked_at: dt.datetime | None, reason: str, hold_since: dt.datetime | None
+) -> tuple[builders.OcspStatus, dt.datetime | None, RevocationReason | None]:
+    if status == CertificateStatus.REVOKED:
+        return builders.OcspStatus.REVOKED, revoked_at, _REASONS[reason]
+    if status == CertificateStatus.ON_HOLD:
+        return builders.OcspStatus.REVOKED, hold_since, RevocationReason.CERTIFICATE_HOLD
+    return builders.OcspStatus.GOOD, None, None
