@@ -48,7 +48,8 @@ contracts: venv
 
 test: venv services lint typecheck contracts
 	@scripts/drop-stale-test-dbs.sh
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow" --cov=cards --cov-report= $(PYTEST_ARGS)
+	$(VENV)/bin/coverage report --include='cards/*' --fail-under=95 | tail -n 1
 
 test-slow: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m slow $(PYTEST_ARGS)
@@ -57,9 +58,12 @@ bench: venv services
 	@for script in bench/*.py; do echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) $(PY) $$script; done
 
 run: venv
-	$(PY) manage.py migrate --no-input
-	$(PY) manage.py bootstrap_admin
-	@echo "serving on http://127.0.0.1:8000 (API docs: /api/docs/, who am I: /api/v1/me)"
+	. scripts/local-env.sh && \
+	$(PY) manage.py migrate --no-input && \
+	$(PY) manage.py bootstrap_admin && \
+	$(PY) manage.py pki_init && \
+	$(PY) manage.py pki_publish && \
+	echo "serving on http://127.0.0.1:8000 (console: /console/, API docs: /api/docs/)" && \
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 clean:

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from pki.choices import CaKind, CertificateReason, CertificateStatus, CrlKind
+from pki.fields import SerialNumberField
 
 
 class CertificateAuthority(models.Model):
@@ -54,7 +55,7 @@ class Certificate(models.Model):
     issuer = models.ForeignKey(
         CertificateAuthority, on_delete=models.PROTECT, related_name="certificates"
     )
-    serial = models.DecimalField(max_digits=50, decimal_places=0)
+    serial = SerialNumberField()
     profile = models.CharField(max_length=32)
     status = models.CharField(
         max_length=16, choices=CertificateStatus.choices, default=CertificateStatus.VALID
@@ -147,7 +148,7 @@ class OcspResponse(models.Model):
         Certificate, on_delete=models.CASCADE, related_name="ocsp_response"
     )
     authority = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="+")
-    serial = models.DecimalField(max_digits=50, decimal_places=0)
+    serial = SerialNumberField()
     status = models.CharField(max_length=16, choices=CertificateStatus.choices)
     this_update = models.DateTimeField()
     next_update = models.DateTimeField()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from decimal import Decimal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
@@ -26,6 +25,7 @@ from pki.choices import CaKind, CertificateStatus
 from pki.domain import builders
 from pki.domain.errors import MalformedRequest
 from pki.domain.reasons import RevocationReason
+from pki.fields import serial_param
 from pki.keys.errors import KeyBackendError
 
 # numeric(50, 0) holds about 166 bits: a longer serial cannot be one of ours (and must not reach
@@ -87,7 +87,11 @@ def _presigned(query: builders.OcspQuery) -> Answer | None:
     with connection.cursor() as cur:
         cur.execute(
             _PRESIGNED_SQL,
-            [query.issuer_key_hash.hex(), query.issuer_name_hash.hex(), Decimal(query.serial)],
+            [
+                query.issuer_key_hash.hex(),
+                query.issuer_name_hash.hex(),
+                serial_param(query.serial, connection),
+            ],
         )
         row = cur.fetchone()
     if row is None:
@@ -117,7 +121,7 @@ def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
     reason: RevocationReason | None = None
     if query.serial.bit_length() <= _MAX_SERIAL_BITS:
         with connection.cursor() as cur:
-            cur.execute(_STATUS_SQL, [ca.pk, Decimal(query.serial)])
+            cur.execute(_STATUS_SQL, [ca.pk, serial_param(query.serial, connection)])
             row = cur.fetchone()
         if row is not None:
             status, revoked_at, reason = status_of(row[0], row[1], row[2], row[3])

@@ -29,6 +29,7 @@ from pki.domain.errors import MalformedRequest, ProfileViolation
 from pki.domain.extensions import CardType
 from pki.domain.profiles import PROFILES, Profile, profile_get
 from pki.domain.reasons import REVOKE_REASONS, RevocationReason
+from pki.fields import serial_param
 from pki.hierarchy import AuthorityConfig, HierarchyConfig
 from pki.key_backends import key_backend_get
 from pki.keys.errors import KeyBackendError, KeyBackendUnavailable
@@ -127,7 +128,7 @@ def _store(
     stamp = ops.adapt_datetimefield_value
     params = [
         ca_id,
-        ops.adapt_decimalfield_value(row.serial, 50, 0),
+        serial_param(row.serial, connection),
         row.profile,
         row.status,
         row.subject,
@@ -367,7 +368,7 @@ def _full_entries(ca_id: int) -> list[x509.RevokedCertificate]:
     out: list[x509.RevokedCertificate] = []
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT serial::text, status, revoked_at, revocation_reason, hold_since "
+            "SELECT CAST(serial AS TEXT), status, revoked_at, revocation_reason, hold_since "
             "FROM pki_certificate WHERE issuer_id = %s AND status <> 'valid'",
             [ca_id],
         )
