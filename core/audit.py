@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,21 +40,53 @@ def audit_event_create(
     payload = dict(details or {})
     check_details(payload)
     _lock_chain()
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "occurred_at": timezone.now(),
-        "actor_kind": actor.kind,
-        "actor_id": actor.id,
-        "actor_label": actor.label,
-        "action": action,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "details": payload,
-        "prev_hash": prev_hash,
-    }
-    return AuditEvent.objects.create(hash=event_hash(**fields), **fields)
+    # Raw SQL: this runs inside every state change of the system, so it stays at two statements.
+    with connection.cursor() as cursor:
+        cursor.execute(_LAST_SQL)
+        last = cursor.fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "occurred_at": timezone.now(),
+            "actor_kind": actor.kind,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "details": payload,
+            "prev_hash": prev_hash,
+        }
+        digest = event_hash(**fields)
+        ops = connection.ops
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                seq,
+                ops.adapt_datetimefield_value(fields["occurred_at"]),
+                actor.kind,
+                actor.id,
+                actor.label,
+                action,
+                fields["object_id"],
+                object_type,
+                json.dumps(payload, ensure_ascii=False),
+                prev_hash,
+                digest,
+            ],
+        )
+    event = AuditEvent(hash=digest, **fields)
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+_LAST_SQL = "SELECT seq, hash FROM core_auditevent ORDER BY seq DESC LIMIT 1"
+_INSERT_SQL = (
+    "INSERT INTO core_auditevent (seq, occurred_at, actor_kind, actor_id, actor_label, action, "
+    "object_id, object_type, details, prev_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
 
 @dataclass(frozen=True, slots=True)
