@@ -6,12 +6,14 @@ from api.views.audit import AuditEventListApi
 from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
 from api.views.me import MeApi
+from api.views.stations import stations_v1
 
 v1 = [
     path("auth/token", TokenCreateApi.as_view(), name="auth-token"),
     path("me", MeApi.as_view(), name="me"),
     path("audit/events", AuditEventListApi.as_view(), name="audit-event-list"),
     *cms_v1,
+    *stations_v1,
 ]
 
 urlpatterns = [

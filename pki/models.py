@@ -74,6 +74,9 @@ class Certificate(models.Model):
     hold_since = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField()
+    # The DER of this certificate's CRL entry while it is listed (revoked or on hold), written by
+    # the status-changing services in their transaction; a CRL concatenates them (ADR 0003).
+    crl_entry = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -99,6 +102,13 @@ class Certificate(models.Model):
                 fields=["issuer", "status"],
                 name="pki_cert_listed_idx",
                 condition=~Q(status="valid"),
+            ),
+            # listed rows whose entry was not stored (written by other code): encoded at
+            # publication; normally empty, so finding them costs nothing
+            models.Index(
+                fields=["issuer"],
+                name="pki_cert_listed_no_entry_idx",
+                condition=~Q(status="valid") & Q(crl_entry__isnull=True),
             ),
         ]
 

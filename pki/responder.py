@@ -11,13 +11,17 @@ nothing else is signed here (CRLs are signed by ``pki_publish`` and the beat tas
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
+import hashlib
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 from django.conf import settings
 from django.db import connection
+from django.utils.http import http_date
 
 from core.errors import NotFound
 from pki import authorities
@@ -154,6 +158,64 @@ def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
         # an answer echoing a nonce is for one request only
         cacheable=query.nonce is None,
     )
+
+
+OCSP_REQUEST_TYPE = "application/ocsp-request"
+OCSP_RESPONSE_TYPE = "application/ocsp-response"
+MAX_OCSP_REQUEST = 4096
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpReply:
+    """An HTTP answer to an OCSP request, independent of the web stack serving it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def cache_headers(
+    *, modified: dt.datetime, expires: dt.datetime, now: dt.datetime
+) -> list[tuple[str, str]]:
+    """RFC 5019 §6 caching headers of an answer valid until ``expires``."""
+    max_age = max(0, int((expires - now).total_seconds()))
+    return [
+        ("Cache-Control", f"public, max-age={max_age}, no-transform, must-revalidate"),
+        ("Last-Modified", http_date(modified.timestamp())),
+        ("Expires", http_date(expires.timestamp())),
+    ]
+
+
+def error_reply(status: ocsp.OCSPResponseStatus, http_status: int = 200) -> HttpReply:
+    """An unsigned OCSP error answer, never cached."""
+    return HttpReply(
+        http_status,
+        [("Content-Type", OCSP_RESPONSE_TYPE), ("Cache-Control", "no-store")],
+        builders.ocsp_error_response(status),
+    )
+
+
+def http_reply(data: bytes, *, now: dt.datetime) -> HttpReply:
+    """The HTTP answer to one DER OCSP request (content type, cache headers, ETag)."""
+    found = answer(data, now=now)
+    headers = [("Content-Type", OCSP_RESPONSE_TYPE)]
+    if found.cacheable and found.this_update is not None and found.next_update is not None:
+        headers += cache_headers(modified=found.this_update, expires=found.next_update, now=now)
+        etag = hashlib.sha1(found.der, usedforsecurity=False).hexdigest()
+        headers.append(("ETag", f'"{etag}"'))
+    else:
+        headers.append(("Cache-Control", "no-store"))
+    return HttpReply(found.http_status, headers, found.der)
+
+
+def decode_get_path(encoded: str) -> bytes | None:
+    """The DER request of ``GET /ocsp/<base64>`` (RFC 6960 A.1), ``None`` if it cannot be one."""
+    if len(encoded) > MAX_OCSP_REQUEST * 2:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=False)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def status_of(

@@ -24,7 +24,7 @@ from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, NotFound, PolicyViolation, ServiceUnavailable
 from pki import authorities, selectors
 from pki.choices import CaKind, CertificateStatus, CrlKind
-from pki.domain import builders, names
+from pki.domain import builders, crl_der, names
 from pki.domain.errors import MalformedRequest, ProfileViolation
 from pki.domain.extensions import CardType
 from pki.domain.profiles import PROFILES, Profile, profile_get
@@ -81,6 +81,7 @@ _CERT_COLUMNS = (
     "hold_since",
     "released_at",
     "status_changed_at",
+    "crl_entry",
     "created_at",
 )
 _CERT_INSERT = (
@@ -143,6 +144,7 @@ def _store(
         stamp(row.hold_since),
         None,
         stamp(now),
+        _entry_of(row),
         stamp(now),
     ]
     with connection.cursor() as cur:
@@ -166,6 +168,19 @@ def _store(
     row._state.adding = False
     row._state.db = connection.alias
     return row
+
+
+def _entry_of(cert: Certificate) -> bytes | None:
+    """The CRL entry of a certificate in its current status (``None`` when not listed)."""
+    if cert.status == CertificateStatus.REVOKED:
+        assert cert.revoked_at is not None
+        reason = _REASONS[cert.revocation_reason]
+        return crl_der.crl_entry(int(cert.serial), cert.revoked_at, reason)
+    if cert.status == CertificateStatus.ON_HOLD:
+        assert cert.hold_since is not None
+        hold = RevocationReason.CERTIFICATE_HOLD
+        return crl_der.crl_entry(int(cert.serial), cert.hold_since, hold)
+    return None
 
 
 # --- issuance ---------------------------------------------------------------------------------
@@ -315,7 +330,16 @@ def certificate_revoke(
     cert.revoked_at = now
     cert.revocation_reason = reason.value
     cert.status_changed_at = now
-    cert.save(update_fields=["status", "revoked_at", "revocation_reason", "status_changed_at"])
+    cert.crl_entry = _entry_of(cert)
+    cert.save(
+        update_fields=[
+            "status",
+            "revoked_at",
+            "revocation_reason",
+            "status_changed_at",
+            "crl_entry",
+        ]
+    )
     _audit_status(cert, actor, "pki.certificate_revoke", reason=reason.value)
     _ocsp_presign([cert], ca, now)
     return cert
@@ -333,7 +357,8 @@ def certificate_hold(*, certificate_id: int, actor: Actor) -> Certificate:
     cert.status = CertificateStatus.ON_HOLD
     cert.hold_since = now
     cert.status_changed_at = now
-    cert.save(update_fields=["status", "hold_since", "status_changed_at"])
+    cert.crl_entry = _entry_of(cert)
+    cert.save(update_fields=["status", "hold_since", "status_changed_at", "crl_entry"])
     _audit_status(cert, actor, "pki.certificate_hold")
     _ocsp_presign([cert], ca, now)
     return cert
@@ -351,7 +376,8 @@ def certificate_release_hold(*, certificate_id: int, actor: Actor) -> Certificat
     cert.status = CertificateStatus.VALID
     cert.released_at = now
     cert.status_changed_at = now
-    cert.save(update_fields=["status", "released_at", "status_changed_at"])
+    cert.crl_entry = None
+    cert.save(update_fields=["status", "released_at", "status_changed_at", "crl_entry"])
     _audit_status(cert, actor, "pki.certificate_release_hold")
     _ocsp_presign([cert], ca, now)
     return cert
@@ -361,42 +387,76 @@ def certificate_release_hold(*, certificate_id: int, actor: Actor) -> Certificat
 
 _REASONS = {r.value: r for r in RevocationReason}
 
+# Stored entries of the listed rows, concatenated server-side in one value (string_agg of bytea;
+# the row order does not matter in a CRL).
+_FULL_SQL_POSTGRESQL = (
+    "SELECT string_agg(crl_entry, ''::bytea), count(*) FROM pki_certificate "
+    "WHERE issuer_id = %s AND status <> 'valid' AND crl_entry IS NOT NULL"
+)
+_FULL_SQL_OTHER = (
+    "SELECT crl_entry FROM pki_certificate "
+    "WHERE issuer_id = %s AND status <> 'valid' AND crl_entry IS NOT NULL"
+)
+# Listed rows without a stored entry (written outside the services): found through the
+# partial index pki_cert_listed_no_entry_idx, normally empty.
+_UNENCODED_SQL = (
+    "SELECT CAST(serial AS TEXT), status, revoked_at, revocation_reason, hold_since "
+    "FROM pki_certificate WHERE issuer_id = %s AND status <> 'valid' AND crl_entry IS NULL"
+)
+DELTA_SQL = (
+    "SELECT crl_entry, CAST(serial AS TEXT), status, revoked_at, revocation_reason, hold_since, "
+    "released_at FROM pki_certificate WHERE issuer_id = %s AND status_changed_at > %s"
+)
 
-def _full_entries(ca_id: int) -> list[x509.RevokedCertificate]:
-    """Every listed serial, read in one query and turned into entries in one pass."""
-    hold = RevocationReason.CERTIFICATE_HOLD
-    out: list[x509.RevokedCertificate] = []
+
+def _listed_entry(
+    serial: str, status: str, revoked_at: dt.datetime | None, reason: str, hold: dt.datetime | None
+) -> bytes:
+    if status == CertificateStatus.REVOKED:
+        assert revoked_at is not None
+        return crl_der.crl_entry(int(serial), revoked_at, _REASONS[reason])
+    assert hold is not None
+    return crl_der.crl_entry(int(serial), hold, RevocationReason.CERTIFICATE_HOLD)
+
+
+def _full_entries(ca_id: int) -> tuple[bytes, int]:
+    """The concatenated DER entries of every listed serial, and their count."""
     with connection.cursor() as cur:
-        cur.execute(
-            "SELECT CAST(serial AS TEXT), status, revoked_at, revocation_reason, hold_since "
-            "FROM pki_certificate WHERE issuer_id = %s AND status <> 'valid'",
-            [ca_id],
-        )
-        entry = builders.revoked_certificate
-        for serial, status, revoked_at, reason, hold_since in cur:
-            if status == CertificateStatus.REVOKED:
-                out.append(entry(builders.CrlEntry(int(serial), revoked_at, _REASONS[reason])))
-            else:
-                out.append(entry(builders.CrlEntry(int(serial), hold_since, hold)))
-    return out
-
-
-def _delta_entries(ca_id: int, since: dt.datetime) -> list[x509.RevokedCertificate]:
-    out: list[x509.RevokedCertificate] = []
-    rows = Certificate.objects.filter(issuer_id=ca_id, status_changed_at__gt=since).values_list(
-        "serial", "status", "revoked_at", "revocation_reason", "hold_since", "released_at"
-    )
-    for serial, status, revoked_at, reason, hold_since, released_at in rows:
-        if status == CertificateStatus.REVOKED and revoked_at is not None:
-            item = builders.CrlEntry(int(serial), revoked_at, _REASONS[reason])
-        elif status == CertificateStatus.ON_HOLD and hold_since is not None:
-            item = builders.CrlEntry(int(serial), hold_since, RevocationReason.CERTIFICATE_HOLD)
-        elif released_at is not None and released_at > since:
-            item = builders.CrlEntry(int(serial), released_at, RevocationReason.REMOVE_FROM_CRL)
+        if connection.vendor == "postgresql":
+            cur.execute(_FULL_SQL_POSTGRESQL, [ca_id])
+            row = cur.fetchone()
+            assert row is not None
+            parts = [bytes(row[0] or b"")]
+            count = int(row[1])
         else:
-            continue
-        out.append(builders.revoked_certificate(item))
-    return out
+            cur.execute(_FULL_SQL_OTHER, [ca_id])
+            parts = [bytes(r[0]) for r in cur.fetchall()]
+            count = len(parts)
+        cur.execute(_UNENCODED_SQL, [ca_id])
+        for serial, status, revoked_at, reason, hold_since in cur.fetchall():
+            parts.append(_listed_entry(serial, status, revoked_at, reason, hold_since))
+            count += 1
+    return b"".join(parts), count
+
+
+def _delta_entries(ca_id: int, since: dt.datetime) -> tuple[bytes, int]:
+    """Entries of what changed after ``since`` (index pki_cert_issuer_changed_idx): listed rows
+    as stored, released ones as removeFromCRL."""
+    parts: list[bytes] = []
+    with connection.cursor() as cur:
+        cur.execute(DELTA_SQL, [ca_id, connection.ops.adapt_datetimefield_value(since)])
+        rows = cur.fetchall()
+    for entry, serial, status, revoked_at, reason, hold_since, released_at in rows:
+        if status != CertificateStatus.VALID:
+            parts.append(
+                bytes(entry)
+                if entry is not None
+                else _listed_entry(serial, status, revoked_at, reason, hold_since)
+            )
+        elif released_at is not None and released_at > since:
+            remove = RevocationReason.REMOVE_FROM_CRL
+            parts.append(crl_der.crl_entry(int(serial), released_at, remove))
+    return b"".join(parts), len(parts)
 
 
 @transaction.atomic
@@ -446,22 +506,23 @@ def _crl_publish_locked(ca: CertificateAuthority, kind: CrlKind, actor: Actor) -
     now = timezone.now()
     base: CrlPublication | None = None
     if kind == CrlKind.DELTA:
-        base = ca.crls.filter(kind=CrlKind.FULL).order_by("-number").first()
+        # not its DER: the base of a 1M-entry CRL is tens of megabytes
+        base = ca.crls.filter(kind=CrlKind.FULL).order_by("-number").defer("der").first()
         if base is None:
             raise Conflict(f"CA {authority} has no full CRL yet: publish a full CRL first")
-        revoked = _delta_entries(ca.pk, base.as_of)
+        entries, count = _delta_entries(ca.pk, base.as_of)
         hours = ca.delta_crl_next_update_hours
     else:
-        revoked = _full_entries(ca.pk)
+        entries, count = _full_entries(ca.pk)
         hours = ca.crl_next_update_hours
     number = ca.crl_number + 1
     next_update = now + dt.timedelta(hours=hours)
     with _translated():
         issuer = _issuer(ca)
-        crl = builders.build_crl_from_revoked(
+        crl = builders.assemble_crl(
             issuer_certificate=issuer.certificate,
             signing_key=issuer.key,
-            revoked=revoked,
+            entries=entries,
             number=number,
             this_update=now,
             next_update=next_update,
@@ -475,18 +536,18 @@ def _crl_publish_locked(ca: CertificateAuthority, kind: CrlKind, actor: Actor) -
         kind=kind,
         number=number,
         base_number=base.number if base else None,
-        this_update=crl.last_update_utc,
+        this_update=now.replace(microsecond=0),
         next_update=next_update.replace(microsecond=0),
         as_of=now,
-        entry_count=len(revoked),
-        der=crl.public_bytes(serialization.Encoding.DER),
+        entry_count=count,
+        der=crl,
     )
     audit_event_create(
         actor=actor,
         action="pki.crl_publish",
         object_type="pki.crl",
         object_id=str(publication.pk),
-        details={"authority": authority, "kind": kind, "number": number, "entries": len(revoked)},
+        details={"authority": authority, "kind": kind, "number": number, "entries": count},
     )
     return publication
 

@@ -4,10 +4,7 @@ answers are pre-signed, or signed by the delegated responder key when they canno
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import hashlib
 
 from cryptography.x509 import ocsp
 from django.http import (
@@ -17,30 +14,18 @@ from django.http import (
     HttpResponseNotFound,
 )
 from django.utils import timezone
-from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from pki import responder, selectors
 from pki.choices import CrlKind
-from pki.domain.builders import ocsp_error_response
 from pki.models import CertificateAuthority
 
-OCSP_REQUEST_TYPE = "application/ocsp-request"
-OCSP_RESPONSE_TYPE = "application/ocsp-response"
-MAX_OCSP_REQUEST = 4096
 
-
-def _cache_headers(
-    response: HttpResponse,
-    *,
-    modified: dt.datetime,
-    expires: dt.datetime,
-    now: dt.datetime | None = None,
-) -> None:
-    max_age = max(0, int((expires - (now or timezone.now())).total_seconds()))
-    response["Cache-Control"] = f"public, max-age={max_age}, no-transform, must-revalidate"
-    response["Last-Modified"] = http_date(modified.timestamp())
-    response["Expires"] = http_date(expires.timestamp())
+def _cache_headers(response: HttpResponse, *, modified: dt.datetime, expires: dt.datetime) -> None:
+    for name, value in responder.cache_headers(
+        modified=modified, expires=expires, now=timezone.now()
+    ):
+        response[name] = value
 
 
 def ca_certificate(request: HttpRequest, short_name: str) -> HttpResponse:
@@ -77,41 +62,30 @@ def crl_delta(request: HttpRequest, short_name: str) -> HttpResponse:
     return _crl(short_name, CrlKind.DELTA)
 
 
-def _ocsp_error(status: ocsp.OCSPResponseStatus, http_status: int = 200) -> HttpResponse:
-    return HttpResponse(
-        ocsp_error_response(status), content_type=OCSP_RESPONSE_TYPE, status=http_status
-    )
-
-
-def _answer(data: bytes) -> HttpResponse:
-    now = timezone.now()
-    found = responder.answer(data, now=now)
-    response = HttpResponse(found.der, content_type=OCSP_RESPONSE_TYPE, status=found.http_status)
-    if found.cacheable and found.this_update is not None and found.next_update is not None:
-        _cache_headers(response, modified=found.this_update, expires=found.next_update, now=now)
-        response["ETag"] = f'"{hashlib.sha1(found.der, usedforsecurity=False).hexdigest()}"'
-    else:
-        response["Cache-Control"] = "no-store"
+def _http(reply: responder.HttpReply) -> HttpResponse:
+    response = HttpResponse(reply.body, status=reply.status)
+    for name, value in reply.headers:
+        response[name] = value
     return response
 
 
 @csrf_exempt
 def ocsp_post(request: HttpRequest) -> HttpResponse:
+    # Production serves /ocsp through pki.wsgi.OcspFront (no middleware, no URL resolution);
+    # these views answer the same when Django serves it (runserver, tests, other front ends).
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    if request.content_type != OCSP_REQUEST_TYPE:
-        return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
+    malformed = responder.error_reply(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
+    if request.content_type != responder.OCSP_REQUEST_TYPE:
+        return _http(malformed)
     body = request.body
-    if len(body) > MAX_OCSP_REQUEST:
-        return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
-    return _answer(body)
+    if len(body) > responder.MAX_OCSP_REQUEST:
+        return _http(malformed)
+    return _http(responder.http_reply(body, now=timezone.now()))
 
 
 def ocsp_get(request: HttpRequest, encoded: str) -> HttpResponse:
-    if len(encoded) > MAX_OCSP_REQUEST * 2:
-        return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
-    try:
-        data = base64.b64decode(encoded, validate=False)
-    except (binascii.Error, ValueError):
-        return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
-    return _answer(data)
+    data = responder.decode_get_path(encoded)
+    if data is None:
+        return _http(responder.error_reply(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400))
+    return _http(responder.http_reply(data, now=timezone.now()))

@@ -201,7 +201,7 @@ def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Stat
     station.status = StationStatus.DISABLED
     station.disabled_at = timezone.now()
     station.save(update_fields=["status", "disabled_at"])
-    if station.account is not None:
+    if station.account_id is not None:
         User.objects.filter(pk=station.account_id).update(is_active=False)
         for token in ApiToken.objects.filter(user_id=station.account_id, revoked_at__isnull=True):
             api_token_revoke(token_id=token.pk, actor=caller.actor)

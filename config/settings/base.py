@@ -190,3 +190,18 @@ CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "options": {"queue": "signing"},
 }
 # --- end PKI
+
+# --- Personalization: card master keys, stations, PIN mailers
+# Card master keys (SCP03 issuer, DESFire, admin/unblock), as the PKI key backends are configured.
+CARD_KEY_STORE: dict[str, object] = {
+    "BACKEND": env_str("CARD_KEY_STORE_BACKEND", "software"),
+    "OPTIONS": {
+        "location": env_str("CARD_KEY_STORE_DIR", str(VAR_DIR / "card-keys")),
+        "passphrase_env": "PKI_KEY_PASSPHRASE",  # the NAME of the variable, never its value
+    },
+}
+# Create the published test masters on demand: the embedded default and the tests only.
+CARD_KEYS_TEST_PROVISIONING = env_bool("CARD_KEYS_TEST_PROVISIONING", True)
+CARD_TRANSPORT_KEYS: dict[str, str] = {}  # DESFire transport keys of vendor batches, {version: hex}
+STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
+PERSONALIZATION_EMAIL_DOMAIN = env_str("PERSONALIZATION_EMAIL_DOMAIN", "cps.mssante.invalid")

@@ -26,6 +26,8 @@ if PKI_DEFAULT_KEY_BACKEND == "software":
 elif PKI_DEFAULT_KEY_BACKEND == "pkcs11":
     env_required("PKI_PKCS11_PIN", what="the HSM user PIN")
 CELERY_TASK_ALWAYS_EAGER = False
+# Card master keys come from a key ceremony, never from the published test values.
+CARD_KEYS_TEST_PROVISIONING = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from pki.domain import der, extensions
+from pki.domain import crl_der, der, extensions
 from pki.domain.errors import MalformedRequest, ProfileViolation
 from pki.domain.names import Holder
 from pki.domain.profiles import MS_UPN, UPN_DOMAIN, Profile, SanKind, validate_request
@@ -285,6 +285,30 @@ def build_crl_from_revoked(
     freshest_crl_url: str | None = None,
 ) -> x509.CertificateRevocationList:
     """Sign a CRL over already built entries (one builder call)."""
+    exts = crl_extension_list(
+        issuer_certificate=issuer_certificate,
+        number=number,
+        delta_base=delta_base,
+        freshest_crl_url=freshest_crl_url,
+    )
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=issuer_certificate.subject,
+        last_update=this_update.replace(microsecond=0),
+        next_update=next_update.replace(microsecond=0),
+        extensions=exts,
+        revoked_certificates=revoked,
+    )
+    return builder.sign(signing_key, SIGNATURE_HASH)
+
+
+def crl_extension_list(
+    *,
+    issuer_certificate: x509.Certificate,
+    number: int,
+    delta_base: int | None = None,
+    freshest_crl_url: str | None = None,
+) -> list[x509.Extension[x509.ExtensionType]]:
+    """AKI, CRL number, and the delta CRL indicator (delta) or freshest CRL pointer (full)."""
     if delta_base is not None and delta_base >= number:
         raise ProfileViolation("crl.delta_base", "a delta CRL's base must precede its number")
     ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
@@ -310,14 +334,40 @@ def build_crl_from_revoked(
                 ),
             )
         )
-    builder = x509.CertificateRevocationListBuilder(
-        issuer_name=issuer_certificate.subject,
-        last_update=this_update.replace(microsecond=0),
-        next_update=next_update.replace(microsecond=0),
-        extensions=exts,
-        revoked_certificates=revoked,
+    return exts
+
+
+def assemble_crl(
+    *,
+    issuer_certificate: x509.Certificate,
+    signing_key: CertificateIssuerPrivateKeyTypes,
+    entries: bytes,
+    number: int,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+    delta_base: int | None = None,
+    freshest_crl_url: str | None = None,
+) -> bytes:
+    """The DER CRL over ``entries``, the concatenated DER of already encoded CRL entries
+    (:func:`pki.domain.crl_der.crl_entry`): the same bytes :func:`build_crl_from_revoked` gives
+    for the same entries, without decoding them."""
+    algorithm = crl_der.signature_algorithm(signing_key)
+    tbs = crl_der.tbs_cert_list(
+        algorithm=algorithm,
+        issuer_name=issuer_certificate.subject.public_bytes(),
+        this_update=this_update,
+        next_update=next_update,
+        entries=entries,
+        extensions=crl_der.crl_extensions(
+            crl_extension_list(
+                issuer_certificate=issuer_certificate,
+                number=number,
+                delta_base=delta_base,
+                freshest_crl_url=freshest_crl_url,
+            )
+        ),
     )
-    return builder.sign(signing_key, SIGNATURE_HASH)
+    return crl_der.certificate_list(tbs, algorithm, crl_der.sign(tbs, signing_key))
 
 
 # --- OCSP -------------------------------------------------------------------------------------

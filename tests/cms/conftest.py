@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import itertools
-from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from cms.callers import Caller
 from cms.choices import CardStatus, ProductStatus
 from cms.models import Card, CardCertificate, Holder, Product
+from tests.pki.conftest import pki_software, software_key_dir  # noqa: F401
 
 _serials = itertools.count(1)
 
@@ -116,49 +113,58 @@ def _card_number(n: int) -> str:
     return card_number_format(900_000_000 + n)
 
 
+@pytest.fixture(scope="session")
+def holder_key():
+    """One RSA key certified again and again: key generation is the slow part, not issuance."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @pytest.fixture
-def authority(db):
+def authority(pki_software):  # noqa: F811 - the fixture imported above
+    """The issuing CA of the test hierarchy (real keys, real certificates)."""
     from pki.models import CertificateAuthority
 
-    now = timezone.now()
-    return CertificateAuthority.objects.create(
-        short_name="test-ca",
-        common_name="Test CA",
-        kind="root",
-        key_backend="software",
-        key_handle="none",
-        certificate_der=b"\x30\x00",
-        issuer_name_hash="0" * 40,
-        issuer_key_hash="1" * 40,
-        not_before=now,
-        not_after=now + dt.timedelta(days=3650),
-    )
+    return CertificateAuthority.objects.get(short_name="ACI-FO-PP-TEST")
 
 
 @pytest.fixture
-def link_certificates(authority):
-    """Give a card its two certificate rows (auth, sign) in a given pki status."""
+def link_certificates(authority, holder_key):
+    """Give a card its two certificates (auth, sign), issued by the PKI, in a given status."""
+    from core.actors import Actor
+    from pki import services
+    from pki.domain.names import Holder as CertificateHolder
+    from pki.domain.reasons import RevocationReason
     from pki.models import Certificate
 
+    actor = Actor.system("tests")
+
     def _link(card: Card, status: str = "valid") -> list[Certificate]:
-        now = timezone.now()
+        n = next(_serials)
+        holder = CertificateHolder(
+            national_id=f"8100{n:08d}",
+            surname="DUPONT",
+            given_name="JEAN",
+            title="Médecin",
+            card_serial=f"{n:010d}",
+            profession_code=10,
+            email=f"jean.dupont{n}@example.org",
+        )
         certs = []
         for slot in ("auth", "sign"):
-            n = next(_serials)
-            der = f"cert-{n}".encode()
-            cert = Certificate.objects.create(
-                issuer=authority,
-                serial=Decimal(n),
+            cert = services.certificate_issue(
+                authority=authority.short_name,
                 profile=f"cps_{slot}",
-                status=status,
-                subject=f"CN=card {card.pk} {slot}",
-                not_before=now,
-                not_after=now + dt.timedelta(days=365),
-                der=der,
-                fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-                hold_since=now if status == "on_hold" else None,
-                status_changed_at=now,
+                actor=actor,
+                public_key=holder_key.public_key(),
+                holder=holder,
+                on_hold=status == "on_hold",
             )
+            if status == "revoked":
+                cert = services.certificate_revoke(
+                    certificate_id=cert.pk, reason=RevocationReason.KEY_COMPROMISE, actor=actor
+                )
             CardCertificate.objects.create(card=card, slot=slot, certificate=cert)
             certs.append(cert)
         return certs

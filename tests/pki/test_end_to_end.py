@@ -123,7 +123,19 @@ def _lint(tool: str, path: Path, *extra: str) -> list[str]:
 def test_pkilint_reports_no_error(pki_software: str, tmp_path: Path) -> None:
     auth = _issue("cps_auth", 3)
     sign = _issue("cps_sign", 4)
+    # CRLs with entries of every kind (assembled from stored entries, ADR 0003)
+    services.certificate_revoke(
+        certificate_id=_issue("cps_auth", 5).pk, reason=RevocationReason.KEY_COMPROMISE, actor=ACTOR
+    )
+    services.certificate_revoke(
+        certificate_id=_issue("cps_auth", 6).pk, reason=RevocationReason.UNSPECIFIED, actor=ACTOR
+    )
+    held = _issue("cps_sign", 7, on_hold=True)
+    services.certificate_hold(certificate_id=_issue("cps_sign", 8).pk, actor=ACTOR)
     call_command("pki_publish", "--no-ocsp", stdout=io.StringIO())
+    services.certificate_release_hold(certificate_id=held.pk, actor=ACTOR)
+    delta = services.crl_publish(authority=ISSUING, kind=CrlKind.DELTA, actor=ACTOR)
+    assert delta.entry_count == 1
     docs: list[tuple[str, bytes | memoryview]] = [
         ("auth", auth.der),
         ("sign", sign.der),

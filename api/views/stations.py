@@ -1,0 +1,300 @@
+"""Stations (security officers), station enrollment (one-time code), the station relay
+(claim, exchange, heartbeat) and the PIN mailer print queue."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpResponse
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from api.views.cms.common import AU, OP, SO, caller_of
+from cms.models import PinMailer, Station
+from cms.personalization.jobs import CardIdentity, job_heartbeat
+from cms.personalization.mailer import pin_mailer_print
+from cms.personalization.session import session_exchange, station_claim
+from cms.personalization.stations import (
+    EnrollmentCode,
+    station_code_renew,
+    station_create,
+    station_disable,
+    station_enroll,
+    station_for_account,
+    station_touch,
+)
+from core.roles import Role
+
+ST = Role.STATION
+HEX = r"^[0-9A-Fa-f]*$"
+
+
+class StationOutputSerializer(serializers.ModelSerializer[Station]):
+    site = serializers.CharField(source="site.code")
+
+    class Meta:
+        model = Station
+        fields = (
+            "id",
+            "name",
+            "site",
+            "status",
+            "certificate_serial",
+            "created_at",
+            "enrolled_at",
+            "disabled_at",
+            "last_seen_at",
+        )
+
+
+class EnrollmentCodeOutputSerializer(serializers.Serializer[EnrollmentCode]):
+    station = StationOutputSerializer()
+    enrollment_code = serializers.CharField(source="code")
+    expires_at = serializers.DateTimeField()
+
+
+class StationListApi(APIView):
+    roles = (SO, AU)
+
+    @extend_schema(responses=StationOutputSerializer(many=True), operation_id="stations_list")
+    def get(self, request: Request) -> Response:
+        stations = Station.objects.select_related("site").order_by("site__code", "name")
+        return Response(StationOutputSerializer(stations, many=True).data)
+
+
+class StationCreateApi(APIView):
+    """A new station at a site; its one-time enrollment code is in this response only."""
+
+    roles = (SO,)
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        site = serializers.SlugField(max_length=32)
+        name = serializers.CharField(max_length=64)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: EnrollmentCodeOutputSerializer},
+        operation_id="stations_create",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = station_create(
+            site_code=serializer.validated_data["site"],
+            name=serializer.validated_data["name"],
+            caller=caller_of(request),
+        )
+        return Response(EnrollmentCodeOutputSerializer(issued).data, status=201)
+
+
+class StationCodeRenewApi(APIView):
+    roles = (SO,)
+
+    @extend_schema(
+        request=None,
+        responses={201: EnrollmentCodeOutputSerializer},
+        operation_id="stations_enrollment_code",
+    )
+    def post(self, request: Request, station_id: UUID) -> Response:
+        issued = station_code_renew(station_id=station_id, caller=caller_of(request))
+        return Response(EnrollmentCodeOutputSerializer(issued).data, status=201)
+
+
+class StationDisableApi(APIView):
+    roles = (SO,)
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        note = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer, responses=StationOutputSerializer, operation_id="stations_disable"
+    )
+    def post(self, request: Request, station_id: UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        station = station_disable(
+            station_id=station_id,
+            caller=caller_of(request),
+            note=serializer.validated_data.get("note", ""),
+        )
+        return Response(StationOutputSerializer(station).data)
+
+
+class EnrollThrottle(AnonRateThrottle):
+    rate = "20/min"
+
+
+class StationEnrollApi(APIView):
+    """Exchange a one-time enrollment code for the station's credential (token, and a client
+    certificate when a CSR is sent). The code is the credential of this call."""
+
+    public = True
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_classes = (EnrollThrottle,)
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        code = serializers.CharField(max_length=64)
+        csr = serializers.CharField(max_length=8000, required=False)
+
+    class OutputSerializer(serializers.Serializer[dict[str, Any]]):
+        station = StationOutputSerializer()
+        token = serializers.CharField()
+        certificate = serializers.CharField(allow_null=True)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: OutputSerializer}, operation_id="stations_enroll"
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        csr = serializer.validated_data.get("csr")
+        done = station_enroll(
+            code=serializer.validated_data["code"], csr_pem=csr.encode() if csr else None
+        )
+        body = {"station": done.station, "token": done.token, "certificate": done.certificate_pem}
+        return Response(self.OutputSerializer(body).data, status=201)
+
+
+class StationClaimApi(APIView):
+    """Claim the job of the inserted card (or, without a card, learn which card to insert);
+    the answer carries the first APDU batch. 204: nothing to do."""
+
+    roles = (ST,)
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        atr = serializers.RegexField(HEX, max_length=66, required=False)
+        chip_serial = serializers.RegexField(HEX, max_length=32, required=False)
+        desfire_uid = serializers.RegexField(HEX, max_length=14, required=False, allow_blank=True)
+        reader = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OpenApiResponse(description="first batch"), 204: None},
+        operation_id="station_claim",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        station = station_for_account(request.user)  # type: ignore[arg-type]
+        station_touch(station)
+        identity = None
+        if data.get("chip_serial"):
+            identity = CardIdentity(
+                atr=data.get("atr", ""),
+                chip_serial=data["chip_serial"].upper(),
+                desfire_uid=data.get("desfire_uid", "").upper(),
+                reader=data.get("reader", ""),
+            )
+        payload = station_claim(station=station, identity=identity)
+        if payload is None:
+            return Response(status=204)
+        return Response(payload)
+
+
+class StationExchangeApi(APIView):
+    """The card's responses to batch ``seq``; the answer is the next batch or the outcome."""
+
+    roles = (ST,)
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        seq = serializers.IntegerField(min_value=0)
+        responses = serializers.ListField(
+            child=serializers.RegexField(HEX, max_length=8192), required=False, max_length=512
+        )
+        error = serializers.CharField(max_length=200, required=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OpenApiResponse(description="next batch or outcome"),
+        operation_id="station_exchange",
+    )
+    def post(self, request: Request, session_id: UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        station = station_for_account(request.user)  # type: ignore[arg-type]
+        payload = session_exchange(
+            session_id=session_id,
+            station=station,
+            seq=data["seq"],
+            responses=data.get("responses"),
+            error=data.get("error"),
+        )
+        return Response(payload)
+
+
+class StationHeartbeatApi(APIView):
+    roles = (ST,)
+
+    @extend_schema(request=None, responses=None, operation_id="station_heartbeat")
+    def post(self, request: Request, job_id: UUID) -> Response:
+        station = station_for_account(request.user)  # type: ignore[arg-type]
+        station_touch(station)
+        job = job_heartbeat(job_id=job_id, station=station)
+        return Response({"job": str(job.pk), "lease_expires_at": job.lease_expires_at})
+
+
+class PinMailerListApi(APIView):
+    """The print queue (metadata only: the PDF is never listed)."""
+
+    roles = (OP, SO, AU)
+
+    @extend_schema(responses=None, operation_id="pin_mailers_list")
+    def get(self, request: Request) -> Response:
+        rows = PinMailer.objects.order_by("created_at").values(
+            "id", "card_id", "request_id", "created_at", "printed_at", "printed_by"
+        )[:500]
+        return Response(list(rows))
+
+
+class PinMailerPrintApi(APIView):
+    """The mailer PDF, once: the sealed copy is deleted as it is handed out."""
+
+    roles = (OP,)
+
+    @extend_schema(
+        request=None, responses={(200, "application/pdf"): bytes}, operation_id="pin_mailers_print"
+    )
+    def post(self, request: Request, mailer_id: UUID) -> HttpResponse:
+        pdf = pin_mailer_print(mailer_id=mailer_id, caller=caller_of(request))
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="pin-mailer-{mailer_id}.pdf"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+stations_v1 = [
+    path("stations", StationListApi.as_view(), name="station-list"),
+    path("stations/create", StationCreateApi.as_view(), name="station-create"),
+    path("stations/enroll", StationEnrollApi.as_view(), name="station-enroll"),
+    path(
+        "stations/<uuid:station_id>/enrollment-code",
+        StationCodeRenewApi.as_view(),
+        name="station-enrollment-code",
+    ),
+    path("stations/<uuid:station_id>/disable", StationDisableApi.as_view(), name="station-disable"),
+    path("station/claim", StationClaimApi.as_view(), name="station-claim"),
+    path(
+        "station/sessions/<uuid:session_id>/exchange",
+        StationExchangeApi.as_view(),
+        name="station-exchange",
+    ),
+    path(
+        "station/jobs/<uuid:job_id>/heartbeat",
+        StationHeartbeatApi.as_view(),
+        name="station-heartbeat",
+    ),
+    path("pin-mailers", PinMailerListApi.as_view(), name="pin-mailer-list"),
+    path(
+        "pin-mailers/<uuid:mailer_id>/print", PinMailerPrintApi.as_view(), name="pin-mailer-print"
+    ),
+]

@@ -1,0 +1,171 @@
+"""The station's command line.
+
+``python -m personalization_station enroll --cms URL --code CODE [--certificate]`` exchanges a
+one-time enrollment code for the station credential (stored mode 0600);
+``python -m personalization_station run [--cms URL] [--reader NAME] [--once]`` waits for cards and
+relays their personalization sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from cards.errors import CardError
+from personalization_station import credentials
+from personalization_station.client import ApiError, Backoff, CmsClient
+from personalization_station.relay import Outcome, RelayError, personalize
+
+log = logging.getLogger("personalization_station")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - the station's progress output
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m personalization_station")
+    parser.add_argument(
+        "--credential",
+        type=Path,
+        default=None,
+        help="credential file (default: $XDG_CONFIG_HOME/cps-station/credential.json)",
+    )
+    parser.add_argument("--ca-file", help="CA bundle that signs the CMS's TLS certificate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log APDU headers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    enroll = sub.add_parser("enroll", help="exchange a one-time code for the station credential")
+    enroll.add_argument(
+        "--cms", required=True, help="base URL of the CMS, e.g. https://cms.example"
+    )
+    enroll.add_argument("--code", required=True, help="the one-time enrollment code")
+    enroll.add_argument(
+        "--certificate",
+        action="store_true",
+        help="also obtain a client certificate (a key pair and CSR are made here)",
+    )
+    run = sub.add_parser("run", help="wait for cards and personalize them")
+    run.add_argument("--cms", help="base URL of the CMS (default: the enrolled one)")
+    run.add_argument("--reader", help="contact reader name (default: the first reader)")
+    run.add_argument("--once", action="store_true", help="stop after one card's session")
+    run.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=300.0,
+        help="how long to ride out an unreachable CMS before giving up on a call",
+    )
+    return parser
+
+
+def _enroll(args: argparse.Namespace, path: Path) -> int:
+    body: dict[str, str] = {"code": args.code}
+    key_path: str | None = None
+    if args.certificate:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "station")]))
+            .sign(key, hashes.SHA256())
+        )
+        body["csr"] = csr.public_bytes(serialization.Encoding.PEM).decode()
+        key_file = path.with_name("station-key.pem")
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        key_path = str(key_file)
+    client = CmsClient(args.cms, ca_file=args.ca_file, backoff=Backoff(total=30.0))
+    try:
+        _, answer = client.post("stations/enroll", body)
+    except ApiError as exc:
+        _say(f"enrollment refused: {exc.message}")
+        return 2
+    station = answer["station"]
+    credential = credentials.Credential(
+        cms=args.cms,
+        station_id=str(station["id"]),
+        token=str(answer["token"]),
+        certificate_pem=answer.get("certificate"),
+        key_path=key_path,
+    )
+    credentials.save(credential, path)
+    _say(
+        f"enrolled station {station['site']}/{station['name']} ({station['id']}); "
+        f"credential in {path}"
+    )
+    return 0
+
+
+def _report(outcome: Outcome) -> None:
+    line = (
+        f"card {outcome.chip_serial}: {outcome.state} "
+        f"({outcome.round_trips} round trips, {outcome.apdus} APDUs)"
+    )
+    if outcome.message:
+        line += f": {outcome.message}"
+    _say(line)
+
+
+def _run(args: argparse.Namespace, path: Path) -> int:
+    from personalization_station import pcsc
+
+    credential = credentials.load(path)
+    client = CmsClient(
+        args.cms or credential.cms,
+        credential.token,
+        ca_file=args.ca_file,
+        backoff=Backoff(total=args.retry_seconds),
+    )
+    names = pcsc.reader_names()
+    reader = args.reader or (names[0] if names else None)
+    if reader is None:
+        _say("no PC/SC reader; is pcscd running?")
+        return 2
+    _say(f"station {credential.station_id} on reader {reader!r}; waiting for a card")
+    while True:
+        link = pcsc.wait_for_card(reader)
+        try:
+            outcome = personalize(client, link, progress=_say)
+        except ApiError as exc:
+            outcome = Outcome("refused", message=exc.message)
+            if exc.status == 401:
+                _say("the CMS refused this station's credential (disabled?)")
+                return 3
+        except (CardError, RelayError) as exc:
+            outcome = Outcome("card_error", message=str(exc))
+        finally:
+            pcsc.close(link)
+        _report(outcome)
+        if args.once and outcome.state != "interrupted":
+            return 0 if outcome.state == "done" else 1
+        _say("remove the card")
+        pcsc.wait_for_removal(reader)
+        _say("waiting for a card")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    path: Path = args.credential or credentials.default_path()
+    if args.command == "enroll":
+        return _enroll(args, path)
+    return _run(args, path)

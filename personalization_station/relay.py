@@ -1,0 +1,197 @@
+"""The relay: identify the inserted card, claim its job, carry APDU batches until the session ends.
+
+The server drives every command (DESIGN.md §5); the station only sends each step of a batch to the
+named interface, follows ``61 xx`` with GET RESPONSE, stops after the first unexpected status word,
+and posts the raw responses back. Steps marked sensitive (or whose instruction is) are logged by
+header only: their data and responses never reach a log or the screen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cards.errors import CardError, TransportError
+from cards.transport import Transport, is_sensitive, transmit_apdu
+
+log = logging.getLogger("personalization_station.relay")
+
+SELECT_EF_SN_ICC = bytes.fromhex("00A4080C02D003")
+READ_EF_SN_ICC = bytes.fromhex("00B000000A")
+GET_UID = bytes.fromhex("FFCA000000")
+MAX_ROUND_TRIPS = 200
+
+
+class Api(Protocol):
+    """The CMS seen from the station: ``post(path, body) -> (status, json)``."""
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """POST a JSON body to ``/api/v1/<path>``."""
+        ...
+
+
+class RelayError(Exception):
+    """The server sent something the station cannot carry out (a malformed batch)."""
+
+
+@dataclass
+class CardLink:
+    """A card in a reader: its ATR and a transport per interface."""
+
+    atr: bytes
+    contact: Transport
+    contactless: Transport | None = None
+    reader: str = ""
+
+    def transport(self, interface: str) -> Transport:
+        """The transport of ``contact`` or ``contactless``."""
+        if interface == "contact":
+            return self.contact
+        if interface == "contactless" and self.contactless is not None:
+            return self.contactless
+        raise TransportError(f"no {interface} reader for this card")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Public facts read from the card before any claim."""
+
+    atr: str
+    chip_serial: str
+    desfire_uid: str
+
+
+@dataclass
+class Outcome:
+    """How the card's session ended, and what it cost."""
+
+    state: str
+    session: str = ""
+    message: str = ""
+    round_trips: int = 0
+    apdus: int = 0
+    chip_serial: str = ""
+
+
+def identify(link: CardLink) -> Identity:
+    """ATR, EF.SN.ICC (plain read from the MF) and the DESFire UID (PC/SC GET DATA)."""
+    response = transmit_apdu(link.contact, SELECT_EF_SN_ICC, "SELECT EF.SN.ICC")
+    if response.sw != 0x9000:
+        raise CardError(f"SELECT EF.SN.ICC answered {response.sw:04X}: not a CPS card?")
+    serial = transmit_apdu(link.contact, READ_EF_SN_ICC, "READ BINARY EF.SN.ICC")
+    if serial.sw != 0x9000 or len(serial.data) != 10:
+        raise CardError(f"READ BINARY EF.SN.ICC answered {serial.sw:04X}")
+    uid = b""
+    if link.contactless is not None:
+        answer = transmit_apdu(link.contactless, GET_UID, "GET UID")
+        if answer.sw == 0x9000:
+            uid = answer.data
+    return Identity(link.atr.hex().upper(), serial.data.hex().upper(), uid.hex().upper())
+
+
+def _steps(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    steps = batch.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise RelayError("the server sent a batch without steps")
+    checked = []
+    for step in steps:
+        try:
+            apdu = bytes.fromhex(str(step["apdu"]))
+            expect = {int(str(sw), 16) for sw in step["expect"]}
+            interface = str(step.get("interface", "contact"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RelayError(f"malformed step in the server's batch: {exc}") from None
+        if not 4 <= len(apdu) <= 261:
+            raise RelayError("a command APDU of the batch has an impossible length")
+        checked.append(
+            {
+                "label": str(step.get("label", ""))[:80],
+                "apdu": apdu,
+                "expect": expect,
+                "sensitive": bool(step.get("sensitive")) or is_sensitive(apdu),
+                "interface": interface,
+            }
+        )
+    return checked
+
+
+def run_batch(batch: Mapping[str, Any], link: CardLink) -> list[bytes]:
+    """Send the steps in order; stop after the first unexpected status word."""
+    out: list[bytes] = []
+    for step in _steps(batch):
+        apdu: bytes = step["apdu"]
+        response = transmit_apdu(link.transport(step["interface"]), apdu, step["label"])
+        if step["sensitive"]:
+            log.debug("%s: %s [redacted] → %04X", step["label"], apdu[:4].hex(), response.sw)
+        else:
+            log.debug("%s: %s → %s", step["label"], apdu.hex(), response.encode().hex())
+        out.append(response.encode())
+        if response.sw not in step["expect"]:
+            break
+    return out
+
+
+def _progress_line(payload: Mapping[str, Any]) -> str:
+    progress = payload.get("progress") or {}
+    done = len(progress.get("completed") or [])
+    total = len(progress.get("phases") or []) or 1
+    batch = payload.get("batch") or {}
+    steps = len(batch.get("steps") or [])
+    mode = progress.get("mode", "personalize")
+    label = str(batch.get("label", ""))[:40]
+    return f"{mode}: phases {done}/{total}, batch {payload.get('seq')} ({steps} APDUs) {label}"
+
+
+def personalize(
+    api: Api,
+    link: CardLink,
+    *,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Outcome:
+    """Identify the card, claim its job and relay until the session ends."""
+    identity = identify(link)
+    progress(f"card {identity.chip_serial} (ATR {identity.atr}, UID {identity.desfire_uid or '-'})")
+    status, payload = api.post(
+        "station/claim",
+        {
+            "atr": identity.atr,
+            "chip_serial": identity.chip_serial,
+            "desfire_uid": identity.desfire_uid,
+            "reader": link.reader,
+        },
+    )
+    round_trips = 1
+    apdus = 0
+    if status == 204:
+        return Outcome("no_job", round_trips=1, chip_serial=identity.chip_serial)
+    session = str(payload.get("session", ""))
+    while payload.get("state") == "running":
+        if round_trips > MAX_ROUND_TRIPS:
+            raise RelayError("the session does not end; giving up")
+        progress(_progress_line(payload))
+        seq = int(payload["seq"])
+        try:
+            responses = run_batch(payload["batch"], link)
+        except TransportError as exc:
+            progress(f"card lost during batch {seq}: {exc}")
+            _, payload = api.post(
+                f"station/sessions/{session}/exchange", {"seq": seq, "error": str(exc)[:200]}
+            )
+            round_trips += 1
+            break
+        apdus += len(responses)
+        _, payload = api.post(
+            f"station/sessions/{session}/exchange",
+            {"seq": seq, "responses": [r.hex().upper() for r in responses]},
+        )
+        round_trips += 1
+    return Outcome(
+        state=str(payload.get("state", "unknown")),
+        session=session,
+        message=str(payload.get("message") or ""),
+        round_trips=round_trips,
+        apdus=apdus,
+        chip_serial=identity.chip_serial,
+    )

@@ -1,0 +1,44 @@
+"""A CPS4 personalized end to end in process: station relay → API views → session → virtual card."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from tests.stations.conftest import card_queued, link_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_queued_card_is_personalized_and_issued(scene, virtual_card):
+    from cms.choices import CardStatus, RequestStatus
+    from cms.models import Card, CardCertificate, PersonalizationSession, PinMailer
+    from core.models import AuditEvent
+    from personalization_station.relay import personalize
+    from pki.choices import CertificateStatus
+
+    request = card_queued(scene, virtual_card)
+    lines: list[str] = []
+    outcome = personalize(scene.api(), link_of(virtual_card), progress=lines.append)
+
+    assert outcome.state == "done", outcome.message
+    assert outcome.round_trips <= 12
+    request.refresh_from_db()
+    assert request.status == RequestStatus.DONE
+    card = Card.objects.get(pk=request.card_id)
+    assert card.status == CardStatus.ISSUED
+    links = CardCertificate.objects.filter(card=card).select_related("certificate")
+    assert sorted(link.slot for link in links) == ["auth", "sign"]
+    for link in links:
+        assert link.certificate.status == CertificateStatus.ON_HOLD
+        cert = x509.load_der_x509_certificate(bytes(link.certificate.der))
+        cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert cn == card.holder.national_id
+    session = PersonalizationSession.objects.get(card=card)
+    assert session.status == "done"
+    assert session.sealed_secrets is None  # PIN and PUK dropped once the card is issued
+    assert session.checkpoint["completed"][-1] == "desfire_verified"
+    mailer = PinMailer.objects.get(card=card)
+    assert mailer.sealed_pdf is not None and not bytes(mailer.sealed_pdf).startswith(b"%PDF")
+    assert AuditEvent.objects.filter(action="personalization.complete").count() == 1
+    assert any("phases" in line for line in lines)
