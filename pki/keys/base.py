@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import abc
 import importlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pki.keys.errors import KeyBackendError
+from pki.keys.errors import KeyBackendError, KeyBackendUnavailable
+
+
+def passphrase_from_env(variable: str, *, owner: str) -> bytes:
+    """The passphrase in the environment variable ``variable``; if absent, say what to set."""
+    value = os.environ.get(variable)
+    if not value:
+        raise KeyBackendUnavailable(
+            f"{owner}: set the environment variable {variable} to the key passphrase"
+        )
+    return value.encode("utf-8")
 
 
 class KeyBackend(abc.ABC):

@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pki.keys.base import KeyBackend
+from pki.keys.base import KeyBackend, passphrase_from_env
 from pki.keys.errors import KeyBackendError, KeyBackendUnavailable, KeyNotFound
 
 _HANDLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -29,13 +29,7 @@ class SoftwareKeyBackend(KeyBackend):
         self._cache: dict[str, rsa.RSAPrivateKey] = {}
 
     def _passphrase(self) -> bytes:
-        value = os.environ.get(self.passphrase_env)
-        if not value:
-            raise KeyBackendUnavailable(
-                f"key backend {self.alias!r}: set the environment variable "
-                f"{self.passphrase_env} to the key passphrase"
-            )
-        return value.encode("utf-8")
+        return passphrase_from_env(self.passphrase_env, owner=f"key backend {self.alias!r}")
 
     def _path(self, handle: str) -> Path:
         if _HANDLE.fullmatch(handle) is None:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from pki.keys.base import passphrase_from_env
 from pki.keys.errors import KeyBackendError, KeyBackendUnavailable, KeyNotFound
 
 __all__ = [
@@ -117,13 +118,7 @@ class SoftwareCardKeyStore(CardKeyStore):
         self._lock = threading.Lock()
 
     def _passphrase(self) -> bytes:
-        value = os.environ.get(self.passphrase_env)
-        if not value:
-            raise KeyBackendUnavailable(
-                f"card key store {self.alias!r}: set the environment variable "
-                f"{self.passphrase_env} to the key passphrase"
-            )
-        return value.encode("utf-8")
+        return passphrase_from_env(self.passphrase_env, owner=f"card key store {self.alias!r}")
 
     def _path(self, label: str) -> Path:
         if _LABEL.fullmatch(label) is None:
