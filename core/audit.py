@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -19,11 +20,16 @@ from core.models import AuditEvent
 _CHAIN_LOCK_KEY = 0x43505341  # "CPSA"
 
 
-def _lock_chain() -> None:
+def _lock_chain_and_read_head(cursor: CursorWrapper) -> tuple[int, str] | None:
+    """Serialise appends to the single chain and return its head (seq, hash), if any."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-    # SQLite (the embedded default) runs writing transactions one at a time (IMMEDIATE mode).
+        # One round trip: the function takes the advisory lock, then reads with a fresh snapshot.
+        cursor.execute("SELECT * FROM core_auditevent_lock_head(%s)", [_CHAIN_LOCK_KEY])
+    else:
+        # SQLite (the embedded default) runs writing transactions one at a time (IMMEDIATE mode).
+        cursor.execute(_LAST_SQL)
+    row = cursor.fetchone()
+    return (int(row[0]), str(row[1])) if row else None
 
 
 def audit_event_create(
@@ -39,11 +45,9 @@ def audit_event_create(
         raise RuntimeError("audit_event_create must run inside the transaction of its change")
     payload = dict(details or {})
     check_details(payload)
-    _lock_chain()
-    # Raw SQL: this runs inside every state change of the system, so it stays at two statements.
+    # Raw SQL: this runs inside every state change of the system, so it stays at two round trips.
     with connection.cursor() as cursor:
-        cursor.execute(_LAST_SQL)
-        last = cursor.fetchone()
+        last = _lock_chain_and_read_head(cursor)
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
         fields: dict[str, Any] = {
             "seq": seq,
