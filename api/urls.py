@@ -1,11 +1,11 @@
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.exceptions import api_not_found
 from api.views.audit import AuditEventListApi
 from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
 from api.views.me import MeApi
+from api.views.schema import DocsApi, SchemaApi
 from api.views.stations import stations_v1
 
 v1 = [
@@ -16,9 +16,10 @@ v1 = [
     *stations_v1,
 ]
 
+
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("schema/", SchemaApi.as_view(), name="schema"),
+    path("docs/", DocsApi.as_view(url_name="schema"), name="docs"),
     path("v1/", include(v1)),
     re_path(r"^.*$", api_not_found),
 ]

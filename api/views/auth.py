@@ -9,7 +9,7 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from core.actors import Actor
@@ -17,7 +17,22 @@ from core.tokens import api_token_create
 
 
 class LoginThrottle(AnonRateThrottle):
+    """Attempts per client address."""
+
     rate = "20/min"
+
+
+class LoginUsernameThrottle(SimpleRateThrottle):
+    """Attempts per account, whatever address they come from: guessing one password is slow."""
+
+    scope = "login_username"
+    rate = "10/min"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        username = request.data.get("username") if hasattr(request, "data") else None
+        if not isinstance(username, str) or not username:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:150]}
 
 
 class TokenCreateApi(APIView):
@@ -26,7 +41,7 @@ class TokenCreateApi(APIView):
     public = True  # reachable without a role: this is how a caller gets one
     permission_classes = (AllowAny,)
     authentication_classes = ()
-    throttle_classes = (LoginThrottle,)
+    throttle_classes = (LoginThrottle, LoginUsernameThrottle)
 
     class InputSerializer(AuthTokenSerializer):
         name = serializers.CharField(required=False, allow_blank=True, max_length=100)

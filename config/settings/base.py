@@ -104,6 +104,20 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Proxies in front of the server: the client address for rate limits is taken this many hops
+    # back in X-Forwarded-For; 0 ignores the header (no proxy), so clients cannot forge it.
+    "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
+}
+
+# Rate-limit counters must be shared by every process: Redis in production (CACHE_URL),
+# process memory for the embedded default and tests.
+_cache_url = env_str("CACHE_URL", "locmem://")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 SPECTACULAR_SETTINGS = {

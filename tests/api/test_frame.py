@@ -161,3 +161,24 @@ def test_http404_and_permission_denied_on_machine_paths_answer_json(path, rf):
     assert (not_found.status_code, denied.status_code) == (404, 403)
     assert set(json.loads(not_found.content)) == {"message", "extra"}
     assert middleware.process_exception(rf.get("/console/"), Http404()) is None
+
+
+def test_password_guessing_is_throttled_per_account_whatever_the_forwarded_address(make_user):
+    from django.core.cache import cache
+
+    cache.clear()
+    make_user("auditor", username="target")
+    client = APIClient()
+    statuses = [
+        client.post(
+            "/api/v1/auth/token",
+            {"username": "target", "password": f"guess{n}"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        ).status_code
+        for n in range(12)
+    ]
+    assert statuses[:10] == [400] * 10
+    assert statuses[10:] == [429, 429]
+    assert ApiToken.objects.count() == 0
+    cache.clear()
