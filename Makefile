@@ -58,13 +58,7 @@ bench: venv services
 	@for script in bench/*.py; do echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) $(PY) $$script; done
 
 run: venv
-	. scripts/local-env.sh && \
-	$(PY) manage.py migrate --no-input && \
-	$(PY) manage.py bootstrap_admin && \
-	$(PY) manage.py pki_init && \
-	$(PY) manage.py pki_publish && \
-	echo "serving on http://127.0.0.1:8000 (console: /console/, API docs: /api/docs/)" && \
-	$(PY) manage.py runserver 127.0.0.1:8000
+	PY=$(PY) scripts/run-local.sh
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .mypy_cache .ruff_cache .pytest_cache .coverage

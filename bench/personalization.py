@@ -1,0 +1,409 @@
+"""CPS4 personalization cost per card (DESIGN.md §10: ≤ 12 station↔server round trips, server CPU
+≤ 50 ms per card), with cards per hour per station, measured in one run:
+
+- in process: the station relay against the services (``ServiceApi``) and cardsim's in-process
+  card; server CPU = thread CPU spent inside the service calls;
+- through pcscd (when root: a private pcscd in its own mount namespace): ``python -m cardsim``, a
+  ``runserver`` process and one ``python -m personalization_station run`` process personalizing
+  the cards one after another; server CPU = the server process's CPU time over the cards.
+
+Each path runs without card delays (keys from the test key pool) and with a real chip's RSA key
+generation time (``--key-delay-ms``, 3 s by default) on ``--delay-cards`` cards.
+
+    python bench/personalization.py [--cards 10] [--delay-cards 2] [--key-delay-ms 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._support.database import bench_database  # noqa: E402
+
+KEY_POOL = ROOT / "cardsim" / "fixtures" / "test-keypool.pem"
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+READER = "Virtual PCD 00 00"
+TARGET_TRIPS = 12
+TARGET_CPU_MS = 50.0
+
+
+@dataclass
+class Figures:
+    label: str
+    trips: list[int]
+    apdus: list[int]
+    cpu_ms: list[float]
+    wall_s: list[float]
+
+    def show(self) -> None:
+        trips = statistics.mean(self.trips)
+        cpu = statistics.median(self.cpu_ms)
+        per_hour = 3600 / statistics.mean(self.wall_s)
+        print(
+            f"{self.label:<44} cards {len(self.trips):>3}  round trips {trips:5.1f} "
+            f"(x{trips / TARGET_TRIPS:.2f} of target {TARGET_TRIPS})  APDUs "
+            f"{statistics.mean(self.apdus):5.0f}  server CPU {cpu:6.1f} ms "
+            f"(x{cpu / TARGET_CPU_MS:.2f} of target {TARGET_CPU_MS:.0f})  "
+            f"{per_hour:6.0f} cards/h/station"
+        )
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _free_port(pair: bool = False) -> int:
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if not pair:
+            return port
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Scene:
+    """Product, keys, site, operator; a new blank card queued for a new holder on demand."""
+
+    def __init__(self) -> None:
+        from django.contrib.auth.models import Group, User
+
+        from cms.callers import Caller
+        from cms.personalization import setup
+        from core.roles import Role
+
+        self.setup = setup
+        self.product = setup.products_and_keys()
+        self.pool = setup.site("bench-site", "Benchmark site")
+        user = User.objects.create_user(username="bench-operator", password=None)
+        user.groups.set([Group.objects.get_or_create(name=Role.ISSUANCE_OPERATOR.value)[0]])
+        self.operator = Caller.for_user(user)
+        self.count = 0
+
+    def queue(self, serial: str, uid: str) -> Any:
+        from cms.identifiers import luhn_valid
+
+        self.count += 1
+        body = f"999{self.count:07d}"
+        national_id = "8" + body + next(d for d in "0123456789" if luhn_valid(body + d))
+        self.setup.blank_card_register(
+            product=self.product, pool=self.pool, chip_serial=serial, desfire_uid=uid
+        )
+        holder = self.setup.holder_demo(national_id)
+        return self.setup.request_queued(
+            holder=holder, product=self.product, pool=self.pool, operator=self.operator
+        )
+
+
+def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Figures:
+    from cards.errors import TransportError
+    from cardsim.card import Card, CardRemovedError, KeyPool
+    from cms.personalization.inprocess import ServiceApi
+    from personalization_station.relay import CardLink, personalize
+
+    station = scene.setup.station_enrolled(scene.pool, name=f"bench-inproc-{key_delay_ms:.0f}")
+
+    class Timed(ServiceApi):
+        cpu = 0.0
+
+        def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+            started = time.thread_time()
+            try:
+                return super().post(path, body)
+            finally:
+                self.cpu += time.thread_time() - started
+
+    class Slot:
+        def __init__(self, interface: Any) -> None:
+            self.interface = interface
+
+        def transmit(self, apdu: bytes) -> bytes:
+            try:
+                return bytes(self.interface.transmit(apdu))
+            except CardRemovedError:
+                raise TransportError("card removed") from None
+
+    pool = KeyPool.from_pem_file(KEY_POOL)
+    figures = Figures(label, [], [], [], [])
+    for _ in range(cards):
+        card = Card.blank("cps4", keygen=pool, key_delay_ms=key_delay_ms)
+        assert card.desfire_chip is not None and card.contactless is not None
+        scene.queue(card.serial.hex(), card.desfire_chip.state.uid.hex())
+        api = Timed(station.station)
+        link = CardLink(card.contact.atr, Slot(card.contact), Slot(card.contactless), "bench")
+        started = time.perf_counter()
+        outcome = personalize(api, link)
+        figures.wall_s.append(time.perf_counter() - started)
+        assert outcome.state == "done", outcome.message
+        figures.trips.append(outcome.round_trips)
+        figures.apdus.append(outcome.apdus)
+        figures.cpu_ms.append(api.cpu * 1000)
+    return figures
+
+
+def through_pcscd(scene: Scene, cards: int, key_delay_ms: float, label: str, tmp: Path) -> Figures:
+    from django.db import connections
+
+    from cardsim.card import Card, blank_state, save_state
+    from cardsim.control import ControlClient
+    from cms.choices import CardStatus
+    from cms.models import Card as CardRow
+    from personalization_station import credentials
+
+    work = tmp / f"pcscd-{key_delay_ms:.0f}"
+    conf, run_dir = work / "reader.conf.d", work / "run"
+    conf.mkdir(parents=True)
+    run_dir.mkdir()
+    port = _free_port(pair=True)
+    (conf / "vpcd").write_text(
+        f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x{port:04X}\n'
+        f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n"
+    )
+    sock = run_dir / "pcscd.comm"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PCSCLITE_CSOCK_NAME=str(sock))
+    script = f'mount --bind "{run_dir}" /run/pcscd && exec pcscd --foreground --config "{conf}"'
+    procs: list[subprocess.Popen[Any]] = []
+    figures = Figures(label, [], [], [], [])
+    try:
+        procs.append(
+            subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        _wait(sock.exists, "the private pcscd")
+        first = work / "card-0.json"
+        save_state(first, blank_state("cps4"))
+        control = work / "cardsim.sock"
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cardsim",
+                    "--state",
+                    str(first),
+                    "--control",
+                    str(control),
+                    "--key-pool",
+                    str(KEY_POOL),
+                    "--key-delay-ms",
+                    str(key_delay_ms),
+                    "--port",
+                    str(port),
+                    "--contactless-port",
+                    str(port + 1),
+                ],
+                cwd=ROOT,
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        _wait(control.exists, "cardsim")
+        sim = ControlClient(control)
+        _wait(lambda: bool(sim.call("status")["contact_connected"]), "vpcd")
+        sim.call("remove")
+        server_port = _free_port()
+        url = f"http://127.0.0.1:{server_port}"
+        connections.close_all()
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{server_port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(server)
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(f"{url}/api/v1/me", timeout=2)
+            except urllib.error.HTTPError:
+                return True
+            except OSError:
+                return False
+            return True
+
+        _wait(up, "the server")
+        enrolled = scene.setup.station_enrolled(scene.pool, name=f"bench-pcscd-{key_delay_ms:.0f}")
+        credential = work / "station" / "credential.json"
+        credentials.save(
+            credentials.Credential(url, str(enrolled.station.pk), enrolled.token), credential
+        )
+        log = (work / "station.log").open("w+")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "personalization_station",
+                    "--credential",
+                    str(credential),
+                    "run",
+                    "--reader",
+                    READER,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        for n in range(1, cards + 2):  # the first card warms the server up (key unlock)
+            path = work / f"card-{n}.json"
+            save_state(path, blank_state("cps4"))
+            virtual = Card.open(path)
+            assert virtual.desfire_chip is not None
+            serial = virtual.serial.hex().upper()
+            scene.queue(serial, virtual.desfire_chip.state.uid.hex())
+            connections.close_all()
+            cpu_before = _cpu_seconds(server.pid)
+            started = time.perf_counter()
+            sim.call("insert", state=str(path))
+
+            def issued(chip_serial: str = serial) -> bool:
+                done = CardRow.objects.filter(
+                    chip_serial=chip_serial, status=CardStatus.ISSUED
+                ).exists()
+                connections.close_all()
+                return done
+
+            try:
+                _wait(issued, f"card {serial}", timeout=120 + 10 * key_delay_ms / 1000)
+            except TimeoutError:
+                print(Path(log.name).read_text()[-2000:])
+                raise
+            wall, cpu = time.perf_counter() - started, _cpu_seconds(server.pid) - cpu_before
+            log.flush()
+            line = f"card {serial}: done"
+            _wait(lambda: line in Path(log.name).read_text(), "the station's report")  # noqa: B023
+            found = re.search(
+                rf"card {serial}: done \((\d+) round trips, (\d+) APDUs\)",
+                Path(log.name).read_text(),
+            )
+            assert found is not None
+            if n == 1:
+                continue
+            figures.wall_s.append(wall)
+            figures.cpu_ms.append(cpu * 1000)
+            figures.trips.append(int(found.group(1)))
+            figures.apdus.append(int(found.group(2)))
+        return figures
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", type=int, default=10, help="cards per path without delays")
+    parser.add_argument("--delay-cards", type=int, default=2, help="cards with the key delay")
+    parser.add_argument("--key-delay-ms", type=float, default=3000.0)
+    parser.add_argument("--no-pcscd", action="store_true", help="only the in-process path")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="perso-bench-"))
+    os.environ.update(
+        CMS_VAR_DIR=str(tmp),
+        PKI_SOFTWARE_KEY_DIR=str(tmp / "pki-keys"),
+        CARD_KEY_STORE_DIR=str(tmp / "card-keys"),
+        PKI_KEY_PASSPHRASE=secrets.token_hex(16),
+        CELERY_TASK_ALWAYS_EAGER="1",
+    )
+    usable = (
+        not args.no_pcscd
+        and os.geteuid() == 0
+        and shutil.which("unshare") is not None
+        and shutil.which("pcscd") is not None
+        and VPCD_DRIVER.exists()
+    )
+    try:
+        with bench_database("personalization"):
+            import logging
+
+            from django.core.management import call_command
+
+            logging.getLogger("celery").setLevel(logging.WARNING)
+            call_command("pki_init", stdout=io.StringIO())
+            scene = Scene()
+            in_process(scene, 1, 0, "warm-up")
+            rows = [
+                in_process(scene, args.cards, 0, "in process, no card delay"),
+                in_process(
+                    scene,
+                    args.delay_cards,
+                    args.key_delay_ms,
+                    f"in process, key generation {args.key_delay_ms / 1000:g} s",
+                ),
+            ]
+            if usable:
+                rows.append(through_pcscd(scene, args.cards, 0, "pcscd + station, no delay", tmp))
+                rows.append(
+                    through_pcscd(
+                        scene,
+                        args.delay_cards,
+                        args.key_delay_ms,
+                        f"pcscd + station, key generation {args.key_delay_ms / 1000:g} s",
+                        tmp,
+                    )
+                )
+            print(
+                "CPS4 personalization (DESIGN.md §10: round trips ≤ 12, server CPU ≤ 50 ms/card;"
+                " CPU as the median per card; configured PKI hierarchy)"
+            )
+            for row in rows:
+                row.show()
+            if not usable:
+                print("pcscd path skipped (needs root, unshare, pcscd and vpcd)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
