@@ -348,6 +348,14 @@ class Station(models.Model):
         help_text="the machine account its API token belongs to",
     )
     certificate_serial = models.CharField(max_length=64, blank=True)
+    certificate = models.ForeignKey(
+        "pki.Certificate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the station_client certificate in force (revoked when replaced or disabled)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     enrolled_at = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -423,8 +431,8 @@ class PersonalizationSession(models.Model):
     """One run of a personalization (or rollback) program between the server and a card.
 
     Between round trips only the program's checkpoint and public inputs are kept; keys are
-    re-derived, PIN and PUK are sealed (AES-GCM under a key of the card key store) until the
-    card is issued and then dropped.
+    re-derived; PIN, PUK and the contactless access credential are sealed together (AES-GCM
+    under a key of the card key store) until the session ends and then dropped.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -443,7 +451,6 @@ class PersonalizationSession(models.Model):
     sealed_secrets = models.BinaryField(null=True, blank=True, editable=False)
     valid_from = models.DateField()
     valid_until = models.DateField()
-    access_credential = models.CharField(max_length=64)
     key_versions = models.JSONField(default=dict)
     atr = models.CharField(max_length=80, blank=True)
     batches = models.PositiveIntegerField(default=0)

@@ -2,13 +2,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
 from django.views.generic import TemplateView
 
 from console.access import RoleRequiredMixin
+from console.login_limit import LimitedAuthenticationForm
 from console.sections import sections_for
 from core.audit import audit_event_list
 from core.roles import Role, roles_of
+
+
+class LoginView(auth_views.LoginView):
+    """Sign-in with a failed-attempt limit per user name and per client address."""
+
+    template_name = "console/login.html"
+    authentication_form = LimitedAuthenticationForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        form = context.get("form")
+        context["rate_limited"] = bool(
+            form is not None and form.has_error("__all__", "rate_limited")
+        )
+        return context
 
 
 class HomeView(RoleRequiredMixin, TemplateView):

@@ -1,7 +1,9 @@
 """The station's command line.
 
 ``python -m personalization_station enroll --cms URL --code CODE [--certificate]`` exchanges a
-one-time enrollment code for the station credential (stored mode 0600);
+one-time enrollment code for the station credential (stored mode 0600); ``--code -`` reads the
+code from stdin and, without ``--code``, it is taken from ``CMS_ENROLLMENT_CODE``: both keep it
+out of ``ps`` listings and shell history;
 ``python -m personalization_station run [--cms URL] [--reader NAME] [--once]`` waits for cards and
 relays their personalization sessions.
 """
@@ -20,6 +22,8 @@ from personalization_station.client import ApiError, Backoff, CmsClient
 from personalization_station.relay import Outcome, RelayError, personalize
 
 log = logging.getLogger("personalization_station")
+
+CODE_ENV = "CMS_ENROLLMENT_CODE"
 
 
 def _say(line: str) -> None:
@@ -41,7 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument(
         "--cms", required=True, help="base URL of the CMS, e.g. https://cms.example"
     )
-    enroll.add_argument("--code", required=True, help="the one-time enrollment code")
+    enroll.add_argument(
+        "--code",
+        help=(
+            "the one-time enrollment code; '-' reads it from stdin, and without --code it is "
+            f"taken from ${CODE_ENV} (both keep it out of ps and the shell history)"
+        ),
+    )
     enroll.add_argument(
         "--certificate",
         action="store_true",
@@ -60,8 +70,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enrollment_code(option: str | None) -> str:
+    """The code from ``--code VALUE``, ``--code -`` (stdin) or ``$CMS_ENROLLMENT_CODE``."""
+    if option == "-":
+        code = sys.stdin.readline().strip()
+    elif option is not None:
+        code = option.strip()
+    else:
+        code = os.environ.get(CODE_ENV, "").strip()
+    if not code:
+        raise ValueError(
+            f"no enrollment code: pass --code - and type it on stdin, or set {CODE_ENV}"
+        )
+    return code
+
+
 def _enroll(args: argparse.Namespace, path: Path) -> int:
-    body: dict[str, str] = {"code": args.code}
+    try:
+        code = _enrollment_code(args.code)
+        client = CmsClient(args.cms, ca_file=args.ca_file, backoff=Backoff(total=30.0))
+    except ValueError as exc:
+        _say(f"enrollment not attempted: {exc}")
+        return 2
+    body: dict[str, str] = {"code": code}
     key_path: str | None = None
     if args.certificate:
         from cryptography import x509
@@ -88,7 +119,6 @@ def _enroll(args: argparse.Namespace, path: Path) -> int:
                 )
             )
         key_path = str(key_file)
-    client = CmsClient(args.cms, ca_file=args.ca_file, backoff=Backoff(total=30.0))
     try:
         _, answer = client.post("stations/enroll", body)
     except ApiError as exc:
@@ -103,6 +133,7 @@ def _enroll(args: argparse.Namespace, path: Path) -> int:
         key_path=key_path,
     )
     credentials.save(credential, path)
+    credentials.client_certificate(credential)
     _say(
         f"enrolled station {station['site']}/{station['name']} ({station['id']}); "
         f"credential in {path}"
@@ -124,12 +155,17 @@ def _run(args: argparse.Namespace, path: Path) -> int:
     from personalization_station import pcsc
 
     credential = credentials.load(path)
-    client = CmsClient(
-        args.cms or credential.cms,
-        credential.token,
-        ca_file=args.ca_file,
-        backoff=Backoff(total=args.retry_seconds),
-    )
+    try:
+        client = CmsClient(
+            args.cms or credential.cms,
+            credential.token,
+            ca_file=args.ca_file,
+            client_cert=credentials.client_certificate(credential),
+            backoff=Backoff(total=args.retry_seconds),
+        )
+    except ValueError as exc:
+        _say(f"not started: {exc}")
+        return 2
     names = pcsc.reader_names()
     reader = args.reader or (names[0] if names else None)
     if reader is None:

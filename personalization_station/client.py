@@ -7,11 +7,13 @@ backoff, capped) instead of failing the card.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,20 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
+def tls_context(
+    *, ca_file: str | None = None, client_cert: tuple[str, str] | None = None
+) -> ssl.SSLContext | None:
+    """Server verification against ``ca_file`` (or the system store) and, when the station has
+    one, its client certificate; None when the system defaults do."""
+    if ca_file is None and client_cert is None:
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    if client_cert is not None:
+        certificate_file, key_file = client_cert
+        context.load_cert_chain(certfile=certificate_file, keyfile=key_file)
+    return context
+
+
 @dataclass
 class Backoff:
     """Exponential backoff: first, doubling, capped at ``cap``, giving up after ``total``."""
@@ -42,8 +58,40 @@ class Backoff:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: traffic that never leaves the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_cms_url(cms: str) -> str:
+    """The CMS base URL if the station may send its token there; ValueError otherwise.
+
+    The token (and the APDU traffic) travel in clear over ``http://``: that is only accepted
+    towards this machine itself (a CMS on loopback, the tests, the demo).
+    """
+    parts = urllib.parse.urlsplit(cms)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"the CMS URL must be https://host[:port], not {cms!r}")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ValueError(
+            f"refusing http:// to {host}: the station token would travel in clear; "
+            f"use https://{parts.netloc} (http:// only for 127.0.0.1, ::1 and localhost)"
+        )
+    return cms
+
+
 class CmsClient:
-    """POST/GET JSON to ``<cms>/api/v1/…``."""
+    """POST/GET JSON to ``<cms>/api/v1/…``.
+
+    ``client_cert`` (certificate file, key file) is the station certificate from enrollment: it
+    is presented in the TLS handshake to a CMS (reverse proxy) that asks for one.
+    """
 
     def __init__(
         self,
@@ -51,20 +99,25 @@ class CmsClient:
         token: str | None = None,
         *,
         ca_file: str | None = None,
+        client_cert: tuple[str, str] | None = None,
         backoff: Backoff | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not cms.startswith(("https://", "http://")):
-            raise ValueError(f"the CMS URL must be http(s)://…, not {cms!r}")
+        check_cms_url(cms)
         self.base = cms.rstrip("/") + "/api/v1/"
         self._token = token
         self.backoff = backoff or Backoff()
         self.timeout = timeout
-        self._context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self._context = tls_context(ca_file=ca_file, client_cert=client_cert)
         self.calls = 0
 
     def __repr__(self) -> str:
         return f"CmsClient({self.base!r})"
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """The TLS context of https calls (None: the system defaults, no client certificate)."""
+        return self._context
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """POST JSON; returns (status, decoded body). Retries transient failures."""

@@ -61,3 +61,21 @@ def load(path: Path) -> Credential:
         certificate_pem=data.get("certificate_pem"),
         key_path=data.get("key_path"),
     )
+
+
+def client_certificate(credential: Credential) -> tuple[str, str] | None:
+    """(certificate file, key file) of the station's client certificate, or None without one.
+
+    The certificate is public; it is written once next to the key (``station-cert.pem``) because
+    ``ssl`` loads a certificate chain from files only.
+    """
+    if not credential.certificate_pem or not credential.key_path:
+        return None
+    key_file = Path(credential.key_path)
+    certificate_file = key_file.with_name("station-cert.pem")
+    pem = credential.certificate_pem
+    if not certificate_file.exists() or certificate_file.read_text() != pem:
+        fd = os.open(certificate_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pem)
+    return str(certificate_file), str(key_file)

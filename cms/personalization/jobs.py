@@ -23,7 +23,8 @@ from cms.models import Card, CardRequest, PersonalizationJob, PersonalizationSes
 from cms.personalization.choices import JobStatus, SessionStatus
 from cms.services.requests import request_personalization_start, request_queue
 from core.audit import audit_event_create
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, Forbidden, NotFound
+from core.roles import Role
 
 SYSTEM = Caller.for_system("personalization")
 
@@ -44,6 +45,7 @@ class CardIdentity:
 
 def jobs_sync() -> int:
     """Create the jobs of queued requests (and queue failed ones again when stock allows)."""
+    sessions_secrets_sweep()
     created = 0
     with transaction.atomic():
         failed = list(
@@ -68,8 +70,19 @@ def jobs_sync() -> int:
             if request.status == RequestStatus.PERSONALIZING:
                 continue  # an interrupted job keeps its (queued) job row; never a second one
             assert request.card is not None
-            PersonalizationJob.objects.create(
+            job = PersonalizationJob.objects.create(
                 request=request, card=request.card, pool_id=request.pool_id or request.card.pool_id
+            )
+            audit_event_create(
+                actor=SYSTEM.actor,
+                action="personalization.job_create",
+                object_type="personalization_job",
+                object_id=str(job.pk),
+                details={
+                    "request_id": str(request.pk),
+                    "card_id": str(job.card_id),
+                    "pool_id": job.pool_id,
+                },
             )
             created += 1
     return created
@@ -187,29 +200,35 @@ def job_claim(*, station: Station, identity: CardIdentity | None) -> Personaliza
 
 
 def _explain_no_job(station: Station, identity: CardIdentity) -> None:
-    card = Card.objects.filter(chip_serial=identity.chip_serial.upper()).first()
-    if card is None:
+    """Why the inserted card has no job here. Only a card of the station's own site is
+    explained; for any other serial (unknown, elsewhere, or routed to another site) the answer
+    is one generic refusal, so a station cannot probe the registry."""
+    serial = identity.chip_serial.upper()
+    card = Card.objects.filter(chip_serial=serial).first()
+    job = (
+        PersonalizationJob.objects.filter(
+            card=card, status__in=(JobStatus.QUEUED, JobStatus.CLAIMED)
+        ).first()
+        if card is not None
+        else None
+    )
+    own_site = card is not None and (
+        job.pool_id == station.site_id if job is not None else card.pool_id == station.site_id
+    )
+    if card is None or not own_site:
         raise NotFound(
-            f"Card {identity.chip_serial} is not in the registry's stock; register its batch.",
-            extra={"chip_serial": identity.chip_serial},
-        )
-    job = PersonalizationJob.objects.filter(
-        card=card, status__in=(JobStatus.QUEUED, JobStatus.CLAIMED)
-    ).first()
-    if job is not None and job.pool_id not in (None, station.site_id):
-        raise Conflict(
-            f"Card {identity.chip_serial} is to be personalized at another site.",
-            extra={"card_status": card.status},
+            f"Card {serial} has no personalization job at this station's site.",
+            extra={"chip_serial": serial},
         )
     if job is not None:
         raise Conflict(
-            f"Card {identity.chip_serial} is being personalized by another station.",
+            f"Card {serial} is being personalized by another station.",
             extra={"card_status": card.status},
         )
     if card.status in (CardStatus.IN_STOCK, CardStatus.ALLOCATED):
-        return  # a blank card with no job yet: nothing to do, no error
+        return  # a blank card of this site with no job yet: nothing to do, no error
     raise Conflict(
-        f"Card {identity.chip_serial} is {card.status}: it has no personalization job.",
+        f"Card {serial} is {card.status}: it has no personalization job.",
         extra={"card_status": card.status},
     )
 
@@ -222,3 +241,90 @@ def job_heartbeat(*, job_id: UUID, station: Station) -> PersonalizationJob:
     if not updated:
         raise Conflict("This station no longer holds the job (lease expired or job finished).")
     return PersonalizationJob.objects.get(pk=job_id)
+
+
+# --- sealed secrets of resumes that will not happen ---------------------------------------------
+
+_RESUMABLE_REQUEST = (RequestStatus.QUEUED, RequestStatus.PERSONALIZING)
+
+
+def _secrets_drop(job: PersonalizationJob, reason: str, caller: Caller = SYSTEM) -> int:
+    """Null the sealed PIN/PUK/access credential kept on the job's ended sessions, audited.
+    Runs inside the caller's transaction, with the job row locked."""
+    dropped = (
+        PersonalizationSession.objects.filter(job=job, sealed_secrets__isnull=False)
+        .exclude(status=SessionStatus.RUNNING)
+        .update(sealed_secrets=None)
+    )
+    if dropped:
+        audit_event_create(
+            actor=caller.actor,
+            action="personalization.secrets_drop",
+            object_type="personalization_job",
+            object_id=str(job.pk),
+            details={"reason": reason, "sessions": dropped, "card_id": str(job.card_id)},
+        )
+    return dropped
+
+
+def sessions_secrets_sweep() -> int:
+    """Drop the sealed secrets kept for a resume that can no longer happen: the job is closed,
+    or its request left personalization (rejected, cancelled, failed, done). Returns how many
+    sessions were cleared; the common case (nothing to drop) is one query."""
+    stale_jobs = list(
+        PersonalizationSession.objects.filter(sealed_secrets__isnull=False)
+        .exclude(status=SessionStatus.RUNNING)
+        .filter(
+            Q(job__status__in=(JobStatus.DONE, JobStatus.CANCELLED))
+            | ~Q(job__request__status__in=_RESUMABLE_REQUEST)
+        )
+        .values_list("job_id", flat=True)
+        .distinct()
+    )
+    dropped = 0
+    for job_id in stale_jobs:
+        with transaction.atomic():
+            job = (
+                PersonalizationJob.objects.select_for_update(skip_locked=True)
+                .filter(pk=job_id)
+                .first()
+            )
+            if job is not None:
+                dropped += _secrets_drop(job, "the job or its request is closed")
+    return dropped
+
+
+@transaction.atomic
+def job_abandon(*, job_id: UUID, caller: Caller, note: str = "") -> PersonalizationJob:
+    """Give up an interrupted personalization whose card will not come back (lost, broken):
+    the request fails with the card spoiled (its certificates revoked by the lifecycle effects)
+    and is queued again by the next sync; the sealed PIN/PUK are dropped. Twice is a no-op."""
+    from cms.services.requests import request_fail
+
+    if not (caller.system or {Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER} & set(caller.roles)):
+        raise Forbidden("Only issuance operators and security officers abandon a job.")
+    job = PersonalizationJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"No personalization job {job_id}.")
+    if job.status not in (JobStatus.QUEUED, JobStatus.CLAIMED):
+        return job
+    request = CardRequest.objects.get(pk=job.request_id)
+    if request.status != RequestStatus.PERSONALIZING:
+        raise Conflict("This job has not started writing a card; nothing to abandon.")
+    _session_interrupt(job, f"abandoned: {note[:200]}")
+    job.status = JobStatus.CANCELLED
+    job.station = None
+    job.lease_expires_at = None
+    job.save(update_fields=["status", "station", "lease_expires_at", "updated_at"])
+    request_fail(
+        request_id=request.pk, caller=caller, spoiled=True, note=f"job abandoned: {note[:200]}"
+    )
+    dropped = _secrets_drop(job, "job abandoned", caller)
+    audit_event_create(
+        actor=caller.actor,
+        action="personalization.job_abandon",
+        object_type="personalization_job",
+        object_id=str(job.pk),
+        details={"card_id": str(job.card_id), "note": note[:200], "secrets_dropped": dropped},
+    )
+    return job

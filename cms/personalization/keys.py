@@ -26,7 +26,7 @@ from cards.desfire import aid_bytes
 from cards.products import Product
 from cards.scp03 import Scp03StaticKeys
 from core.errors import PolicyViolation, ServiceUnavailable
-from pki.keys.errors import KeyBackendError, KeyBackendUnavailable
+from pki.keys.errors import KeyBackendError, KeyBackendUnavailable, KeyNotFound
 from pki.keys.symmetric import (
     CardKeyStore,
     admin_key,
@@ -44,6 +44,7 @@ TEST_SCP03_MASTER = bytes.fromhex(
 )
 # The DESFire factory PICC master key (AES, all zeros) is the transport key of version 0.
 FACTORY_TRANSPORT_KEY = bytes(16)
+TRANSPORT_PURPOSE = "desfire-transport"
 SEAL_VERSION = 1
 
 _stores: dict[str, CardKeyStore] = {}
@@ -170,16 +171,41 @@ class CardKeys:
     admin: bytes = field(repr=False)
 
 
-def transport_key(version: int) -> bytes:
-    """A blank card batch's DESFire transport key: v0 is the factory default (zeros); other
-    versions come from ``settings.CARD_TRANSPORT_KEYS`` ({version: hex})."""
+def transport_key(version: int, *, m: bytes) -> bytes:
+    """A blank card's DESFire transport (PICC) key. Version 0 is the factory default (zeros);
+    version N is diversified per card by AN10922 from the master ``desfire-transport.vN`` of the
+    card key store over ``m`` (UID ‖ AID 000000 ‖ system id, as the PICC key), so no transport
+    key sits in clear in the settings (``manage.py card_keys_import_transport``)."""
     if version == 0:
         return FACTORY_TRANSPORT_KEY
-    configured = dict(getattr(settings, "CARD_TRANSPORT_KEYS", {}))
-    value = configured.get(version) or configured.get(str(version))
-    if not value:
-        raise PolicyViolation(f"No DESFire transport key of version {version} is configured.")
-    return bytes.fromhex(str(value))
+    store = card_key_store()
+    try:
+        return an10922_key(store, master_label(TRANSPORT_PURPOSE, version), m)
+    except KeyNotFound:
+        raise PolicyViolation(
+            f"No DESFire transport master of version {version} in the card key store; import it "
+            f"with manage.py card_keys_import_transport --version {version}."
+        ) from None
+    except KeyBackendError as exc:
+        raise _translate(exc) from None
+
+
+def transport_master_import(*, version: int, key: bytes) -> str:
+    """Store a vendor's DESFire transport master of ``version`` (1-255); returns its label."""
+    if not 1 <= version <= 255:
+        raise PolicyViolation("Transport key version 0 is the factory key; import 1 to 255.")
+    if len(key) != 16:
+        raise PolicyViolation("A DESFire transport master is an AES-128 key: 32 hex digits.")
+    store = card_key_store()
+    label = master_label(TRANSPORT_PURPOSE, version)
+    try:
+        store.check()
+        if store.has_key(label):
+            raise PolicyViolation(f"The card key store already holds {label}; it is not replaced.")
+        store.import_key(label, key)
+    except KeyBackendError as exc:
+        raise _translate(exc) from None
+    return label
 
 
 def card_keys_derive(
@@ -190,9 +216,10 @@ def card_keys_derive(
     store = card_key_store()
     labels = _labels(product, versions)
     app = product.desfire
+    picc_m = uid + aid_bytes(0) + app.system_identifier
     try:
         scp = scp03_card_keys(store, labels["scp03"], kdd, length=product.scp03.key_length)
-        picc = an10922_key(store, labels["picc"], uid + aid_bytes(0) + app.system_identifier)
+        picc = an10922_key(store, labels["picc"], picc_m)
         m = uid + aid_bytes(app.aid) + app.system_identifier
         app_keys = {k: an10922_key(store, labels[f"app{k}"], m) for k in versions.app}
         admin = admin_key(store, labels["admin"], serial, versions.admin)
@@ -200,7 +227,7 @@ def card_keys_derive(
         raise _translate(exc) from None
     return CardKeys(
         scp03=Scp03StaticKeys(scp["enc"], scp["mac"], scp["dek"], kvn=versions.scp03),
-        transport=transport_key(versions.transport),
+        transport=transport_key(versions.transport, m=picc_m),
         picc=picc,
         app=app_keys,
         admin=admin,

@@ -3,8 +3,9 @@ time (DESIGN.md §5).
 
 The program (``cards.programs.cps4``) is a generator; the web process keeps the live generator in
 memory between round trips (``_LIVE``) and persists what a restart needs on the session row: the
-last checkpoint, the batch number in flight, public inputs (validity dates, access credential, key
-versions) and the PIN/PUK sealed under the card key store. Keys are re-derived, never stored. If
+last checkpoint, the batch number in flight, public inputs (validity dates, key versions) and the
+PIN, PUK and contactless access credential sealed under the card key store. Keys are
+re-derived, never stored. If
 a round trip reaches a process that does not hold the generator (restart, another replica), the
 program is resumed from the checkpoint: the station is simply handed a new batch.
 
@@ -117,18 +118,34 @@ def _new_secrets(product: Product) -> tuple[Secret, Secret]:
     return Secret(pin), Secret(puk)
 
 
-def _open_secrets(session: PersonalizationSession) -> tuple[Secret, Secret]:
+@dataclass(frozen=True)
+class _Sealed:
+    """What a session keeps sealed: PIN, PUK and the contactless access credential (the
+    FULL-mode DESFire file a door reader checks: as secret as the PIN)."""
+
+    pin: Secret
+    puk: Secret
+    access_credential: bytes = field(repr=False)
+
+
+def _open_secrets(session: PersonalizationSession) -> _Sealed:
     if session.sealed_secrets is None:
         raise Conflict("The session's PIN and PUK were dropped; it cannot continue.")
     clear = card_keys.unseal(
         bytes(session.sealed_secrets), context=_secrets_context(session.job_id)
     )
     values = json.loads(clear)
-    return Secret(values["pin"]), Secret(values["puk"])
+    return _Sealed(Secret(values["pin"]), Secret(values["puk"]), bytes.fromhex(values["access"]))
 
 
-def _seal_secrets(job_id: UUID, pin: Secret, puk: Secret) -> bytes:
-    clear = json.dumps({"pin": pin.reveal(), "puk": puk.reveal()}).encode()
+def _seal_secrets(job_id: UUID, sealed: _Sealed) -> bytes:
+    clear = json.dumps(
+        {
+            "pin": sealed.pin.reveal(),
+            "puk": sealed.puk.reveal(),
+            "access": sealed.access_credential.hex(),
+        }
+    ).encode()
     return card_keys.seal(clear, context=_secrets_context(job_id))
 
 
@@ -140,7 +157,7 @@ def _inputs(session: PersonalizationSession, card: Card, atr: bytes) -> Cps4Inpu
     keys = card_keys.card_keys_derive(
         product=product, versions=versions, kdd=serial, serial=serial, uid=uid
     )
-    pin, puk = _open_secrets(session)
+    sealed = _open_secrets(session)
     assert card.holder is not None
     certificates = {
         link.slot: bytes(link.certificate.der)
@@ -161,9 +178,9 @@ def _inputs(session: PersonalizationSession, card: Card, atr: bytes) -> Cps4Inpu
         desfire_picc_key=keys.picc,
         desfire_app_keys=keys.app,
         admin_key=keys.admin,
-        pin=pin,
-        puk=puk,
-        access_credential=bytes.fromhex(session.access_credential),
+        pin=sealed.pin,
+        puk=sealed.puk,
+        access_credential=sealed.access_credential,
         certificates=certificates if written else None,
         product=product,
     )
@@ -205,7 +222,6 @@ def session_create(
             sealed_secrets=previous.sealed_secrets,
             valid_from=previous.valid_from,
             valid_until=previous.valid_until,
-            access_credential=previous.access_credential,
             key_versions=previous.key_versions,
             atr=identity.atr.upper(),
         )
@@ -216,10 +232,9 @@ def session_create(
             job=job,
             station=station,
             card=card,
-            sealed_secrets=_seal_secrets(job.pk, pin, puk),
+            sealed_secrets=_seal_secrets(job.pk, _Sealed(pin, puk, secrets.token_bytes(16))),
             valid_from=today,
             valid_until=_add_years(today, product.validity_years),
-            access_credential=secrets.token_hex(16),
             key_versions=card_keys.KeyVersions.for_product(
                 product, card.transport_key_version
             ).to_dict(),
@@ -403,11 +418,7 @@ def _advance(
                 return payload
             if isinstance(request, Checkpoint):
                 if live.mode == SessionMode.PERSONALIZE:
-                    session.checkpoint = request.to_dict()
-                    session.phase = request.phase
-                    PersonalizationSession.objects.filter(pk=session.pk).update(
-                        checkpoint=session.checkpoint, phase=session.phase
-                    )
+                    _checkpoint_save(session, request)
                 sent = None
             elif isinstance(request, CertificateRequest):
                 sent = _certificates_issue(session, request)
@@ -434,6 +445,27 @@ def _advance(
         return _rollback_start(session, message)
 
 
+def _checkpoint_save(session: PersonalizationSession, checkpoint: Checkpoint) -> None:
+    """Persist the resume point, audited: one event per checkpoint (a phase), not per APDU."""
+    session.checkpoint = checkpoint.to_dict()
+    session.phase = checkpoint.phase
+    with transaction.atomic():
+        PersonalizationSession.objects.filter(pk=session.pk).update(
+            checkpoint=session.checkpoint, phase=session.phase
+        )
+        audit_event_create(
+            actor=SYSTEM.actor,
+            action="personalization.checkpoint",
+            object_type="personalization_session",
+            object_id=str(session.pk),
+            details={
+                "card_id": str(session.card_id),
+                "phase": session.phase,
+                "completed": len(checkpoint.completed),
+            },
+        )
+
+
 def _rollback_start(session: PersonalizationSession, error: str) -> dict[str, Any]:
     log.warning("personalization session %s failed: %s", session.pk, error)
     checkpoint = Checkpoint.from_dict(session.checkpoint) if session.checkpoint else None
@@ -441,11 +473,26 @@ def _rollback_start(session: PersonalizationSession, error: str) -> dict[str, An
         return _abort(session, error)
     if checkpoint.done("contact_closed"):
         return _fail(session, spoiled=True, error=error)
-    session.mode = SessionMode.ROLLBACK
-    session.error = error[:500]
-    PersonalizationSession.objects.filter(pk=session.pk).update(
-        mode=session.mode, error=session.error
-    )
+    with transaction.atomic():
+        locked = PersonalizationSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status != SessionStatus.RUNNING:
+            return _outcome(locked)  # interrupted or ended meanwhile: nothing to roll back here
+        session.mode = SessionMode.ROLLBACK
+        session.error = error[:500]
+        PersonalizationSession.objects.filter(pk=session.pk).update(
+            mode=session.mode, error=session.error
+        )
+        audit_event_create(
+            actor=SYSTEM.actor,
+            action="personalization.rollback_start",
+            object_type="personalization_session",
+            object_id=str(session.pk),
+            details={
+                "card_id": str(session.card_id),
+                "phase": session.phase,
+                "error": error[:200],
+            },
+        )
     live = _live_start(session)
     return _advance(session, live, None)
 
@@ -500,6 +547,7 @@ def _certificates_issue(
         .select_related("holder")
         .get(pk=session.card_id)
     )
+    unlinked: dict[str, int] = {}
     for link in CardCertificate.objects.filter(card=card).select_related("certificate"):
         if link.certificate.status != "revoked":
             pki_services.certificate_revoke(
@@ -507,7 +555,16 @@ def _certificates_issue(
                 reason=RevocationReason.CESSATION_OF_OPERATION,
                 actor=SYSTEM.actor,
             )
+        unlinked[link.slot] = link.certificate_id
         link.delete()
+    if unlinked:
+        audit_event_create(
+            actor=SYSTEM.actor,
+            action="personalization.certificates_unlink",
+            object_type="card",
+            object_id=str(card.pk),
+            details={"session_id": str(session.pk), "certificates": unlinked},
+        )
     holder = _pki_holder(card, request.card_serial)
     out: dict[str, bytes] = {}
     for slot, profile in request.profiles.items():
@@ -562,9 +619,9 @@ def _commit(session: PersonalizationSession, result: Cps4Result) -> dict[str, An
 
     session = PersonalizationSession.objects.select_for_update().get(pk=session.pk)
     job = PersonalizationJob.objects.select_for_update().get(pk=session.job_id)
-    pin, puk = _open_secrets(session)
+    sealed = _open_secrets(session)
     request = request_complete(request_id=job.request_id, caller=SYSTEM)
-    mailer = pin_mailer_create(request=request, pin=pin, puk=puk)
+    mailer = pin_mailer_create(request=request, pin=sealed.pin, puk=sealed.puk)
     job.status = JobStatus.DONE
     job.lease_expires_at = None
     job.save(update_fields=["status", "lease_expires_at", "updated_at"])

@@ -3,6 +3,8 @@
 A station's credential is an API token of its own machine account (role ``station``), and
 optionally a client certificate (profile ``station_client``) issued from a CSR the station made.
 Disabling a station deactivates its account and revokes its tokens, so its next call gets 401.
+The certificate in force is revoked in the same transaction when the station enrolls again
+(superseded) or is disabled (cessation of operation).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from core.models import ApiToken
 from core.roles import Role
 from core.tokens import api_token_create, api_token_revoke
 from pki import services as pki_services
+from pki.choices import CertificateStatus
+from pki.domain.reasons import RevocationReason
 from pki.selectors import authority_list
 
 ENROLLMENT_CODE_LIFETIME = dt.timedelta(hours=24)
@@ -136,6 +140,21 @@ def _station_authority() -> str:
     raise Conflict("No certificate authority issues the station_client profile; run pki_init.")
 
 
+def _certificate_revoke(station: Station, actor: Actor, reason: RevocationReason) -> str:
+    """Revoke the station certificate in force (if any, if still valid); returns its serial
+    (hex) or "" when there was nothing to revoke. Runs in the caller's transaction."""
+    if station.certificate_id is None:
+        return ""
+    certificate = station.certificate
+    assert certificate is not None
+    serial = format(int(certificate.serial), "X")
+    if certificate.status != CertificateStatus.REVOKED:
+        pki_services.certificate_revoke(certificate_id=certificate.pk, reason=reason, actor=actor)
+    station.certificate = None
+    station.certificate_serial = ""
+    return serial
+
+
 @transaction.atomic
 def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
     """Exchange a one-time code for the station credential (token, and a certificate if a CSR
@@ -149,7 +168,11 @@ def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
     now = timezone.now()
     if record is None or record.used_at is not None or record.expires_at <= now:
         raise Forbidden("This enrollment code is unknown, used or expired; ask for a new one.")
-    station = Station.objects.select_for_update().get(pk=record.station_id)
+    station = (
+        Station.objects.select_for_update(of=("self",))
+        .select_related("certificate")
+        .get(pk=record.station_id)
+    )
     if station.status == StationStatus.DISABLED:
         raise Forbidden("This station is disabled.")
     record.used_at = now
@@ -163,6 +186,9 @@ def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
     for token in ApiToken.objects.filter(user=account, revoked_at__isnull=True):
         api_token_revoke(token_id=token.pk, actor=actor)  # re-enrollment replaces the credential
     _, clear = api_token_create(user=account, actor=actor, label=f"station {station.name}")
+    # The previous credential is replaced as a whole: its certificate too, with or without a new
+    # one (a station enrolled again without --certificate keeps no certificate).
+    superseded = _certificate_revoke(station, actor, RevocationReason.SUPERSEDED)
     certificate_pem = None
     if csr_pem is not None:
         cert = pki_services.certificate_issue(
@@ -179,10 +205,17 @@ def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
             x509.load_der_x509_certificate(bytes(cert.der)).public_bytes(Encoding.PEM).decode()
         )
         station.certificate_serial = format(int(cert.serial), "X")
+        station.certificate = cert
     station.status = StationStatus.ACTIVE
     station.enrolled_at = now
     station.save()
-    _audit(station, actor, "enroll", certificate=bool(certificate_pem))
+    _audit(
+        station,
+        actor,
+        "enroll",
+        certificate=station.certificate_serial,
+        certificate_revoked=superseded,
+    )
     return Enrollment(station, clear, certificate_pem)
 
 
@@ -193,20 +226,33 @@ def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Stat
     from cms.personalization.jobs import jobs_release_for_station
 
     _require_officer(caller)
-    station = Station.objects.select_for_update().filter(pk=station_id).first()
+    station = (
+        Station.objects.select_for_update(of=("self",))
+        .select_related("certificate")
+        .filter(pk=station_id)
+        .first()
+    )
     if station is None:
         raise NotFound(f"No station {station_id}.")
     if station.status == StationStatus.DISABLED:
         return station
+    revoked = _certificate_revoke(station, caller.actor, RevocationReason.CESSATION_OF_OPERATION)
     station.status = StationStatus.DISABLED
     station.disabled_at = timezone.now()
-    station.save(update_fields=["status", "disabled_at"])
+    station.save(update_fields=["status", "disabled_at", "certificate", "certificate_serial"])
     if station.account_id is not None:
         User.objects.filter(pk=station.account_id).update(is_active=False)
         for token in ApiToken.objects.filter(user_id=station.account_id, revoked_at__isnull=True):
             api_token_revoke(token_id=token.pk, actor=caller.actor)
     released = jobs_release_for_station(station=station, reason="station disabled")
-    _audit(station, caller.actor, "disable", note=note[:200], jobs_released=released)
+    _audit(
+        station,
+        caller.actor,
+        "disable",
+        note=note[:200],
+        jobs_released=released,
+        certificate_revoked=revoked,
+    )
     return station
 
 

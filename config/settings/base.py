@@ -206,16 +206,32 @@ CELERY_BEAT_SCHEDULE["pki-publish"] = {
 # --- end PKI
 
 # --- Personalization: card master keys, stations, PIN mailers
-# Card master keys (SCP03 issuer, DESFire, admin/unblock), as the PKI key backends are configured.
-CARD_KEY_STORE: dict[str, object] = {
-    "BACKEND": env_str("CARD_KEY_STORE_BACKEND", "software"),
-    "OPTIONS": {
+# Card master keys (SCP03 issuer, DESFire incl. transport masters `desfire-transport.vN`,
+# admin/unblock), as the PKI key backends are configured: options per backend, secrets named by
+# their environment variable, never their value.
+_CARD_KEY_STORE_OPTIONS: dict[str, dict[str, object]] = {
+    "software": {
         "location": env_str("CARD_KEY_STORE_DIR", str(VAR_DIR / "card-keys")),
-        "passphrase_env": "PKI_KEY_PASSPHRASE",  # the NAME of the variable, never its value
+        "passphrase_env": "PKI_KEY_PASSPHRASE",
     },
+    "pkcs11": {
+        "module": env_str("CARD_KEY_STORE_PKCS11_MODULE", env_str("PKI_PKCS11_MODULE", ""))
+        or None,  # None: standard locations
+        "token_label": env_str(
+            "CARD_KEY_STORE_PKCS11_TOKEN_LABEL", env_str("PKI_PKCS11_TOKEN_LABEL", "cps-pki")
+        ),
+        "pin_env": "PKI_PKCS11_PIN",
+        "pool_size": env_int("CARD_KEY_STORE_PKCS11_POOL_SIZE", 2),
+    },
+}
+_card_key_store_backend = env_str("CARD_KEY_STORE_BACKEND", "software")
+CARD_KEY_STORE: dict[str, object] = {
+    "BACKEND": _card_key_store_backend,  # an unknown name is refused when the store is opened
+    "OPTIONS": _CARD_KEY_STORE_OPTIONS.get(_card_key_store_backend, {}),
 }
 # Create the published test masters on demand: the embedded default and the tests only.
 CARD_KEYS_TEST_PROVISIONING = env_bool("CARD_KEYS_TEST_PROVISIONING", True)
-CARD_TRANSPORT_KEYS: dict[str, str] = {}  # DESFire transport keys of vendor batches, {version: hex}
+# DESFire transport keys of vendor batches: version 0 is the factory key (zeros); version N is
+# the master `desfire-transport.vN` in the card key store (manage.py card_keys_import_transport).
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
 PERSONALIZATION_EMAIL_DOMAIN = env_str("PERSONALIZATION_EMAIL_DOMAIN", "cps.mssante.invalid")

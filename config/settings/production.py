@@ -4,7 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_list, env_required
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, PKI_DEFAULT_KEY_BACKEND
+from config.settings.base import CARD_KEY_STORE, DATABASES, PKI_DEFAULT_KEY_BACKEND
 
 DEBUG = False
 SECRET_KEY = env_required(
@@ -25,6 +25,19 @@ if PKI_DEFAULT_KEY_BACKEND == "software":
     env_required("PKI_KEY_PASSPHRASE", what="the passphrase of the encrypted CA keys")
 elif PKI_DEFAULT_KEY_BACKEND == "pkcs11":
     env_required("PKI_PKCS11_PIN", what="the HSM user PIN")
+# The secret that unlocks the card master keys (their backend may differ from the CA keys').
+_card_key_options = CARD_KEY_STORE["OPTIONS"]
+assert isinstance(_card_key_options, dict)
+if CARD_KEY_STORE["BACKEND"] == "software":
+    env_required(
+        str(_card_key_options["passphrase_env"]), what="the passphrase of the card key store"
+    )
+elif CARD_KEY_STORE["BACKEND"] == "pkcs11":
+    env_required(str(_card_key_options["pin_env"]), what="the HSM user PIN of the card key store")
+else:
+    raise ImproperlyConfigured(
+        f"CARD_KEY_STORE_BACKEND must be software or pkcs11, not {CARD_KEY_STORE['BACKEND']!r}"
+    )
 CELERY_TASK_ALWAYS_EAGER = False
 # Card master keys come from a key ceremony, never from the published test values.
 CARD_KEYS_TEST_PROVISIONING = False

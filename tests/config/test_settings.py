@@ -126,3 +126,44 @@ def test_celery_queues_and_eager_mode():
     from config.settings import base
 
     assert base.CELERY_TASK_ALWAYS_EAGER is False
+
+
+def test_the_card_key_store_options_follow_its_backend():
+    code = (
+        "from django.conf import settings; "
+        "from pki.keys.symmetric import card_key_store_create; "
+        "store = card_key_store_create('card-keys', settings.CARD_KEY_STORE); "
+        "print(type(store).__name__, sorted(settings.CARD_KEY_STORE['OPTIONS']))"
+    )
+    env = {"CARD_KEY_STORE_BACKEND": "pkcs11", "CARD_KEY_STORE_PKCS11_TOKEN_LABEL": "cards"}
+    result = run_manage(env, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "Pkcs11CardKeyStore ['module', 'pin_env', 'pool_size', 'token_label']"
+    )
+
+
+def test_production_refuses_to_start_without_the_card_key_store_pin():
+    env = {**PRODUCTION_ENV, "CARD_KEY_STORE_BACKEND": "pkcs11"}
+    result = run_manage(env, "check")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "configuration error: PKI_PKCS11_PIN must be set in the environment "
+        "(the HSM user PIN of the card key store)"
+    ]
+    with_pin = run_manage({**env, "PKI_PKCS11_PIN": "1234"}, "check", "--deploy")
+    assert with_pin.returncode == 0, with_pin.stderr
+
+
+def test_production_refuses_an_unknown_card_key_store_backend():
+    result = run_manage({**PRODUCTION_ENV, "CARD_KEY_STORE_BACKEND": "vault"}, "check")
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: CARD_KEY_STORE_BACKEND must be software or pkcs11, not 'vault'"
+    ]
+
+
+def test_no_transport_key_is_configured_in_clear():
+    from django.conf import settings
+
+    assert not hasattr(settings, "CARD_TRANSPORT_KEYS")
