@@ -58,6 +58,7 @@ ALG_RSA_RAW = 0x00  # raw RSA private operation (decipher only)
 
 _CHAINABLE = {0x2A, 0xD6, 0xDA, 0xDB, 0xE0}
 _SECURE_LEVELS = {0x01, 0x03, 0x11, 0x13, 0x31, 0x33}
+_RMAC_SW1 = (0x62, 0x63)  # warnings: protected like 9000; every other SW1 is an error
 
 
 @dataclass
@@ -306,6 +307,10 @@ class ContactChip:
 
     def _finish(self, chan: Channel, cmd: Command, data: bytes, sw: int, secure: bool) -> bytes:
         if secure and chan.scp is not None and chan.scp.authenticated:
+            if sw != apdu.SW_OK and sw >> 8 not in _RMAC_SW1:
+                # GP Amendment D §6.2.5: an error status word travels alone, without data,
+                # R-ENC or R-MAC (only 9000 and the warnings 62xx/63xx are protected).
+                return apdu.sw_bytes(sw)
             data = self._wrap_response(chan.scp, data, sw)
         if sw != apdu.SW_OK:
             return data + apdu.sw_bytes(sw)
@@ -859,12 +864,22 @@ class ContactChip:
         return b""
 
     def _activate_file(self, chan: Channel, cmd: Command, secure: bool) -> bytes:
-        """ACTIVATE FILE on the MF (inside SCP03) closes personalization for good."""
+        """ACTIVATE FILE on the MF (inside SCP03) closes personalization for good.
+
+        Repeated on a closed card it answers 9000 and changes nothing, so that a session resumed
+        after a tear between the close and its checkpoint can send it again.
+        """
         if cmd.p1 or cmd.p2 or cmd.data:
             raise CardError(apdu.SW_WRONG_P1P2)
-        self._personalization(chan, secure)
+        if not self.profile.card_manager:
+            raise CardError(apdu.SW_CONDITIONS)
+        if not secure or chan.scp is None:
+            raise CardError(apdu.SW_SECURITY_STATUS)
         if chan.ef is not None or chan.df is not self.state.mf:
             raise CardError(apdu.SW_CONDITIONS)
+        if self.state.lifecycle == LC_LOCKED:
+            return b""
+        self._personalization(chan, secure)
         self.state.lifecycle = LC_LOCKED
         self.dirty = True
         return b""

@@ -77,6 +77,8 @@ class Scp03Host:
         while sw >> 8 == 0x61:
             more, sw = split(self.transmit(bytes([self.channel, 0xC0, 0, 0, sw & 0xFF])))
             out += more
+        if self.level & 0x10 and sw != 0x9000 and sw >> 8 not in (0x62, 0x63):
+            assert out == b"", f"SW {sw:04X} is an error status: no data, no R-MAC"
         if self.level & 0x10 and (sw == 0x9000 or sw >> 8 in (0x62, 0x63)):
             out, rmac = out[:-8], out[-8:]
             expect = crypto.scp03_r_mac(self.keys.s_rmac, self.chaining, out, sw.to_bytes(2, "big"))

@@ -18,6 +18,7 @@ from tests.cardsim.pcscd_support import (
     CONTACTLESS_READER,
     Simulator,
     connect,
+    simulator_running,
     transmitter,
     wait_absent,
     wait_for,
@@ -30,11 +31,10 @@ CPS4_ATR = bytes.fromhex("3B9B188001001225006480040100009044")
 
 @pytest.fixture
 def sim(pcscd: object, tmp_path: Path) -> Iterator[Simulator]:
-    simulator = Simulator(tmp_path)
-    simulator.start()
-    yield simulator
-    if simulator.proc is not None:
-        assert simulator.stop() == 0
+    with simulator_running(Simulator(tmp_path)) as simulator:
+        yield simulator
+        if simulator.proc is not None:
+            assert simulator.stop() == 0  # a clean SIGTERM exit; reaped in any case
 
 
 def _serial(sim: Simulator) -> bytes:

@@ -147,3 +147,39 @@ def test_secrets_need_command_encryption(card: Card) -> None:
     host.select_isd()
     host.open(0x01)
     assert host.send(0x00, 0x24, 0x01, 0x81, b"1234", le=None)[1] == 0x6982
+
+
+def test_error_status_comes_without_data_or_rmac_and_keeps_the_session(card: Card) -> None:
+    enc, mac, _ = card_keys(card.serial)
+    host = Scp03Host(card.transmit, enc, mac)
+    host.select_isd()
+    host.open(0x33)
+    assert host.send(0x00, 0xE0, 0, 0, FCP_EF)[1] == 0x9000
+    host.send(0x00, 0xA4, 0x00, 0x0C, b"\x3f\x00", le=None)
+    # CREATE FILE of a file that exists: the bare status word (GP Amendment D §6.2.5).
+    wrapped = host.wrap(0x00, 0xE0, 0, 0, FCP_EF)
+    assert card.transmit(wrapped) == bytes.fromhex("6A89")
+    # The session goes on: the next command's R-MAC chains from its own C-MAC.
+    assert host.send(0x00, 0xA4, 0x00, 0x0C, b"\x01\x00", le=None)[1] == 0x9000
+    assert host.send(0x00, 0xB0, 0, 0, le=4) == (bytes(4), 0x9000)
+    # A warning (62xx, end of file) is protected like 9000: data, R-MAC and R-ENC.
+    assert host.send(0x00, 0xB0, 0, 0x1E, le=4) == (bytes(2), 0x6282)
+
+
+def test_activate_file_closes_once_and_a_repeat_answers_9000(card: Card) -> None:
+    enc, mac, _ = card_keys(card.serial)
+    host = Scp03Host(card.transmit, enc, mac)
+    host.select_isd()
+    assert split(card.transmit(bytes.fromhex("0144000000")))[1] == 0x6982  # outside SCP03
+    host.open(0x33)
+    assert host.send(0x00, 0xE0, 0, 0, FCP_EF)[1] == 0x9000  # the new EF is current
+    assert host.send(0x00, 0x44, 0, 0, le=None)[1] == 0x6985  # not on the MF
+    host.send(0x00, 0xA4, 0x00, 0x0C, b"\x3f\x00", le=None)
+    assert host.send(0x00, 0x44, 0, 0, le=None)[1] == 0x9000
+    assert card.contact_chip.state.lifecycle == contact.LC_LOCKED
+    card.contact_chip.dirty = False
+    assert host.send(0x00, 0x44, 0, 0, le=None)[1] == 0x9000  # again: no change
+    assert not card.contact_chip.dirty
+    assert card.contact_chip.state.lifecycle == contact.LC_LOCKED
+    fcp2 = FCP_EF.replace(b"\x83\x02\x01\x00", b"\x83\x02\x01\x01")
+    assert host.send(0x00, 0xE0, 0, 0, fcp2)[1] == 0x6985  # still closed for personalization

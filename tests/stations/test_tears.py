@@ -1,29 +1,34 @@
 """Tear the card out at APDU n of a CPS4 run, put it back, and check DESIGN.md §11: the card is
-recognised by its serial and recovered, and no valid certificate lives outside an issued card."""
+recognised by its serial and recovered, and no valid certificate lives outside an issued card.
+
+The indexes come from a measured run (``tear_plan``): ``make test`` tears at a handful spread across
+the phases, the ``slow`` sweep at every APDU of the run. Each test records how its card ended
+(``outcome``: the session states after the tear, e.g. ``done`` = resumed and issued,
+``wiped+done`` = wiped to stock then issued on the next insertion, ``spoiled``) in the JUnit XML.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.stations.conftest import card_queued, link_of
+from tests.stations.tear_plan import STATION_IDENTIFICATION_APDUS, measure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SAMPLE = (3, 25, 60, 95, 130)
+PLAN = measure()
 
 
-def _tear_and_recover(scene, card, n: int) -> None:
+def _tear_and_recover(scene, card, n: int) -> list[str]:
     from cms.choices import CardStatus
     from cms.models import Card, CardCertificate, PersonalizationSession
     from personalization_station.relay import personalize
     from pki.models import Certificate
 
     request = card_queued(scene, card)
-    card.faults.tear_at = card.apdu_count + 3 + n  # after the station's identification
+    card.faults.tear_at = card.apdu_count + STATION_IDENTIFICATION_APDUS + n
     first = personalize(scene.api(), link_of(card))
-    if first.state == "done":
-        pytest.skip(f"the run has fewer than {n} APDUs")
-    assert first.state == "interrupted", first.message
+    assert first.state == "interrupted", f"APDU {n} of {PLAN.apdus}: {first.state} {first.message}"
     registry_card = Card.objects.get(chip_serial=card.serial.hex().upper())
     assert registry_card.status == CardStatus.PERSONALIZING
     # §11: nothing valid outside an issued card while it is out of the reader
@@ -46,7 +51,7 @@ def _tear_and_recover(scene, card, n: int) -> None:
         assert request.status in ("failed", "queued")
         cards_certs = Certificate.objects.filter(profile__in=("cps_auth", "cps_sign"))
         assert not cards_certs.exclude(status="revoked").exists()
-        return
+        return states
     request.refresh_from_db()
     registry_card.refresh_from_db()
     assert request.status == "done" and registry_card.status == CardStatus.ISSUED
@@ -61,17 +66,40 @@ def _tear_and_recover(scene, card, n: int) -> None:
         .exists()
     )
     assert PersonalizationSession.objects.filter(card=registry_card, status="done").count() == 1
+    return states
 
 
-@pytest.mark.parametrize("n", SAMPLE)
-def test_a_torn_card_is_recovered(scene, virtual_card, n):
-    _tear_and_recover(scene, virtual_card, n)
+def _record(record_property, n: int, states: list[str]) -> None:
+    record_property("phase", PLAN.phase_of(n))
+    record_property("step", PLAN.labels[n - 1])
+    record_property("outcome", "+".join(states))
+
+
+@pytest.mark.parametrize("n", PLAN.sample())
+def test_a_torn_card_is_recovered(scene, virtual_card, record_property, n):
+    _record(record_property, n, _tear_and_recover(scene, virtual_card, n))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n", range(1, 200, 2))
-def test_tear_sweep(scene, virtual_card, n):
-    _tear_and_recover(scene, virtual_card, n)
+@pytest.mark.parametrize("n", PLAN.sweep())
+def test_tear_sweep(scene, virtual_card, record_property, n):
+    _record(record_property, n, _tear_and_recover(scene, virtual_card, n))
+
+
+def test_the_tear_plan_matches_a_station_run(scene, virtual_card):
+    """The measured plan counts exactly the APDUs a station relays for a whole card, so the
+    indexes above cover the run and nothing past its end."""
+    from personalization_station.relay import personalize
+
+    card_queued(scene, virtual_card)
+    start = virtual_card.apdu_count
+    outcome = personalize(scene.api(), link_of(virtual_card))
+    assert outcome.state == "done", outcome.message
+    relayed = virtual_card.apdu_count - start - STATION_IDENTIFICATION_APDUS
+    assert relayed == PLAN.apdus, (
+        f"a station run took {relayed} APDUs, the tear plan measured {PLAN.apdus}: has the "
+        "program or the certificate size changed? (see tests/stations/tear_plan.py)"
+    )
 
 
 def test_a_refused_answer_rolls_the_card_back_to_stock(scene, virtual_card):
