@@ -30,7 +30,7 @@ SYSTEM = Caller.for_system("personalization")
 
 
 def lease_duration() -> dt.timedelta:
-    return dt.timedelta(seconds=int(getattr(settings, "STATION_LEASE_SECONDS", 60)))
+    return dt.timedelta(seconds=settings.STATION_LEASE_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def card_keys_provision(product: Product, *, test: bool | None = None) -> list[s
     """Create the missing masters of ``product`` (embedded default / tests); returns the labels
     created. The SCP03 issuer master becomes the published test master."""
     if test is None:
-        test = bool(getattr(settings, "CARD_KEYS_TEST_PROVISIONING", True))
+        test = bool(settings.CARD_KEYS_TEST_PROVISIONING)
     if not test:
         raise PolicyViolation(
             "Test card keys are not provisioned here; import the masters at a key ceremony."

@@ -531,7 +531,7 @@ def _pki_holder(card: Card, serial: bytes) -> PkiHolder:
 def _email_domain() -> str:
     from django.conf import settings
 
-    return str(getattr(settings, "PERSONALIZATION_EMAIL_DOMAIN", "cps.mssante.invalid"))
+    return str(settings.PERSONALIZATION_EMAIL_DOMAIN)
 
 
 @transaction.atomic

@@ -229,8 +229,9 @@ CARD_KEY_STORE: dict[str, object] = {
     "BACKEND": _card_key_store_backend,  # an unknown name is refused when the store is opened
     "OPTIONS": _CARD_KEY_STORE_OPTIONS.get(_card_key_store_backend, {}),
 }
-# Create the published test masters on demand: the embedded default and the tests only.
-CARD_KEYS_TEST_PROVISIONING = env_bool("CARD_KEYS_TEST_PROVISIONING", True)
+# Create the published test masters on demand: off unless a variant turns it on (the embedded
+# default and the tests do; production refuses it).
+CARD_KEYS_TEST_PROVISIONING = False
 # DESFire transport keys of vendor batches: version 0 is the factory key (zeros); version N is
 # the master `desfire-transport.vN` in the card key store (manage.py card_keys_import_transport).
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)

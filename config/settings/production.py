@@ -41,6 +41,13 @@ else:
 CELERY_TASK_ALWAYS_EAGER = False
 # Card master keys come from a key ceremony, never from the published test values.
 CARD_KEYS_TEST_PROVISIONING = False
+PERSONALIZATION_EMAIL_DOMAIN = env_required(
+    "PERSONALIZATION_EMAIL_DOMAIN", what="the mail domain of holders' signature certificates"
+)
+# Rate-limit counters (API and console sign-in) shared by every web process.
+_cache = env_required("CACHE_URL", what="redis://host:6379/1, shared by the web processes")
+if not _cache.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL in production")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

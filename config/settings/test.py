@@ -20,3 +20,5 @@ LANGUAGE_CODE = "en"
 # One test database per pytest process, so that several runs on one machine (a developer's and a
 # benchmark's, or parallel engineers') never drop each other's database.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+# Published test card master keys (card-protocols.md §3), created on demand.
+CARD_KEYS_TEST_PROVISIONING = True

@@ -21,6 +21,8 @@ PRODUCTION_ENV = {
     "PKI_PUBLIC_BASE_URL": "https://pki.example.org",
     "DJANGO_ALLOWED_HOSTS": "cms.example.org",
     "PKI_KEY_PASSPHRASE": "correct horse battery staple",
+    "PERSONALIZATION_EMAIL_DOMAIN": "mssante.example.org",
+    "CACHE_URL": "redis://127.0.0.1:6379/1",
 }
 
 
