@@ -216,6 +216,9 @@ class Scp03SessionKeys(NamedTuple):
     s_mac: bytes
     s_rmac: bytes
 
+    def __repr__(self) -> str:
+        return "Scp03SessionKeys(<3 keys hidden>)"
+
 
 def scp03_kdf(key: bytes, constant: int, context: bytes, length_bits: int) -> bytes:
     """SP 800-108 counter-mode KDF with AES-CMAC as fixed by GP Amendment D §6.2.2."""
@@ -342,6 +345,9 @@ class Ev2SessionKeys(NamedTuple):
 
     enc: bytes
     mac: bytes
+
+    def __repr__(self) -> str:
+        return "Ev2SessionKeys(<2 keys hidden>)"
 
 
 def rotate_left(data: bytes, n: int = 1) -> bytes:

@@ -312,3 +312,15 @@ def test_unblock_rejects_bad_arguments(
 ) -> None:
     with pytest.raises(CryptoError):
         crypto.unblock_response(key, serial, version, ref, challenge)
+
+
+def test_session_key_reprs_hide_the_keys():
+    from cards.crypto import Ev2SessionKeys, Scp03SessionKeys
+
+    key = bytes.fromhex("00112233445566778899aabbccddeeff")
+    for keys in (Scp03SessionKeys(key, key, key), Ev2SessionKeys(key, key)):
+        assert repr(key) not in repr(keys)
+        assert repr(key) not in str(keys)
+        assert repr(key) in repr(
+            tuple(keys)
+        )  # the keys are still there for the code that uses them
