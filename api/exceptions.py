@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -30,6 +31,9 @@ def error_body(message: str, extra: dict[str, Any] | None = None) -> dict[str, A
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.message, exc.extra), status=exc.status_code)
+    if isinstance(exc, SuspiciousOperation):
+        # Too many fields, a body over the size limit, a forged host: the request, not the server.
+        return Response(error_body("The request is malformed or too large."), status=400)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -4,6 +4,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
+from api.filters import UtcIsoDateTimeFilter
 from core.audit import audit_event_list
 from core.models import AuditEvent
 from core.roles import Role
@@ -17,8 +18,8 @@ class AuditEventFilter(django_filters.FilterSet):
     actor_kind = django_filters.ChoiceFilter(
         choices=[("user", "user"), ("station", "station"), ("system", "system")]
     )
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     seq_min = django_filters.NumberFilter(field_name="seq", lookup_expr="gte")
     seq_max = django_filters.NumberFilter(field_name="seq", lookup_expr="lte")
 

@@ -100,7 +100,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -130,6 +130,33 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One component per choice set, named after it (fields called "status" or "reason" differ).
+    "ENUM_NAME_OVERRIDES": {
+        f"{name}Enum": f"{module}.{name}"
+        for module, names in {
+            "cms.choices": (
+                "ApprovalStatus",
+                "CardStatus",
+                "CardType",
+                "DenyReason",
+                "HolderStatus",
+                "ProductStatus",
+                "Profession",
+                "RequestKind",
+                "RequestStatus",
+                "RevokeReason",
+            ),
+            "pki.choices": ("CaKind", "CertificateReason", "CertificateStatus", "CrlKind"),
+            "cms.personalization.choices": (
+                "JobStatus",
+                "SessionMode",
+                "SessionStatus",
+                "StationStatus",
+            ),
+            "core.roles": ("Role",),
+        }.items()
+        for name in names
+    },
 }
 
 # --- Celery: queues "default" and "signing" (workers holding CA and card master keys).
@@ -235,4 +262,12 @@ CARD_KEYS_TEST_PROVISIONING = False
 # DESFire transport keys of vendor batches: version 0 is the factory key (zeros); version N is
 # the master `desfire-transport.vN` in the card key store (manage.py card_keys_import_transport).
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
+# Celery beat puts jobs whose lease ran out back in the queue (claims do it as well).
+STATION_LEASE_SWEEP_SECONDS = env_int("STATION_LEASE_SWEEP_SECONDS", 30)
+CELERY_IMPORTS = (*globals().get("CELERY_IMPORTS", ()), "cms.personalization.tasks")
+CELERY_BEAT_SCHEDULE["personalization-lease-sweep"] = {
+    "task": "cms.personalization.tasks.jobs_lease_sweep_task",
+    "schedule": float(STATION_LEASE_SWEEP_SECONDS),
+    "options": {"queue": "default"},
+}
 PERSONALIZATION_EMAIL_DOMAIN = env_str("PERSONALIZATION_EMAIL_DOMAIN", "cps.mssante.invalid")
