@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 PYTEST_ARGS ?=
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/cps_cms
 
-.PHONY: help run test test-slow lint fmt typecheck contracts bench system services venv clean
+.PHONY: help run test test-slow lint fmt typecheck contracts bench system system-run services venv venv-run clean
 
 help:
 	@echo "make run    - install what is missing and run the system on embedded defaults"
@@ -18,16 +18,23 @@ help:
 	@echo "make lint | typecheck | contracts | bench | test-slow | fmt | clean"
 
 system:
-	@scripts/ensure-system.sh
+	@scripts/ensure-system.sh test
 
+system-run:
+	@scripts/ensure-system.sh run
+
+# A new virtual environment whenever pyproject.toml changes: a package dropped from it, or one
+# installed by hand, must not linger and hide a missing dependency.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@rm -f $(VENV)/.installed-*
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	@touch $@
 
 venv: system $(STAMP)
+
+venv-run: system-run $(STAMP)
 
 services:
 	@scripts/ensure-services.sh postgres redis pcscd
@@ -57,7 +64,7 @@ test-slow: venv services
 bench: venv services
 	@for script in bench/*.py; do echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) $(PY) $$script; done
 
-run: venv
+run: venv-run
 	PY=$(PY) scripts/run-local.sh
 
 clean:

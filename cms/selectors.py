@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db.models import Count, QuerySet
 
-from cms.choices import ApprovalStatus, CardStatus
+from cms.choices import CardStatus
 from cms.models import (
     Card,
     CardRequest,
@@ -89,10 +89,6 @@ def card_approval_list() -> QuerySet[CardTransitionApproval]:
     return CardTransitionApproval.objects.select_related(
         "card", "requested_by", "decided_by"
     ).order_by("-created_at", "-pk")
-
-
-def card_pending_approvals() -> QuerySet[CardTransitionApproval]:
-    return card_approval_list().filter(status=ApprovalStatus.PENDING)
 
 
 def request_list() -> QuerySet[CardRequest]:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from core.errors import BadInput, NotFound
 from pki.choices import CrlKind
-from pki.models import Certificate, CertificateAuthority, CrlPublication, OcspResponse
+from pki.models import Certificate, CertificateAuthority, CrlPublication
 
 _HEX = re.compile(r"(0x)?[0-9a-fA-F:]+")
 
@@ -46,20 +46,5 @@ def crl_latest(*, short_name: str, kind: CrlKind) -> CrlPublication | None:
     return (
         CrlPublication.objects.filter(authority__short_name=short_name, kind=kind)
         .order_by("-number")
-        .first()
-    )
-
-
-def ocsp_response_find(
-    *, issuer_key_hash: str, issuer_name_hash: str, serial: int
-) -> OcspResponse | None:
-    """The pre-signed answer for a CertID (one indexed query)."""
-    return (
-        OcspResponse.objects.filter(
-            authority__issuer_key_hash=issuer_key_hash,
-            authority__issuer_name_hash=issuer_name_hash,
-            serial=Decimal(serial),
-        )
-        .only("der", "this_update", "next_update")
         .first()
     )

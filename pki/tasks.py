@@ -24,33 +24,6 @@ from pki.models import CertificateAuthority
     retry_backoff_max=600,
     max_retries=20,
 )
-def ocsp_responses_refresh_task(*, certificate_ids: list[int]) -> int:
-    return services.ocsp_responses_refresh(
-        actor=Actor.system("pki_ocsp_refresh"), certificate_ids=certificate_ids
-    )
-
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=(ServiceUnavailable,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=20,
-)
-def crl_publish_task(*, authority: str, kind: str) -> int:
-    publication = services.crl_publish(
-        authority=authority, kind=CrlKind(kind), actor=Actor.system("pki_publish")
-    )
-    return publication.number
-
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=(ServiceUnavailable,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=20,
-)
 def pki_publish_task() -> None:
     """Beat entry: what is due (CRLs, deltas, OCSP answers, responder renewals), nothing more."""
     pki_publish_all(actor=Actor.system("pki_publish"), due_only=True)

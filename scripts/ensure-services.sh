@@ -31,10 +31,7 @@ start_postgres() {
 
 start_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
-  if ! command -v redis-server >/dev/null; then
-    [ "$(id -u)" -eq 0 ] || { echo "redis-server is missing" >&2; return 1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  fi
+  command -v redis-server >/dev/null || { echo "redis-server is missing (make system)" >&2; return 1; }
   echo "starting Redis"
   mkdir -p /var/lib/redis /var/log/redis
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \

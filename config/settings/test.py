@@ -2,6 +2,8 @@
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env_bool, env_str, parse_database_url
 from config.settings.base import *  # noqa: F403
 from config.settings.base import BASE_DIR
@@ -13,6 +15,8 @@ DATABASES = {
     )
 }
 # Explicit: tasks run in the test process, unless a test sends them to a real worker.
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("the test suite runs on PostgreSQL: DATABASE_URL=postgresql://…")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en"

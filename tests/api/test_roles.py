@@ -34,7 +34,8 @@ def test_role_matrix(endpoint, role, api_client_for):
     client = api_client_for(role.value)
     response = getattr(client, endpoint.method)(endpoint.url, data={}, format="json")
     if role in endpoint.view_class.roles:
-        assert response.status_code != 403, response.content
+        # Past the permission check: an answer, a refusal of the empty input, or "no such object".
+        assert response.status_code in {200, 201, 400, 404, 409, 415, 422}, response.content
     else:
         assert response.status_code == 403
         assert set(response.json()) == {"message", "extra"}

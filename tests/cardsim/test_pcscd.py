@@ -139,8 +139,8 @@ def test_removal_insertion_and_a_second_blank_card(sim: Simulator) -> None:
     assert split(tx(bytes.fromhex("00B000000A"))) == (first, 0x9000)
 
 
-@pytest.mark.skipif(shutil.which("pkcs15-tool") is None, reason="OpenSC not installed")
 def test_opensc_sees_the_card_and_lists_certificates(sim: Simulator, tmp_path: Path) -> None:
+    assert shutil.which("pkcs15-tool"), "OpenSC is missing: make test installs it (opensc)"
     from cardsim import cps3
 
     atr = subprocess.run(

@@ -69,9 +69,8 @@ def test_every_forbidden_transition_is_409_with_the_allowed_ones(t, source, cps4
 
 @pytest.mark.parametrize("t", lifecycle.TRANSITIONS, ids=lambda t: t.name)
 def test_a_transition_repeated_is_a_noop(t, cps4, caller_for):
+    assert t.target not in t.sources  # the table has no self-loop: "already there" is a no-op
     card = card_make(cps4, t.target)
-    if t.target in t.sources:
-        pytest.skip("a self-loop has no 'already there'")
     before = AuditEvent.objects.count()
     outcome = card_transition(
         card_id=card.pk, transition=t.name, caller=caller_for(sorted(t.roles)[0]), **_args(t)

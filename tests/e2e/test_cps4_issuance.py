@@ -217,8 +217,7 @@ def test_cps4_personalized_activated_and_usable(
     assert record.startswith(expected)
 
     # --- OpenSC as a relying site configures it ------------------------------------------------
-    if shutil.which("pkcs15-tool") is None:
-        pytest.skip("OpenSC is not installed")
+    assert shutil.which("pkcs15-tool"), "OpenSC is missing: make test installs it (opensc)"
     atr = ":".join(f"{b:02x}" for b in CPS4.contact.atr)
     conf = tmp_path / "opensc.conf"
     conf.write_text(OPENSC_CONF.format(atr=atr))
