@@ -4,13 +4,16 @@
 - in process: the station relay against the services (``ServiceApi``) and cardsim's in-process
   card; server CPU = thread CPU spent inside the service calls;
 - through pcscd (when root: a private pcscd in its own mount namespace): ``python -m cardsim``, a
-  ``runserver`` process and one ``python -m personalization_station run`` process personalizing
-  the cards one after another; server CPU = the server process's CPU time over the cards.
+  ``runserver`` process (one thread keeping its database connection, like a production worker;
+  ``--threaded-server``: a thread and a new connection per request) and one ``python -m
+  personalization_station run`` process personalizing the cards one after another; server CPU =
+  the server process's CPU time over the cards (HTTP, token authentication included).
 
 Each path runs without card delays (keys from the test key pool) and with a real chip's RSA key
 generation time (``--key-delay-ms``, 3 s by default) on ``--delay-cards`` cards.
 
     python bench/personalization.py [--cards 10] [--delay-cards 2] [--key-delay-ms 3000]
+        [--no-pcscd] [--threaded-server]
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 READER = "Virtual PCD 00 00"
 TARGET_TRIPS = 12
 TARGET_CPU_MS = 50.0
+THREADED_SERVER = False
 
 
 @dataclass
@@ -252,8 +256,19 @@ def through_pcscd(scene: Scene, cards: int, key_delay_ms: float, label: str, tmp
         server_port = _free_port()
         url = f"http://127.0.0.1:{server_port}"
         connections.close_all()
+        # One thread, as a production worker (gunicorn sync): it keeps its database connection
+        # (CONN_MAX_AGE). runserver's default thread per request opens a new PostgreSQL
+        # connection for every request, which --threaded-server measures.
+        threading = [] if THREADED_SERVER else ["--nothreading"]
         server = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{server_port}", "--noreload"],
+            [
+                sys.executable,
+                "manage.py",
+                "runserver",
+                f"127.0.0.1:{server_port}",
+                "--noreload",
+                *threading,
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -346,7 +361,14 @@ def main() -> None:
     parser.add_argument("--delay-cards", type=int, default=2, help="cards with the key delay")
     parser.add_argument("--key-delay-ms", type=float, default=3000.0)
     parser.add_argument("--no-pcscd", action="store_true", help="only the in-process path")
+    parser.add_argument(
+        "--threaded-server",
+        action="store_true",
+        help="runserver with a thread (and a database connection) per request",
+    )
     args = parser.parse_args()
+    global THREADED_SERVER
+    THREADED_SERVER = args.threaded_server
 
     tmp = Path(tempfile.mkdtemp(prefix="perso-bench-"))
     os.environ.update(
@@ -373,26 +395,24 @@ def main() -> None:
             call_command("pki_init", stdout=io.StringIO())
             scene = Scene()
             in_process(scene, 1, 0, "warm-up")
-            rows = [
-                in_process(scene, args.cards, 0, "in process, no card delay"),
-                in_process(
-                    scene,
-                    args.delay_cards,
-                    args.key_delay_ms,
-                    f"in process, key generation {args.key_delay_ms / 1000:g} s",
-                ),
-            ]
+            delayed = f"key generation {args.key_delay_ms / 1000:g} s"
+            rows = [in_process(scene, args.cards, 0, "in process, no card delay")]
+            if args.delay_cards:
+                rows.append(
+                    in_process(scene, args.delay_cards, args.key_delay_ms, f"in process, {delayed}")
+                )
             if usable:
                 rows.append(through_pcscd(scene, args.cards, 0, "pcscd + station, no delay", tmp))
-                rows.append(
-                    through_pcscd(
-                        scene,
-                        args.delay_cards,
-                        args.key_delay_ms,
-                        f"pcscd + station, key generation {args.key_delay_ms / 1000:g} s",
-                        tmp,
+                if args.delay_cards:
+                    rows.append(
+                        through_pcscd(
+                            scene,
+                            args.delay_cards,
+                            args.key_delay_ms,
+                            f"pcscd + station, {delayed}",
+                            tmp,
+                        )
                     )
-                )
             print(
                 "CPS4 personalization (DESIGN.md §10: round trips ≤ 12, server CPU ≤ 50 ms/card;"
                 " CPU as the median per card; configured PKI hierarchy)"

@@ -8,6 +8,9 @@ transition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from cms import lifecycle
 from cms.choices import CardStatus, DenyReason, RevokeReason
 from cms.lifecycle import Effect, Transition
@@ -15,7 +18,6 @@ from cms.models import Card, DenyListEntry
 from core.actors import Actor
 from pki import services as pki_services
 from pki.choices import CertificateStatus
-from pki.domain.reasons import RevocationReason
 from pki.models import Certificate
 
 _DENY_REASON = {
@@ -33,30 +35,45 @@ def _certificates(card: Card) -> list[Certificate]:
     )
 
 
-def certificates_hold(*, card: Card, actor: Actor) -> list[int]:
-    """Put every valid certificate of the card on hold; returns the ids that changed."""
+@dataclass(frozen=True, slots=True)
+class _CertificateEffect:
+    """What a certificate effect does to each certificate of the card in one of ``acts_on``: it
+    calls ``service`` (looked up in ``pki.services`` at call time), and the audit event lists
+    the ids it changed under ``key``."""
+
+    key: str
+    acts_on: frozenset[str]
+    service: Callable[..., Certificate]
+
+
+_CERTIFICATE_EFFECTS = {
+    Effect.HOLD_CERTIFICATES: _CertificateEffect(
+        "held",
+        frozenset({CertificateStatus.VALID}),
+        lambda **kwargs: pki_services.certificate_hold(**kwargs),
+    ),
+    Effect.RELEASE_HOLD: _CertificateEffect(
+        "released",
+        frozenset({CertificateStatus.ON_HOLD}),
+        lambda **kwargs: pki_services.certificate_release_hold(**kwargs),
+    ),
+    Effect.REVOKE_CERTIFICATES: _CertificateEffect(
+        "revoked",
+        frozenset({CertificateStatus.VALID, CertificateStatus.ON_HOLD}),
+        lambda **kwargs: pki_services.certificate_revoke(**kwargs),
+    ),
+}
+
+
+def _certificates_apply(
+    effect: _CertificateEffect, *, card: Card, actor: Actor, **arguments: object
+) -> list[int]:
+    """Apply one certificate effect to every certificate of the card it concerns; returns the ids
+    that changed."""
     changed = []
     for cert in _certificates(card):
-        if cert.status == CertificateStatus.VALID:
-            pki_services.certificate_hold(certificate_id=cert.pk, actor=actor)
-            changed.append(cert.pk)
-    return changed
-
-
-def certificates_release(*, card: Card, actor: Actor) -> list[int]:
-    changed = []
-    for cert in _certificates(card):
-        if cert.status == CertificateStatus.ON_HOLD:
-            pki_services.certificate_release_hold(certificate_id=cert.pk, actor=actor)
-            changed.append(cert.pk)
-    return changed
-
-
-def certificates_revoke(*, card: Card, reason: RevocationReason, actor: Actor) -> list[int]:
-    changed = []
-    for cert in _certificates(card):
-        if cert.status != CertificateStatus.REVOKED:
-            pki_services.certificate_revoke(certificate_id=cert.pk, reason=reason, actor=actor)
+        if cert.status in effect.acts_on:
+            effect.service(certificate_id=cert.pk, actor=actor, **arguments)
             changed.append(cert.pk)
     return changed
 
@@ -96,14 +113,18 @@ def apply(
     audit event). ``card.status`` must already hold the target state."""
     done: dict[str, object] = {}
     for effect in transition.effects:
-        if effect is Effect.HOLD_CERTIFICATES:
-            done["held"] = certificates_hold(card=card, actor=actor)
-        elif effect is Effect.RELEASE_HOLD:
-            done["released"] = certificates_release(card=card, actor=actor)
-        elif effect is Effect.REVOKE_CERTIFICATES:
-            rfc = lifecycle.revocation_reason_for(transition, reason)
-            done["revoked"] = certificates_revoke(card=card, reason=rfc, actor=actor)
-            done["crl_reason"] = rfc.value
+        certificate_effect = _CERTIFICATE_EFFECTS.get(effect)
+        if certificate_effect is not None:
+            arguments: dict[str, object] = {}
+            crl_reason = None
+            if effect is Effect.REVOKE_CERTIFICATES:
+                crl_reason = lifecycle.revocation_reason_for(transition, reason)
+                arguments["reason"] = crl_reason
+            done[certificate_effect.key] = _certificates_apply(
+                certificate_effect, card=card, actor=actor, **arguments
+            )
+            if crl_reason is not None:
+                done["crl_reason"] = crl_reason.value
         elif effect is Effect.DENY_CONTACTLESS:
             done["denied"] = contactless_deny(card=card, status=CardStatus(card.status))
         elif effect is Effect.ALLOW_CONTACTLESS:

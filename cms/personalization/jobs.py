@@ -116,18 +116,36 @@ def _release(job: PersonalizationJob, reason: str) -> None:
     )
 
 
-def jobs_expire() -> int:
-    """Put claimed jobs whose lease ran out back in the queue; returns how many."""
-    now = timezone.now()
+LEASE_EXPIRED = "lease expired: the station stopped answering"
+
+
+def job_lease_expire(*, job_id: UUID) -> bool:
+    """The station-loss path for one job whose lease ran out: its running session is interrupted
+    and the job goes back to the queue with its card (resumed from the checkpoint when the card
+    is inserted again), audited in the same transaction. Re-checked under the row lock: a job
+    renewed, released, finished or being claimed meanwhile is left alone (False), so a
+    redelivered task changes nothing."""
     with transaction.atomic():
-        expired = list(
-            PersonalizationJob.objects.select_for_update(skip_locked=True).filter(
-                status=JobStatus.CLAIMED, lease_expires_at__lt=now
-            )
+        job = (
+            PersonalizationJob.objects.select_for_update(skip_locked=True)
+            .filter(pk=job_id, status=JobStatus.CLAIMED, lease_expires_at__lt=timezone.now())
+            .first()
         )
-        for job in expired:
-            _release(job, "lease expired: the station stopped answering")
-    return len(expired)
+        if job is None:
+            return False
+        _release(job, LEASE_EXPIRED)
+    return True
+
+
+def jobs_expire(*, limit: int = 500) -> int:
+    """Put claimed jobs whose lease ran out back in the queue, one short transaction each (the
+    Celery beat sweep and every claim); returns how many. The common case is one query."""
+    expired = list(
+        PersonalizationJob.objects.filter(
+            status=JobStatus.CLAIMED, lease_expires_at__lt=timezone.now()
+        ).values_list("pk", flat=True)[:limit]
+    )
+    return sum(job_lease_expire(job_id=job_id) for job_id in expired)
 
 
 def jobs_release_for_station(*, station: Station, reason: str) -> int:
@@ -165,25 +183,24 @@ def job_claim(*, station: Station, identity: CardIdentity | None) -> Personaliza
         skip_locked=True, of=("self",)
     ).filter(
         Q(status=JobStatus.QUEUED) | Q(status=JobStatus.CLAIMED, lease_expires_at__lt=now),
-        Q(pool__isnull=True) | Q(pool=station.site),
+        Q(pool__isnull=True) | Q(pool_id=station.site_id),
     )
     if identity is not None:
         candidates = candidates.filter(card__chip_serial=identity.chip_serial.upper())
-    job = candidates.order_by("created_at", "pk").first()
+    job = candidates.select_related("request").order_by("created_at", "pk").first()
     if job is None:
         if identity is not None:
             _explain_no_job(station, identity)
         return None
     if job.status == JobStatus.CLAIMED:
-        _release(job, "lease expired: the station stopped answering")
+        _release(job, LEASE_EXPIRED)
     job.status = JobStatus.CLAIMED
     job.station = station
     job.lease_expires_at = now + lease_duration()
     job.attempts += 1
     job.save(update_fields=["status", "station", "lease_expires_at", "attempts", "updated_at"])
-    request = CardRequest.objects.get(pk=job.request_id)
-    if request.status == RequestStatus.QUEUED:
-        request_personalization_start(request_id=request.pk, caller=SYSTEM)
+    if job.request.status == RequestStatus.QUEUED:  # re-checked under its lock by the service
+        request_personalization_start(request_id=job.request_id, caller=SYSTEM)
     audit_event_create(
         actor=SYSTEM.actor,
         action="personalization.job_claim",

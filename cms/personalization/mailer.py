@@ -58,7 +58,7 @@ def pin_mailer_render(*, request: CardRequest, pin: Secret, puk: Secret) -> byte
     return buffer.getvalue()
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the issuance commit: no savepoint round trips
 def pin_mailer_create(*, request: CardRequest, pin: Secret, puk: Secret) -> PinMailer:
     """Render the mailer once and queue it sealed; a card has one mailer."""
     assert request.card_id is not None

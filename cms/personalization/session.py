@@ -24,11 +24,14 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from cards.errors import CardError, CardMismatch, RollbackImpossible
@@ -64,12 +67,14 @@ from cms.models import (
 from cms.personalization import keys as card_keys
 from cms.personalization.choices import JobStatus, SessionMode, SessionStatus
 from cms.personalization.jobs import SYSTEM, CardIdentity, lease_duration
+from cms.personalization.stations import station_check, station_for_account
 from cms.services.requests import request_complete, request_fail, request_queue
 from core.audit import audit_event_create
 from core.errors import ApplicationError, BadInput, Conflict, NotFound
 from pki import services as pki_services
 from pki.domain.names import Holder as PkiHolder
 from pki.domain.reasons import RevocationReason
+from pki.models import CertificateAuthority
 from pki.selectors import authority_list
 
 log = logging.getLogger("cms.personalization")
@@ -86,10 +91,27 @@ class _Live:
     batch: Batch | None = None
     last_payload: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Written with the next session UPDATE (one per round trip, see ``_flush``).
+    pending: list[Checkpoint] = field(default_factory=list)
+    apdus: int = 0
 
 
 _LIVE: dict[UUID, _Live] = {}
 _LIVE_LOCK = threading.Lock()
+_CPU = threading.local()
+
+
+def _cpu_start() -> None:
+    _CPU.mark = time.thread_time()
+
+
+def _cpu_take() -> float:
+    """Thread CPU (ms) spent since the last mark, which moves to now: server CPU is accounted on
+    the writes a round trip makes anyway instead of an UPDATE of its own."""
+    now = time.thread_time()
+    mark = float(getattr(_CPU, "mark", now))
+    _CPU.mark = now
+    return (now - mark) * 1000
 
 
 def session_forget(session_id: UUID) -> None:
@@ -159,12 +181,16 @@ def _inputs(session: PersonalizationSession, card: Card, atr: bytes) -> Cps4Inpu
     )
     sealed = _open_secrets(session)
     assert card.holder is not None
-    certificates = {
-        link.slot: bytes(link.certificate.der)
-        for link in CardCertificate.objects.filter(card=card).select_related("certificate")
-    }
     checkpoint = Checkpoint.from_dict(session.checkpoint) if session.checkpoint else None
     written = checkpoint is not None and checkpoint.done("contact_keys_certificates")
+    certificates = (
+        {
+            link.slot: bytes(link.certificate.der)
+            for link in CardCertificate.objects.filter(card=card).select_related("certificate")
+        }
+        if written
+        else {}
+    )
     return Cps4Inputs(
         stock=StockRecord(card_serial=serial, kdd=serial, desfire_uid=uid, atr=atr),
         identity=Identity(
@@ -202,7 +228,7 @@ def session_create(
 ) -> PersonalizationSession:
     """The session row of a claimed job; a reclaimed job continues its last session's card
     state (checkpoint, sealed PIN/PUK, dates)."""
-    card = Card.objects.select_related("product").get(pk=job.card_id)
+    card = Card.objects.select_related("product", "holder").get(pk=job.card_id)
     product = _product(card)
     previous = (
         PersonalizationSession.objects.filter(job=job)
@@ -257,17 +283,19 @@ def session_create(
 
 def session_begin(*, session_id: UUID) -> dict[str, Any]:
     """Start the program and return the first batch for the station."""
-    started = time.thread_time()
-    session = _running(session_id)
-    live = _live_start(session)
+    _cpu_start()
+    return _begin(_running(session_id))
+
+
+def _begin(session: PersonalizationSession, card: Card | None = None) -> dict[str, Any]:
+    live = _live_start(session, card)
     with live.lock:
-        payload = _advance(session, live, None)
-    _account(session.pk, started)
-    return payload
+        return _advance(session, live, None)
 
 
-def _live_start(session: PersonalizationSession) -> _Live:
-    card = Card.objects.select_related("product", "holder").get(pk=session.card_id)
+def _live_start(session: PersonalizationSession, card: Card | None = None) -> _Live:
+    if card is None or card.pk != session.card_id:
+        card = Card.objects.select_related("product", "holder").get(pk=session.card_id)
     inputs = _inputs(session, card, bytes.fromhex(session.atr))
     checkpoint = Checkpoint.from_dict(session.checkpoint) if session.checkpoint else None
     if session.mode == SessionMode.ROLLBACK:
@@ -297,19 +325,30 @@ def _as_program_checkpoint(checkpoint: Checkpoint, inputs: Cps4Inputs) -> Checkp
     )
 
 
-def _running(session_id: UUID) -> PersonalizationSession:
-    session = PersonalizationSession.objects.filter(pk=session_id).first()
-    if session is None:
-        raise NotFound(f"No personalization session {session_id}.")
-    return session
+def _running(session_id: UUID, *, with_station: bool = False) -> PersonalizationSession:
+    """The session with its job (one query: the job's lease is checked from the same row)."""
+    related = ("job", "station") if with_station else ("job",)
+    try:
+        return PersonalizationSession.objects.select_related(*related).get(pk=session_id)
+    except PersonalizationSession.DoesNotExist:
+        raise NotFound(f"No personalization session {session_id}.") from None
 
 
-def _account(session_id: UUID, started: float) -> None:
-    from django.db.models import F
-
-    PersonalizationSession.objects.filter(pk=session_id).update(
-        server_cpu_ms=F("server_cpu_ms") + (time.thread_time() - started) * 1000
-    )
+def _lease_check(session: PersonalizationSession, station: Station) -> None:
+    """Refuse a round trip of a job the station no longer holds; renew the lease once less than
+    half of it is left (a write per round trip would buy nothing: rounds are seconds apart)."""
+    job = session.job
+    if job.status != JobStatus.CLAIMED or job.station_id != station.pk:
+        raise Conflict("The job's lease expired; claim the card again.")
+    now = timezone.now()
+    duration = lease_duration()
+    if job.lease_expires_at is not None and job.lease_expires_at - now > duration / 2:
+        return
+    renewed = PersonalizationJob.objects.filter(
+        pk=job.pk, station=station, status=JobStatus.CLAIMED
+    ).update(lease_expires_at=now + duration)
+    if not renewed:
+        raise Conflict("The job's lease expired; claim the card again.")
 
 
 # --- round trips --------------------------------------------------------------------------------
@@ -341,33 +380,56 @@ def session_exchange(
     error: str | None = None,
 ) -> dict[str, Any]:
     """Take the station's answers to batch ``seq``; return the next batch or the outcome."""
-    started = time.thread_time()
+    _cpu_start()
     session = _running(session_id)
     if session.station_id != station.pk:
         raise Conflict("This session belongs to another station.")
+    return _exchange(session, station, seq, responses, error)
+
+
+def session_exchange_for_account(
+    *,
+    session_id: UUID,
+    account: User,
+    seq: int,
+    responses: object = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """``session_exchange`` for the station behind a machine account, found with the session
+    (one query for session, job and station on the API's busiest call)."""
+    _cpu_start()
+    session = _running(session_id, with_station=True)
+    station = session.station
+    if station.account_id != account.pk:
+        # Whose session it is stays unsaid unless the caller is an enrolled, active station.
+        station_for_account(account)
+        raise Conflict("This session belongs to another station.")
+    station_check(station)
+    return _exchange(session, station, seq, responses, error)
+
+
+def _exchange(
+    session: PersonalizationSession,
+    station: Station,
+    seq: int,
+    responses: object,
+    error: str | None,
+) -> dict[str, Any]:
     if session.status != SessionStatus.RUNNING:
         return _outcome(session)
-    renewed = PersonalizationJob.objects.filter(
-        pk=session.job_id, station=station, status=JobStatus.CLAIMED
-    ).update(lease_expires_at=timezone.now() + lease_duration())
-    if not renewed:
-        raise Conflict("The job's lease expired; claim the card again.")
+    _lease_check(session, station)
     if error:
         from cms.personalization.jobs import job_release
 
         job_release(job_id=session.job_id, station=station, reason=f"station: {error[:200]}")
-        return _outcome(_running(session_id))
+        return _outcome(_running(session.pk))
     with _LIVE_LOCK:
         live = _LIVE.get(session.pk)
     if live is None:
         # This process does not hold the generator (restart or another replica): resume from
         # the checkpoint; the answers to the lost batch are not needed (the card's state since
         # the checkpoint is what the resumed program checks).
-        live = _live_start(session)
-        with live.lock:
-            payload = _advance(session, live, None)
-        _account(session.pk, started)
-        return payload
+        return _begin(session)
     with live.lock:
         if seq == live.seq - 1 and live.last_payload:
             return live.last_payload  # the station lost our answer and sent its batch again
@@ -377,12 +439,8 @@ def session_exchange(
                 extra={"expected_seq": live.seq},
             )
         reply = _decode_responses(responses, live.batch)
-        PersonalizationSession.objects.filter(pk=session.pk).update(
-            apdus=session.apdus + len(reply)
-        )
-        payload = _advance(session, live, reply)
-    _account(session.pk, started)
-    return payload
+        live.apdus += len(reply)
+        return _advance(session, live, reply)
 
 
 def _progress(session: PersonalizationSession) -> dict[str, Any]:
@@ -401,11 +459,9 @@ def _advance(
             if isinstance(request, Batch):
                 live.seq += 1
                 live.batch = request
-                PersonalizationSession.objects.filter(pk=session.pk).update(
-                    seq=live.seq, batches=session.batches + 1, updated_at=timezone.now()
-                )
                 session.batches += 1
                 session.seq = live.seq
+                _flush(session, live, batch=True)
                 payload = {
                     "session": str(session.pk),
                     "job": str(session.job_id),
@@ -418,13 +474,17 @@ def _advance(
                 return payload
             if isinstance(request, Checkpoint):
                 if live.mode == SessionMode.PERSONALIZE:
-                    _checkpoint_save(session, request)
+                    session.checkpoint = request.to_dict()
+                    session.phase = request.phase
+                    live.pending.append(request)
                 sent = None
             elif isinstance(request, CertificateRequest):
+                _flush(session, live)  # the keys' checkpoint is durable before certificates
                 sent = _certificates_issue(session, request)
             else:  # pragma: no cover - the protocol has three requests
                 raise CardError(f"unknown program request {type(request).__name__}")
     except StopIteration as stop:
+        _flush(session, live)
         session_forget(session.pk)
         if isinstance(stop.value, Cps4Result):
             return _commit(session, stop.value)
@@ -432,12 +492,15 @@ def _advance(
             raise TypeError(f"program returned {type(stop.value).__name__}") from None
         return _fail(session, spoiled=False, error=session.error or "rolled back")
     except CardMismatch as exc:
+        _flush(session, live)
         session_forget(session.pk)
         return _abort(session, str(exc))
     except RollbackImpossible as exc:
+        _flush(session, live)
         session_forget(session.pk)
         return _fail(session, spoiled=True, error=str(exc))
     except (CardError, ApplicationError) as exc:
+        _flush(session, live)
         session_forget(session.pk)
         message = exc.message if isinstance(exc, ApplicationError) else str(exc)
         if live.mode == SessionMode.ROLLBACK:
@@ -445,25 +508,40 @@ def _advance(
         return _rollback_start(session, message)
 
 
-def _checkpoint_save(session: PersonalizationSession, checkpoint: Checkpoint) -> None:
-    """Persist the resume point, audited: one event per checkpoint (a phase), not per APDU."""
-    session.checkpoint = checkpoint.to_dict()
-    session.phase = checkpoint.phase
+def _flush(session: PersonalizationSession, live: _Live, *, batch: bool = False) -> None:
+    """One UPDATE of the session row per round trip: the batch in flight, counters, server CPU
+    and the checkpoints reached since the last write, each audited (one event per checkpoint, a
+    phase, never per APDU) in the same transaction. Runs before the batch leaves, before
+    certificates are issued and before any ending, so the stored resume point is never behind
+    the card."""
+    checkpoints = live.pending
+    if not checkpoints and not batch:
+        return
+    fields: dict[str, Any] = {
+        "apdus": F("apdus") + live.apdus,
+        "server_cpu_ms": F("server_cpu_ms") + _cpu_take(),
+        "updated_at": timezone.now(),
+    }
+    if batch:
+        fields.update(seq=session.seq, batches=session.batches)
+    if checkpoints:
+        fields.update(checkpoint=session.checkpoint, phase=session.phase)
     with transaction.atomic():
-        PersonalizationSession.objects.filter(pk=session.pk).update(
-            checkpoint=session.checkpoint, phase=session.phase
-        )
-        audit_event_create(
-            actor=SYSTEM.actor,
-            action="personalization.checkpoint",
-            object_type="personalization_session",
-            object_id=str(session.pk),
-            details={
-                "card_id": str(session.card_id),
-                "phase": session.phase,
-                "completed": len(checkpoint.completed),
-            },
-        )
+        PersonalizationSession.objects.filter(pk=session.pk).update(**fields)
+        for checkpoint in checkpoints:
+            audit_event_create(
+                actor=SYSTEM.actor,
+                action="personalization.checkpoint",
+                object_type="personalization_session",
+                object_id=str(session.pk),
+                details={
+                    "card_id": str(session.card_id),
+                    "phase": checkpoint.phase,
+                    "completed": len(checkpoint.completed),
+                },
+            )
+    live.pending = []
+    live.apdus = 0
 
 
 def _rollback_start(session: PersonalizationSession, error: str) -> dict[str, Any]:
@@ -500,8 +578,8 @@ def _rollback_start(session: PersonalizationSession, error: str) -> dict[str, An
 # --- certificates -------------------------------------------------------------------------------
 
 
-def _authority_for(profile: str) -> str:
-    for ca in authority_list():
+def _authority_for(profile: str, authorities: Iterable[CertificateAuthority]) -> str:
+    for ca in authorities:
         if profile in (ca.profiles or []) and ca.kind == "issuing":
             return str(ca.short_name)
     raise Conflict(f"No issuing authority issues the {profile} profile; run pki_init.")
@@ -566,6 +644,7 @@ def _certificates_issue(
             details={"session_id": str(session.pk), "certificates": unlinked},
         )
     holder = _pki_holder(card, request.card_serial)
+    authorities = authority_list()
     out: dict[str, bytes] = {}
     for slot, profile in request.profiles.items():
         public = load_der_public_key(request.spki_der(slot))
@@ -573,7 +652,7 @@ def _certificates_issue(
 
         assert isinstance(public, rsa.RSAPublicKey)
         cert = pki_services.certificate_issue(
-            authority=_authority_for(profile),
+            authority=_authority_for(profile, authorities),
             profile=profile,
             public_key=public,
             holder=holder,
@@ -599,13 +678,20 @@ def _outcome(session: PersonalizationSession) -> dict[str, Any]:
     }
 
 
-def _end(session: PersonalizationSession, status: SessionStatus, error: str = "") -> None:
+def _end(
+    session: PersonalizationSession, status: SessionStatus, error: str = "", **fields: Any
+) -> None:
     session.status = status
     session.error = error[:500]
     session.ended_at = timezone.now()
     session.sealed_secrets = None
     PersonalizationSession.objects.filter(pk=session.pk).update(
-        status=status, error=session.error, ended_at=session.ended_at, sealed_secrets=None
+        status=status,
+        error=session.error,
+        ended_at=session.ended_at,
+        sealed_secrets=None,
+        server_cpu_ms=F("server_cpu_ms") + _cpu_take(),
+        **fields,
     )
     # Earlier interrupted sessions of the job kept the sealed secrets for a resume: drop them.
     PersonalizationSession.objects.filter(job_id=session.job_id).exclude(pk=session.pk).update(
@@ -627,8 +713,7 @@ def _commit(session: PersonalizationSession, result: Cps4Result) -> dict[str, An
     job.save(update_fields=["status", "lease_expires_at", "updated_at"])
     session.checkpoint = result.checkpoint.to_dict()
     session.phase = result.checkpoint.phase
-    session.save(update_fields=["checkpoint", "phase"])
-    _end(session, SessionStatus.DONE)
+    _end(session, SessionStatus.DONE, checkpoint=session.checkpoint, phase=session.phase)
     audit_event_create(
         actor=SYSTEM.actor,
         action="personalization.complete",
@@ -710,9 +795,10 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> dict[st
         return None
     if identity is None:
         return {"state": "insert_card", "job": str(job.pk), "chip_serial": job.card.chip_serial}
+    _cpu_start()
     session = session_create(job=job, station=station, identity=identity)
     try:
-        return session_begin(session_id=session.pk)
+        return _begin(session, session.card)
     except ApplicationError:
         job_release(job_id=job.pk, station=station, reason="the session could not start")
         raise

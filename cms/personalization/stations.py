@@ -258,9 +258,15 @@ def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Stat
 
 def station_for_account(user: User) -> Station:
     """The enrolled, active station behind a machine account (404 if it is none)."""
-    station = Station.objects.select_related("site").filter(account_id=user.pk).first()
-    if station is None:
-        raise NotFound("This account is not an enrolled personalization station.")
+    try:  # once per station request: get() (no ORDER BY), no join (the site id is enough)
+        station = Station.objects.get(account_id=user.pk)
+    except Station.DoesNotExist:
+        raise NotFound("This account is not an enrolled personalization station.") from None
+    return station_check(station)
+
+
+def station_check(station: Station) -> Station:
+    """403 unless the station is active (a disabled station's token is revoked as well)."""
     if station.status != StationStatus.ACTIVE:
         raise Forbidden("This station is disabled.")
     return station
