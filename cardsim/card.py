@@ -23,20 +23,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cards import crypto
-from cardsim import contact, desfire
-from cardsim.fs import AM_DELETE, AM_READ, AM_UPDATE, SC_ALWAYS, SC_NEVER, Node
+from cardsim import contact, desfire, facts
+from cardsim.fs import AM_DELETE, AM_READ, AM_UPDATE, MF_FID, SC_ALWAYS, SC_NEVER, Node
 
 log = logging.getLogger("cardsim")
 
 STATE_FORMAT = 1
 PRODUCTS = ("cps4", "cps3")
-EF_SN_ICC = 0xD003
-ISSUER_PREFIX = bytes.fromhex("8025000001")
-PIN_REF = 0x81
-PUK_REF = 0x82
-PIN_TRIES = 3
-PUK_TRIES = 10
-SCP03_KEY_LENGTH = 16  # AES-128 static keys, as the CPS4 product definition says
+EF_SN_ICC = facts.EF_SN_ICC
+ISSUER_PREFIX = facts.ISSUER_PREFIX
+PIN = facts.CPS4.pin
+PUK = facts.CPS4_PUK
+SCP03_KEY_LENGTH = facts.SCP03_KEY_LENGTH
 
 # Published test master key of card-protocols.md §3: blank cards are made with it unless the
 # manufacturer is told another one (``--scp03-master-file``). Never a production key.
@@ -122,7 +120,7 @@ def blank_state(
     if product != "cps4":
         raise ValueError(f"unknown product {product!r}")
     serial = _bcd_serial(rng)
-    mf = Node(fid=0x3F00, df=True, ac={AM_READ: SC_ALWAYS})
+    mf = Node(fid=MF_FID, df=True, ac={AM_READ: SC_ALWAYS})
     mf.add(
         Node(
             fid=EF_SN_ICC,
@@ -135,7 +133,7 @@ def blank_state(
     state = contact.ContactState(
         serial=serial,
         lifecycle=contact.LC_OP_READY,
-        kvn=contact.SCP03_KVN_DEFAULT,
+        kvn=facts.SCP03_KVN,
         key_enc=crypto.scp03_diversify_key(
             scp03_master, serial, crypto.SCP03_DIVERSIFY_ENC, SCP03_KEY_LENGTH
         ),
@@ -148,8 +146,8 @@ def blank_state(
         seq_counter=0,
         mf=mf,
         pins={
-            PIN_REF: contact.PinObject(PIN_REF, 4, 4, PIN_TRIES, PIN_TRIES, puk_ref=PUK_REF),
-            PUK_REF: contact.PinObject(PUK_REF, 8, 8, PUK_TRIES, PUK_TRIES),
+            PIN.reference: contact.PinObject.unset(PIN, puk_ref=PUK.reference),
+            PUK.reference: contact.PinObject.unset(PUK),
         },
     )
     uid = b"\x04" + rng(6)

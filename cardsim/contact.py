@@ -16,7 +16,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa as rsa_types
 
 from cards import crypto
-from cardsim import apdu, tlv
+from cards.products import PinPolicy
+from cardsim import apdu, facts, tlv
 from cardsim import rsa as rsa_ops
 from cardsim.apdu import CardError, Command
 from cardsim.fs import (
@@ -36,19 +37,17 @@ LC_SECURED = 0x0F
 LC_LOCKED = 0x7F
 _LC_ORDER = (LC_OP_READY, LC_INITIALIZED, LC_SECURED, LC_LOCKED)
 
-ISD_AID = bytes.fromhex("A0000001510000")
-CHIPDOC_AID = bytes.fromhex("8025000001FF0100")
+ISD_AID = facts.CARD_MANAGER_AID
+# The legacy applets answer SELECT only; the product definitions do not describe them.
 CPS2TER_AID = bytes.fromhex("8025000001FF0002")
 IAS_ECC_AID = bytes.fromhex("E828BD080FA000000167455349474E")
-PKCS15_AID = bytes.fromhex("E828BD080F8025000001FF0010")
 
 SCP03_I_PARAMETER = 0x70  # pseudo-random challenge flag, R-MAC and R-ENC supported
-SCP03_KVN_DEFAULT = 0x30
 
 # Card-side constants of the non-standard personalization APDUs (docs/cardsim.md).
 ADMIN_KEY_P1P2 = 0x009B  # PUT DATA 00 DA 00 9B: KV || AES-128 admin key; GET DATA: KV || tries
-ADMIN_KEY_TRIES = 10
-ADMIN_KEY_REF = 0x8A  # CHANGE REFERENCE DATA P1 01 / EXTERNAL AUTHENTICATE key reference
+ADMIN_KEY_TRIES = facts.ADMIN_KEY_TRIES
+ADMIN_KEY_REF = facts.ADMIN_KEY_REF  # CHANGE REFERENCE DATA P1 01 / EXTERNAL AUTHENTICATE key ref
 CPLC_TAG = 0x9F7F
 
 ALG_RSA_PKCS1 = 0x02  # PKCS#1 v1.5 signature of a DigestInfo (or a bare hash)
@@ -72,6 +71,18 @@ class PinObject:
     tries_left: int
     puk_ref: int = 0
     digest: str = field(default="", repr=False)
+
+    @classmethod
+    def unset(cls, policy: PinPolicy, *, puk_ref: int = 0) -> PinObject:
+        """A PIN or PUK with the format and tries of a product's policy, its value not set yet."""
+        return cls(
+            policy.reference,
+            policy.min_length,
+            policy.max_length,
+            policy.tries,
+            policy.tries,
+            puk_ref=puk_ref,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the state file."""
@@ -174,22 +185,24 @@ class ContactProfile:
     card_manager: bool
     applets: tuple[bytes, ...]
     internal_authenticate: bool
-    user_pin_ref: int = 0x81
+    user_pin_ref: int
 
 
 CPS4_PROFILE = ContactProfile(
     name="cps4",
-    atr=bytes.fromhex("3B9B188001001225006480040100009044"),
+    atr=facts.CPS4.contact.atr,
     card_manager=True,
-    applets=(CHIPDOC_AID, CPS2TER_AID),
+    applets=(facts.CHIPDOC_AID, CPS2TER_AID),
     internal_authenticate=False,
+    user_pin_ref=facts.CPS4.pin.reference,
 )
 CPS3_PROFILE = ContactProfile(
     name="cps3",
-    atr=bytes.fromhex("3BAC00402A001225006480000310009000"),
+    atr=facts.CPS3.contact.atr,
     card_manager=False,
     applets=(IAS_ECC_AID, CPS2TER_AID),
     internal_authenticate=True,
+    user_pin_ref=facts.CPS3.pin.reference,
 )
 
 

@@ -11,16 +11,19 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from cardsim import contact, pkcs15
+from cardsim import contact, facts, pkcs15
 from cardsim import rsa as rsa_ops
-from cardsim.fs import AM_DELETE, AM_READ, AM_UPDATE, SC_ALWAYS, SC_NEVER, Node
+from cardsim.fs import AM_DELETE, AM_READ, AM_UPDATE, MF_FID, SC_ALWAYS, SC_NEVER, Node
 
 FIXTURES = Path(__file__).parent / "fixtures"
-AUTH_KEY_REF = 0x01
-SIG_KEY_REF = 0x02
+AUTH_SLOT = facts.CPS3.key_slot("auth")
+SIG_SLOT = facts.CPS3.key_slot("sign")
+AUTH_KEY_REF = AUTH_SLOT.key_reference
+SIG_KEY_REF = SIG_SLOT.key_reference
+# Where the committed fixture card keeps its certificates (not the CPS4 layout of the definition).
 AUTH_CERT_FID = 0x4001
 SIG_CERT_FID = 0x4002
-EF_ACTUA = 0xD010
+EF_ACTUA = facts.EF_ACTUA
 READ_ONLY = {AM_READ: SC_ALWAYS, AM_UPDATE: SC_NEVER, AM_DELETE: SC_NEVER}
 
 
@@ -43,9 +46,9 @@ def fixture_state() -> dict[str, Any]:
 
     h = holder()
     serial = bytes.fromhex(h["serial"])
-    mf = Node(fid=0x3F00, df=True, ac={AM_READ: SC_ALWAYS, AM_UPDATE: SC_NEVER})
-    mf.add(_ef(0x2F00, pkcs15.ef_dir(contact.PKCS15_AID, "CPS3")))
-    mf.add(_ef(0xD003, serial))
+    mf = Node(fid=MF_FID, df=True, ac={AM_READ: SC_ALWAYS, AM_UPDATE: SC_NEVER})
+    mf.add(_ef(facts.EF_DIR, pkcs15.ef_dir(facts.CPS3.contact.application.aid, "CPS3")))
+    mf.add(_ef(facts.EF_SN_ICC, serial))
     actua = tlv.encode(
         0xEC,
         tlv.encode(0x81, h["not_before"].replace("-", "").encode())
@@ -53,15 +56,21 @@ def fixture_state() -> dict[str, Any]:
     )
     mf.add(_ef(EF_ACTUA, actua))
     df = Node(
-        fid=pkcs15.PKCS15_DF_FID,
+        fid=facts.CPS3.contact.application.fid,
         df=True,
-        name=contact.PKCS15_AID,
+        name=facts.CPS3.contact.application.aid,
         ac={AM_READ: SC_ALWAYS, AM_UPDATE: SC_NEVER},
     )
     mf.add(df)
     keys = [
-        pkcs15.KeyEntry("CPS_PRIV_AUT", b"\x01", AUTH_KEY_REF, AUTH_CERT_FID, usage_sign=False),
-        pkcs15.KeyEntry("CPS_PRIV_SIG", b"\x02", SIG_KEY_REF, SIG_CERT_FID, usage_sign=True),
+        pkcs15.KeyEntry(
+            AUTH_SLOT.label,
+            bytes([AUTH_SLOT.pkcs15_id]),
+            AUTH_KEY_REF,
+            AUTH_CERT_FID,
+            usage_sign=False,
+        ),
+        pkcs15.KeyEntry(SIG_SLOT.label, bytes([SIG_SLOT.pkcs15_id]), SIG_KEY_REF, SIG_CERT_FID),
     ]
     auth_id = b"\x01"
     df.add(_ef(pkcs15.ODF_FID, pkcs15.odf()))
@@ -78,8 +87,8 @@ def fixture_state() -> dict[str, Any]:
         )
         assert isinstance(key, rsa.RSAPrivateKey)
         slots[ref] = contact.KeySlot(ref, rsa_ops.dump(key), contact.CPS3_PROFILE.user_pin_ref)
-    pin = contact.PinObject(0x81, 4, 4, 3, 3, puk_ref=0x82)
-    puk = contact.PinObject(0x82, 8, 8, 10, 10)
+    pin = contact.PinObject.unset(facts.CPS3.pin, puk_ref=facts.CPS3_PUK.reference)
+    puk = contact.PinObject.unset(facts.CPS3_PUK)
     pin.digest = contact.pin_digest(serial, pin.ref, h["test_pin"].encode())
     puk.digest = contact.pin_digest(serial, puk.ref, h["test_puk"].encode())
     state = contact.ContactState(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cards import crypto
-from cardsim import apdu
+from cardsim import apdu, facts
 from cardsim.apdu import CardError
 
 ST_OK = 0x00
@@ -35,7 +35,7 @@ ST_FILE_NOT_FOUND = 0xF0
 
 PLAIN, MAC, FULL = 0x00, 0x01, 0x03
 PICC_AID = b"\x00\x00\x00"
-ATR = bytes.fromhex("3B8180018080")
+ATR = facts.DESFIRE_ATR
 CONFIG_FORMAT_DISABLED = 0x01
 CONFIG_RANDOM_UID = 0x02
 CAPACITY = 7936

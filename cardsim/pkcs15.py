@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cardsim.facts import CPS4, PKCS15_DF_FID, pkcs15_file
+from cardsim.fs import MF_FID
 from cardsim.tlv import encode
 
-PKCS15_DF_FID = 0x5015
-ODF_FID = 0x5031
-TOKENINFO_FID = 0x5032
-AODF_FID = 0x4401
-PRKDF_FID = 0x4402
-CDF_FID = 0x4404
+__all__ = [
+    "AODF_FID",
+    "CDF_FID",
+    "ODF_FID",
+    "PKCS15_DF_FID",
+    "PRKDF_FID",
+    "TOKENINFO_FID",
+    "KeyEntry",
+    "aodf",
+    "cdf",
+    "ef_dir",
+    "odf",
+    "prkdf",
+    "token_info",
+]
+
+ODF_FID = pkcs15_file(CPS4, "EF.ODF").fid
+TOKENINFO_FID = pkcs15_file(CPS4, "EF.TokenInfo").fid
+AODF_FID = pkcs15_file(CPS4, "EF.AODF").fid
+PRKDF_FID = pkcs15_file(CPS4, "EF.PrKDF").fid
+CDF_FID = pkcs15_file(CPS4, "EF.CDF").fid
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,7 @@ def _path(fid: int) -> bytes:
 
 def ef_dir(aid: bytes, label: str) -> bytes:
     """EF.DIR (3F00/2F00) with one application template."""
-    path = (0x3F00).to_bytes(2, "big") + PKCS15_DF_FID.to_bytes(2, "big")
+    path = MF_FID.to_bytes(2, "big") + PKCS15_DF_FID.to_bytes(2, "big")
     return encode(0x61, encode(0x4F, aid) + encode(0x50, label.encode()) + encode(0x51, path))
 
 
@@ -78,7 +95,7 @@ def aodf(pin_ref: int, auth_id: bytes, min_len: int = 4, stored_len: int = 4) ->
         encode(0x02, bytes([min_len])),
         encode(0x02, bytes([stored_len])),
         encode(0x80, bytes([pin_ref])),
-        _seq(encode(0x04, (0x3F00).to_bytes(2, "big") + PKCS15_DF_FID.to_bytes(2, "big"))),
+        _seq(encode(0x04, MF_FID.to_bytes(2, "big") + PKCS15_DF_FID.to_bytes(2, "big"))),
     )
     return _seq(common, auth, encode(0xA1, attrs))
 

@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 from django.conf import settings
 from django.db import connection
@@ -133,18 +132,14 @@ def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
         signer = ca.ocsp_signer()
         if signer is None:
             return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-        this_update = now.replace(microsecond=0)
-        next_update = this_update + dt.timedelta(hours=ca.ocsp_validity_hours)
-        response = builders.build_ocsp_response(
-            issuer_certificate=signer.issuer_certificate,
+        signed = builders.ocsp_answer_sign(
+            signer,
             serial=query.serial,
             status=status,
-            responder_certificate=signer.responder_certificate,
-            responder_key=signer.responder_key,
-            this_update=this_update,
-            next_update=next_update,
             revoked_at=revoked_at,
             reason=reason,
+            now=now,
+            validity=dt.timedelta(hours=ca.ocsp_validity_hours),
             cert_id_hash=query.hash_algorithm,
             nonce=query.nonce,
         )
@@ -152,9 +147,9 @@ def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
         # the responder key's backend is down: RFC 6960 tryLater, HTTP 503 (DESIGN.md §8)
         return _error(ocsp.OCSPResponseStatus.TRY_LATER, 503)
     return Answer(
-        response.public_bytes(serialization.Encoding.DER),
-        this_update=this_update,
-        next_update=next_update,
+        signed.der,
+        this_update=signed.this_update,
+        next_update=signed.next_update,
         # an answer echoing a nonce is for one request only
         cacheable=query.nonce is None,
     )

@@ -8,13 +8,14 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,7 +27,6 @@ from pki import authorities, selectors
 from pki.choices import CaKind, CertificateStatus, CrlKind
 from pki.domain import builders, crl_der, names
 from pki.domain.errors import MalformedRequest, ProfileViolation
-from pki.domain.extensions import CardType
 from pki.domain.profiles import PROFILES, Profile, profile_get
 from pki.domain.reasons import REVOKE_REASONS, RevocationReason
 from pki.fields import serial_param
@@ -103,7 +103,7 @@ def _store(
     holder: names.Holder | None,
     on_hold: bool,
     now: dt.datetime,
-    ocsp_answer: _PresignedAnswer | None = None,
+    ocsp_answer: builders.OcspAnswer | None = None,
 ) -> Certificate:
     """Insert the row (and its first OCSP answer) with plain SQL: the ORM's per-save machinery
     was a third of the issuance time (docs/pki.md, "Issuance")."""
@@ -313,6 +313,40 @@ def _audit_status(cert: Certificate, actor: Actor, action: str, **details: objec
     )
 
 
+def _certificate_status_set(
+    certificate_id: int,
+    *,
+    status: CertificateStatus,
+    stamp: str,
+    actor: Actor,
+    action: str,
+    refusal: Callable[[Certificate], str],
+    changes: Mapping[str, object] | None = None,
+    details: Mapping[str, object] | None = None,
+) -> Certificate:
+    """Move one certificate to ``status`` in the caller's transaction: lock and re-read it, refuse
+    a revoked one (``refusal`` says why), return early if it already has the status, then save
+    ``stamp`` (the field receiving the time), ``changes`` and its CRL entry, audit ``action`` with
+    ``details`` and pre-sign its OCSP answer."""
+    cert, ca = _locked_certificate(certificate_id)
+    if cert.status == CertificateStatus.REVOKED:
+        raise Conflict(f"certificate {int(cert.serial):x} {refusal(cert)}")
+    if cert.status == status:
+        return cert
+    changes = changes or {}
+    now = timezone.now()
+    cert.status = status
+    setattr(cert, stamp, now)
+    for name, value in changes.items():
+        setattr(cert, name, value)
+    cert.status_changed_at = now
+    cert.crl_entry = _entry_of(cert)
+    cert.save(update_fields=["status", stamp, *changes, "status_changed_at", "crl_entry"])
+    _audit_status(cert, actor, action, **(details or {}))
+    _ocsp_presign([cert], ca, now)
+    return cert
+
+
 @transaction.atomic
 def certificate_revoke(
     *, certificate_id: int, reason: RevocationReason, actor: Actor
@@ -320,67 +354,42 @@ def certificate_revoke(
     """Revoke for good. Revoking a revoked certificate is refused (409)."""
     if reason not in REVOKE_REASONS:
         raise BadInput(f"{reason.value} is not a revocation reason; use hold/release for holds")
-    cert, ca = _locked_certificate(certificate_id)
-    if cert.status == CertificateStatus.REVOKED:
-        raise Conflict(
-            f"certificate {int(cert.serial):x} is already revoked ({cert.revocation_reason})"
-        )
-    now = timezone.now()
-    cert.status = CertificateStatus.REVOKED
-    cert.revoked_at = now
-    cert.revocation_reason = reason.value
-    cert.status_changed_at = now
-    cert.crl_entry = _entry_of(cert)
-    cert.save(
-        update_fields=[
-            "status",
-            "revoked_at",
-            "revocation_reason",
-            "status_changed_at",
-            "crl_entry",
-        ]
+    return _certificate_status_set(
+        certificate_id,
+        status=CertificateStatus.REVOKED,
+        stamp="revoked_at",
+        actor=actor,
+        action="pki.certificate_revoke",
+        refusal=lambda cert: f"is already revoked ({cert.revocation_reason})",
+        changes={"revocation_reason": reason.value},
+        details={"reason": reason.value},
     )
-    _audit_status(cert, actor, "pki.certificate_revoke", reason=reason.value)
-    _ocsp_presign([cert], ca, now)
-    return cert
 
 
 @transaction.atomic
 def certificate_hold(*, certificate_id: int, actor: Actor) -> Certificate:
     """Suspend (certificateHold). Holding a held certificate is a no-op."""
-    cert, ca = _locked_certificate(certificate_id)
-    if cert.status == CertificateStatus.ON_HOLD:
-        return cert
-    if cert.status == CertificateStatus.REVOKED:
-        raise Conflict(f"certificate {int(cert.serial):x} is revoked; it cannot be put on hold")
-    now = timezone.now()
-    cert.status = CertificateStatus.ON_HOLD
-    cert.hold_since = now
-    cert.status_changed_at = now
-    cert.crl_entry = _entry_of(cert)
-    cert.save(update_fields=["status", "hold_since", "status_changed_at", "crl_entry"])
-    _audit_status(cert, actor, "pki.certificate_hold")
-    _ocsp_presign([cert], ca, now)
-    return cert
+    return _certificate_status_set(
+        certificate_id,
+        status=CertificateStatus.ON_HOLD,
+        stamp="hold_since",
+        actor=actor,
+        action="pki.certificate_hold",
+        refusal=lambda cert: "is revoked; it cannot be put on hold",
+    )
 
 
 @transaction.atomic
 def certificate_release_hold(*, certificate_id: int, actor: Actor) -> Certificate:
     """Lift a hold (removeFromCRL in the next delta). Releasing a valid one is a no-op."""
-    cert, ca = _locked_certificate(certificate_id)
-    if cert.status == CertificateStatus.VALID:
-        return cert
-    if cert.status == CertificateStatus.REVOKED:
-        raise Conflict(f"certificate {int(cert.serial):x} is revoked; it cannot be released")
-    now = timezone.now()
-    cert.status = CertificateStatus.VALID
-    cert.released_at = now
-    cert.status_changed_at = now
-    cert.crl_entry = None
-    cert.save(update_fields=["status", "released_at", "status_changed_at", "crl_entry"])
-    _audit_status(cert, actor, "pki.certificate_release_hold")
-    _ocsp_presign([cert], ca, now)
-    return cert
+    return _certificate_status_set(
+        certificate_id,
+        status=CertificateStatus.VALID,
+        stamp="released_at",
+        actor=actor,
+        action="pki.certificate_release_hold",
+        refusal=lambda cert: "is revoked; it cannot be released",
+    )
 
 
 # --- CRLs ------------------------------------------------------------------------------------
@@ -606,13 +615,6 @@ def _refresh_chunk(ids: list[int], actor: Actor) -> int:
     return done
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _PresignedAnswer:
-    this_update: dt.datetime
-    next_update: dt.datetime
-    der: bytes
-
-
 def _ocsp_answer(
     ca: authorities.AuthorityContext,
     *,
@@ -622,29 +624,22 @@ def _ocsp_answer(
     revocation_reason: str,
     hold_since: dt.datetime | None,
     now: dt.datetime,
-) -> _PresignedAnswer | None:
+) -> builders.OcspAnswer | None:
     """The pre-signed (SHA-1 CertID, no nonce) answer for one status; ``None`` without responder."""
     with _translated():
         signer = ca.ocsp_signer()
         if signer is None:
             return None
         ocsp_status, when, reason = status_of(status, revoked_at, revocation_reason, hold_since)
-        this_update = now.replace(microsecond=0)
-        next_update = this_update + dt.timedelta(hours=ca.ocsp_validity_hours)
-        response = builders.build_ocsp_response(
-            issuer_certificate=signer.issuer_certificate,
+        return builders.ocsp_answer_sign(
+            signer,
             serial=serial,
             status=ocsp_status,
-            responder_certificate=signer.responder_certificate,
-            responder_key=signer.responder_key,
-            this_update=this_update,
-            next_update=next_update,
             revoked_at=when,
             reason=reason,
+            now=now,
+            validity=dt.timedelta(hours=ca.ocsp_validity_hours),
         )
-    return _PresignedAnswer(
-        this_update, next_update, response.public_bytes(serialization.Encoding.DER)
-    )
 
 
 def _ocsp_presign(
@@ -682,6 +677,67 @@ def _ocsp_presign(
         update_fields=["status", "this_update", "next_update", "der"],
     )
     return len(rows)
+
+
+# --- publication (pki_publish and the beat task) --------------------------------------------
+
+
+def pki_publish_all(
+    *,
+    actor: Actor,
+    authority: str | None = None,
+    ocsp: bool = True,
+    due_only: bool = False,
+) -> list[str]:
+    """What ``pki_publish`` and the beat task do; returns a line per action.
+
+    ``due_only`` (the beat task, ``pki_publish --due``): a full CRL every
+    ``PKI_FULL_CRL_INTERVAL_SECONDS``, a delta every ``PKI_DELTA_CRL_INTERVAL_SECONDS``, judged
+    from the publications stored in the database, so a restarted beat resumes where it was;
+    OCSP answers missing or near their nextUpdate. Otherwise everything is published now.
+    Both renew responder certificates within ``PKI_OCSP_RESPONDER_RENEWAL_DAYS`` of expiry.
+    """
+    done: list[str] = []
+    now = timezone.now()
+    intervals = {
+        CrlKind.FULL: dt.timedelta(seconds=settings.PKI_FULL_CRL_INTERVAL_SECONDS),
+        CrlKind.DELTA: dt.timedelta(seconds=settings.PKI_DELTA_CRL_INTERVAL_SECONDS),
+    }
+    cas = CertificateAuthority.objects.order_by("id")
+    if authority is not None:
+        cas = cas.filter(short_name=authority)
+    for ca in cas:
+        kinds = [CrlKind.FULL, CrlKind.DELTA] if ca.kind == CaKind.ISSUING else [CrlKind.FULL]
+        for kind in kinds:
+            if due_only:
+                crl = crl_publish_if_due(
+                    authority=ca.short_name, kind=kind, interval=intervals[kind], actor=actor
+                )
+            else:
+                crl = crl_publish(authority=ca.short_name, kind=kind, actor=actor)
+            if crl is not None:
+                line = f"{ca.short_name}: {kind} CRL #{crl.number} ({crl.entry_count} entries)"
+                done.append(line)
+        if ca.kind != CaKind.ISSUING:
+            continue
+        renewed = ocsp_responder_renew(
+            authority=ca.short_name,
+            actor=actor,
+            within=dt.timedelta(days=settings.PKI_OCSP_RESPONDER_RENEWAL_DAYS),
+        )
+        if renewed is not None:
+            done.append(
+                f"{ca.short_name}: OCSP responder renewed, serial {int(renewed.serial):x} "
+                f"valid until {renewed.not_after:%Y-%m-%d}"
+            )
+        if ocsp:
+            # after a renewal every answer is signed again by the new responder
+            due = None
+            if due_only and renewed is None:
+                due = now + dt.timedelta(seconds=settings.PKI_OCSP_REFRESH_MARGIN_SECONDS)
+            count = ocsp_responses_refresh(actor=actor, authority=ca.short_name, due_before=due)
+            done.append(f"{ca.short_name}: {count} OCSP responses signed")
+    return done
 
 
 # --- hierarchy (pki_init) ----------------------------------------------------------------------
@@ -878,27 +934,3 @@ def _responder_due(ca: CertificateAuthority, *, within: dt.timedelta, force: boo
     if ca.kind != CaKind.ISSUING or ca.ocsp_responder is None:
         return False
     return force or ca.ocsp_responder.not_after - within <= timezone.now()
-
-
-def holder_from_options(options: dict[str, object]) -> names.Holder | None:
-    """Holder fields given on a command line (``None`` when none were given)."""
-    keys = ("national_id", "surname", "given_name", "title", "card_serial")
-    if not any(options.get(k) for k in keys):
-        return None
-    profession = options.get("profession_code")
-    card_type = options.get("card_type")
-    return names.Holder(
-        national_id=str(options.get("national_id") or ""),
-        surname=str(options.get("surname") or ""),
-        given_name=str(options.get("given_name") or ""),
-        title=str(options.get("title") or ""),
-        card_serial=str(options.get("card_serial") or ""),
-        profession_code=int(str(profession)) if profession is not None else None,
-        card_type=CardType(int(str(card_type))) if card_type is not None else CardType.CPS,
-        email=str(options["email"]) if options.get("email") else None,
-        organisation=str(options["organisation"]) if options.get("organisation") else None,
-        organisation_unit=(
-            str(options["organisation_unit"]) if options.get("organisation_unit") else None
-        ),
-        state=str(options["state"]) if options.get("state") else None,
-    )

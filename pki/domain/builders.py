@@ -487,6 +487,49 @@ def build_ocsp_response(
     return builder.sign(responder_key, SIGNATURE_HASH)
 
 
+@dataclass(frozen=True, slots=True)
+class OcspAnswer:
+    """A signed OCSP answer (DER) and the validity window written in it."""
+
+    der: bytes
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+
+def ocsp_answer_sign(
+    signer: OcspSigner,
+    *,
+    serial: int,
+    status: OcspStatus,
+    revoked_at: dt.datetime | None,
+    reason: RevocationReason | None,
+    now: dt.datetime,
+    validity: dt.timedelta,
+    cert_id_hash: str = "sha1",
+    nonce: bytes | None = None,
+) -> OcspAnswer:
+    """The answer for one serial signed by a delegated responder, valid ``validity`` from ``now``.
+
+    The one place both the pre-signed answers and the ones signed per request are made.
+    """
+    this_update = now.replace(microsecond=0)
+    next_update = this_update + validity
+    response = build_ocsp_response(
+        issuer_certificate=signer.issuer_certificate,
+        serial=serial,
+        status=status,
+        responder_certificate=signer.responder_certificate,
+        responder_key=signer.responder_key,
+        this_update=this_update,
+        next_update=next_update,
+        revoked_at=revoked_at,
+        reason=reason,
+        cert_id_hash=cert_id_hash,
+        nonce=nonce,
+    )
+    return OcspAnswer(response.public_bytes(serialization.Encoding.DER), this_update, next_update)
+
+
 def ocsp_error_response(status: ocsp.OCSPResponseStatus) -> bytes:
     """An unsigned error answer (malformedRequest, unauthorized, tryLater, ...)."""
     return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(

@@ -25,11 +25,6 @@ class RevocationReason(enum.StrEnum):
         """The cryptography flag of the same RFC 5280 code."""
         return _TO_X509[self]
 
-    @classmethod
-    def from_x509(cls, flag: x509.ReasonFlags) -> RevocationReason:
-        """Inverse of :meth:`to_x509`."""
-        return _FROM_X509[flag]
-
 
 _TO_X509: dict[RevocationReason, x509.ReasonFlags] = {
     RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
@@ -43,7 +38,6 @@ _TO_X509: dict[RevocationReason, x509.ReasonFlags] = {
     RevocationReason.PRIVILEGE_WITHDRAWN: x509.ReasonFlags.privilege_withdrawn,
     RevocationReason.AA_COMPROMISE: x509.ReasonFlags.aa_compromise,
 }
-_FROM_X509 = {flag: reason for reason, flag in _TO_X509.items()}
 
 # Reasons an operator may give when revoking; hold and removeFromCRL come from their own services.
 REVOKE_REASONS = frozenset(RevocationReason) - {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cardsim import contact, pkcs15
+from cardsim import contact, facts, pkcs15
 from tests.cardsim.conftest import card_keys
 from tests.cardsim.host import TEST_PIN, TEST_PUK, Ev2Host, Scp03Host, personalize, split
 from tests.cardsim.pcscd_support import (
@@ -152,8 +152,8 @@ def test_opensc_sees_the_card_and_lists_certificates(sim: Simulator, tmp_path: P
     keys = [pkcs15.KeyEntry("CPS_PRIV_AUT", b"\x01", 1, 0x4001, usage_sign=False)]
     cert = (cps3.FIXTURES / "cps3-auth.crt.der").read_bytes()
     files = {
-        (0x2F00,): pkcs15.ef_dir(contact.PKCS15_AID, "CPS4"),
-        (pkcs15.PKCS15_DF_FID,): b"DF:" + contact.PKCS15_AID,
+        (0x2F00,): pkcs15.ef_dir(facts.PKCS15_AID, "CPS4"),
+        (pkcs15.PKCS15_DF_FID,): b"DF:" + facts.PKCS15_AID,
         (pkcs15.PKCS15_DF_FID, pkcs15.ODF_FID): pkcs15.odf(),
         (pkcs15.PKCS15_DF_FID, pkcs15.TOKENINFO_FID): pkcs15.token_info("0000012345", "CPS4"),
         (pkcs15.PKCS15_DF_FID, pkcs15.AODF_FID): pkcs15.aodf(1, b"\x01"),

@@ -151,10 +151,14 @@ def test_revoked_cannot_be_held_or_released(pki_software: str) -> None:
     services.certificate_revoke(
         certificate_id=cert.pk, reason=RevocationReason.SUPERSEDED, actor=ACTOR
     )
-    with pytest.raises(Conflict):
+    events = AuditEvent.objects.count()
+    with pytest.raises(Conflict, match="is revoked; it cannot be put on hold"):
         services.certificate_hold(certificate_id=cert.pk, actor=ACTOR)
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="is revoked; it cannot be released"):
         services.certificate_release_hold(certificate_id=cert.pk, actor=ACTOR)
+    cert.refresh_from_db()
+    assert (cert.status, cert.revocation_reason) == (CertificateStatus.REVOKED, "superseded")
+    assert AuditEvent.objects.count() == events
 
 
 def test_unknown_certificate_is_not_found(pki_software: str) -> None:

@@ -10,8 +10,10 @@ from cryptography.x509 import load_der_x509_certificate
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.actors import Actor
+from pki.domain import names
+from pki.domain.extensions import CardType
 from pki.management.commands._common import command_errors
-from pki.services import certificate_issue, holder_from_options
+from pki.services import certificate_issue
 
 
 class Command(BaseCommand):
@@ -58,3 +60,27 @@ class Command(BaseCommand):
         x509_cert = load_der_x509_certificate(bytes(cert.der))
         options["out"].write_bytes(x509_cert.public_bytes(serialization.Encoding.PEM))
         self.stdout.write(f"issued serial {int(cert.serial):x} ({cert.status}) -> {options['out']}")
+
+
+def holder_from_options(options: dict[str, object]) -> names.Holder | None:
+    """Holder fields given on a command line (``None`` when none were given)."""
+    keys = ("national_id", "surname", "given_name", "title", "card_serial")
+    if not any(options.get(k) for k in keys):
+        return None
+    profession = options.get("profession_code")
+    card_type = options.get("card_type")
+    return names.Holder(
+        national_id=str(options.get("national_id") or ""),
+        surname=str(options.get("surname") or ""),
+        given_name=str(options.get("given_name") or ""),
+        title=str(options.get("title") or ""),
+        card_serial=str(options.get("card_serial") or ""),
+        profession_code=int(str(profession)) if profession is not None else None,
+        card_type=CardType(int(str(card_type))) if card_type is not None else CardType.CPS,
+        email=str(options["email"]) if options.get("email") else None,
+        organisation=str(options["organisation"]) if options.get("organisation") else None,
+        organisation_unit=(
+            str(options["organisation_unit"]) if options.get("organisation_unit") else None
+        ),
+        state=str(options["state"]) if options.get("state") else None,
+    )

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from core.actors import Actor
 from pki.management.commands._common import command_errors
-from pki.tasks import pki_publish_all
+from pki.services import pki_publish_all
 
 
 class Command(BaseCommand):

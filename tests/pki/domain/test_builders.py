@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
@@ -224,6 +225,83 @@ def test_ocsp_response_answers_a_request(hierarchy: dict[str, Any], holder: name
     assert response.revocation_reason is x509.ReasonFlags.certificate_hold
     assert response.issuer_key_hash == query.issuer_key_hash
     assert response.serial_number == cert.serial_number
+
+
+def _responder_signer(issuer: builders.Issuer) -> builders.OcspSigner:
+    responder = builders.build_certificate(
+        profile=PROFILES["ocsp_responder"],
+        public_key=rsa_key("responder").public_key(),
+        subject=names.technical_subject(common_name="OCSP", organisation="ASIP-SANTE"),
+        serial=8,
+        now=NOW,
+        issuer=issuer,
+    )
+    return builders.OcspSigner(issuer.certificate, responder, rsa_key("responder"))
+
+
+def test_ocsp_answer_sign_presigned_form(hierarchy: dict[str, Any], holder: names.Holder) -> None:
+    issuer = _issuer(hierarchy)
+    cert = issued(hierarchy, holder, "cps_auth")
+    signer = _responder_signer(issuer)
+    answer = builders.ocsp_answer_sign(
+        signer,
+        serial=cert.serial_number,
+        status=builders.OcspStatus.REVOKED,
+        revoked_at=NOW,
+        reason=RevocationReason.KEY_COMPROMISE,
+        now=NOW + dt.timedelta(microseconds=654321),
+        validity=dt.timedelta(hours=24),
+    )
+    assert answer.this_update == NOW
+    assert answer.next_update == NOW + dt.timedelta(hours=24)
+    response = ocsp.load_der_ocsp_response(answer.der)
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.serial_number == cert.serial_number
+    assert response.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert response.revocation_reason is x509.ReasonFlags.key_compromise
+    assert response.this_update_utc == answer.this_update
+    assert response.next_update_utc == answer.next_update
+    assert isinstance(response.hash_algorithm, hashes.SHA1)
+    assert (response.issuer_name_hash, response.issuer_key_hash) == builders.issuer_hashes(
+        issuer.certificate
+    )
+    with pytest.raises(x509.ExtensionNotFound):
+        response.extensions.get_extension_for_class(x509.OCSPNonce)
+    responder = response.certificates[0]
+    assert responder == signer.responder_certificate
+    public_key = responder.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    assert response.signature_hash_algorithm is not None
+    public_key.verify(
+        response.signature,
+        response.tbs_response_bytes,
+        padding.PKCS1v15(),
+        response.signature_hash_algorithm,
+    )
+
+
+def test_ocsp_answer_sign_mirrors_a_request(
+    hierarchy: dict[str, Any], holder: names.Holder
+) -> None:
+    issuer = _issuer(hierarchy)
+    cert = issued(hierarchy, holder, "cps_auth")
+    answer = builders.ocsp_answer_sign(
+        _responder_signer(issuer),
+        serial=cert.serial_number,
+        status=builders.OcspStatus.GOOD,
+        revoked_at=None,
+        reason=None,
+        now=NOW,
+        validity=dt.timedelta(hours=1),
+        cert_id_hash="sha256",
+        nonce=b"0123456789abcdef",
+    )
+    response = ocsp.load_der_ocsp_response(answer.der)
+    assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert isinstance(response.hash_algorithm, hashes.SHA256)
+    nonce = response.extensions.get_extension_for_class(x509.OCSPNonce)
+    assert nonce.value.nonce == b"0123456789abcdef"
+    assert answer.next_update - answer.this_update == dt.timedelta(hours=1)
 
 
 @pytest.mark.parametrize("data", [b"", b"\x30\x03\x02\x01\x01", b"garbage" * 10])
