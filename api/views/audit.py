@@ -1,31 +1,22 @@
 from __future__ import annotations
 
-import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
+from rest_framework.pagination import CursorPagination
 
-from api.filters import UtcIsoDateTimeFilter
 from core.audit import audit_event_list
+from core.filtersets import AuditEventFilter
 from core.models import AuditEvent
 from core.roles import Role
 
 
-class AuditEventFilter(django_filters.FilterSet):
-    action = django_filters.CharFilter()
-    object_type = django_filters.CharFilter()
-    object_id = django_filters.CharFilter()
-    actor = django_filters.CharFilter(field_name="actor_label")
-    actor_kind = django_filters.ChoiceFilter(
-        choices=[("user", "user"), ("station", "station"), ("system", "system")]
-    )
-    occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
-    seq_min = django_filters.NumberFilter(field_name="seq", lookup_expr="gte")
-    seq_max = django_filters.NumberFilter(field_name="seq", lookup_expr="lte")
+class AuditEventPagination(CursorPagination):
+    """Keyset pages on ``seq``: no COUNT(*) of an ever-growing table, stable while it grows."""
 
-    class Meta:
-        model = AuditEvent
-        fields: list[str] = []
+    ordering = "-seq"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
 
 
 class AuditEventListApi(generics.ListAPIView[AuditEvent]):
@@ -33,6 +24,7 @@ class AuditEventListApi(generics.ListAPIView[AuditEvent]):
 
     roles = (Role.AUDITOR, Role.SECURITY_OFFICER)
     filterset_class = AuditEventFilter
+    pagination_class = AuditEventPagination
 
     class OutputSerializer(serializers.ModelSerializer[AuditEvent]):
         actor = serializers.SerializerMethodField()

@@ -64,3 +64,36 @@ def test_french_is_served_to_french_browsers(client, make_user):
     client.force_login(make_user("auditor"))
     html = client.get("/console/audit/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "Journal d&#x27;audit" in html or "Journal d'audit" in html
+
+
+def test_audit_pages_go_back_by_sequence_number_with_the_filters_kept(client, make_user):
+    with transaction.atomic():
+        for n in range(55):
+            audit_event_create(
+                actor=Actor.system("t"), action="card.suspend", object_type="card", object_id=str(n)
+            )
+        audit_event_create(
+            actor=Actor.system("t"), action="pki.crl_publish", object_type="ca", object_id="x"
+        )
+    client.force_login(make_user("auditor"))
+    first = client.get("/console/audit/", {"action": "card."}, HTTP_HX_REQUEST="true")
+    assert first.context["total"] == 56
+    assert [e.object_id for e in first.context["events"]][:2] == ["54", "53"]
+    assert len(first.context["events"]) == 50 and first.context["older"] is not None
+    older = client.get(
+        "/console/audit/",
+        {"action": "card.", "before": first.context["older"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert [e.object_id for e in older.context["events"]] == ["4", "3", "2", "1", "0"]
+    assert older.context["older"] is None
+    assert "action=card." in older.content.decode()  # the "newest" link keeps the filter
+
+
+def test_a_bad_filter_shows_its_error_and_no_rows(client, make_user):
+    client.force_login(make_user("auditor"))
+    response = client.get(
+        "/console/audit/", {"occurred_after": "yesterday"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert response.context["events"] == [] and "occurred_after" in response.context["errors"]

@@ -1,4 +1,4 @@
-"""Filter fields shared by the API's FilterSets."""
+"""Filters shared by the API and the console (both sit above core)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+
+from core.models import AuditEvent
 
 _MAX_OFFSET = dt.timedelta(hours=14)  # the widest offset in use; PostgreSQL refuses beyond ±15:59
 
@@ -39,3 +41,23 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    """``action`` matches a prefix (``card.`` finds every card action); the rest match exactly."""
+
+    action = django_filters.CharFilter(lookup_expr="startswith")
+    object_type = django_filters.CharFilter()
+    object_id = django_filters.CharFilter()
+    actor = django_filters.CharFilter(field_name="actor_label")
+    actor_kind = django_filters.ChoiceFilter(
+        choices=[("user", "user"), ("station", "station"), ("system", "system")]
+    )
+    occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    seq_min = django_filters.NumberFilter(field_name="seq", lookup_expr="gte")
+    seq_max = django_filters.NumberFilter(field_name="seq", lookup_expr="lte")
+
+    class Meta:
+        model = AuditEvent
+        fields: list[str] = []
