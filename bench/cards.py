@@ -2,12 +2,12 @@
 
     python bench/cards.py [--quick]
 
-Everything runs in process against the pure-code card double (bench/_support/card_double.py), so
-there are no card or reader delays. Prints:
+Everything runs in process against the virtual card (``cardsim.card.Card``, its in-process
+``transmit``: no reader, no pcscd, no card delays). Prints:
 - SCP03 (security level 33: C-MAC, C-ENC, R-MAC, R-ENC) UPDATE BINARY of 224 bytes: APDUs/s, and
   the same writes without secure messaging for comparison (ratio);
 - DESFire EV2 FULL-mode WriteData of 64 bytes: APDUs/s;
-- one CPS4 personalization program run: round trips, APDUs, host CPU (the card double's CPU
+- one CPS4 personalization program run: round trips, APDUs, host CPU (the virtual card's CPU
   subtracted), against the DESIGN.md §10 targets (≤ 12 round trips, ≤ 50 ms server CPU per card).
 Benchmarks print; tests never assert on time.
 """
@@ -18,41 +18,49 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support.card_double import (  # noqa: E402
-    ContactChip,
-    DesfireChip,
-    Issuer,
-    KeyPool,
-    Timed,
-    make_scenario,
-)
 from cards import iso7816  # noqa: E402
 from cards.apdu import ResponseApdu  # noqa: E402
 from cards.desfire import DesfireCard, FileSettings  # noqa: E402
 from cards.iso7816 import FileControl, build_fcp  # noqa: E402
-from cards.products import CPS4, card_serial  # noqa: E402
-from cards.programs.base import RunStats, run_program  # noqa: E402
+from cards.products import CPS4  # noqa: E402
+from cards.programs.base import Interface, RunStats, run_program  # noqa: E402
 from cards.programs.cps4 import cps4_program  # noqa: E402
 from cards.scp03 import Scp03Host, Scp03StaticKeys  # noqa: E402
 from cards.transport import FunctionTransport, transmit_apdu  # noqa: E402
+from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool  # noqa: E402
+from tests.cards.scenario import Issuer, load_key_pool, make_scenario  # noqa: E402
+
+
+class Timed:
+    """Calls a card-side function and accumulates the CPU time spent inside it."""
+
+    def __init__(self, card: Callable[[bytes], bytes]) -> None:
+        self._card = card
+        self.cpu = 0.0
+        self.calls = 0
+
+    def __call__(self, apdu: bytes) -> bytes:
+        start = time.process_time()
+        try:
+            return self._card(apdu)
+        finally:
+            self.cpu += time.process_time() - start
+            self.calls += 1
 
 
 def _scp03_writes(n: int, pool: KeyPool) -> tuple[float, float]:
-    keys = Scp03StaticKeys.diversify(bytes(32), bytes(10), 0x30, 16)
-    chip = ContactChip(
-        product=CPS4,
-        serial=card_serial("0123456789"),
-        kdd=bytes(10),
-        enc=keys.enc,
-        mac=keys.mac,
-        key_source=pool,
+    card = Card.blank("cps4", keygen=pool)
+    assert CPS4.scp03 is not None
+    keys = Scp03StaticKeys.diversify(
+        TEST_SCP03_MASTER, card.serial, CPS4.scp03.kvn, CPS4.scp03.key_length
     )
-    transport = FunctionTransport(chip)
+    transport = FunctionTransport(card.transmit)
     host = Scp03Host(keys, channel=1)
     transmit_apdu(
         transport, iso7816.select_aid(CPS4.contact.applet_aid, fci=False).on_channel(1), "SELECT"
@@ -87,9 +95,10 @@ def _scp03_writes(n: int, pool: KeyPool) -> tuple[float, float]:
 
 
 def _desfire_writes(n: int) -> float:
-    key = bytes(range(16))
-    chip = DesfireChip(uid=bytes.fromhex("04782E21801D80"), picc_key=key)
-    card = DesfireCard(FunctionTransport(chip))
+    key = bytes(16)  # a blank virtual card's PICC master key (the transport key)
+    chip = Card.blank("cps4")
+    assert chip.contactless is not None
+    card = DesfireCard(FunctionTransport(chip.contactless.transmit))
     card.select_application(0)
     session = card.authenticate(0, key)
     card.run(session.create_application(bytes.fromhex("5350430B83")))
@@ -110,10 +119,12 @@ def _cps4_runs(runs: int, pool: KeyPool, issuer: Issuer) -> None:
     stats = RunStats()
     for _ in range(runs):
         scenario = make_scenario(pool)
-        contact, contactless = Timed(scenario.card.contact), Timed(scenario.card.contactless)
+        assert scenario.card.contactless is not None
+        contact = Timed(scenario.card.contact.transmit)
+        contactless = Timed(scenario.card.contactless.transmit)
         scenario.transports = {
-            interface: FunctionTransport(fn)
-            for interface, fn in zip(scenario.transports, (contact, contactless), strict=True)
+            Interface.CONTACT: FunctionTransport(contact),
+            Interface.CONTACTLESS: FunctionTransport(contactless),
         }
         issuer_cpu = [0.0]
 
@@ -143,7 +154,7 @@ def _cps4_runs(runs: int, pool: KeyPool, issuer: Issuer) -> None:
     print(f"  host CPU per card, median of {runs}: {host:.1f} ms   target <= 50 ms", end="")
     print(f"   ratio {host / 50:.2f}")
     print(
-        f"  (whole in-process run {statistics.median(total_ms):.1f} ms, of which card double "
+        f"  (whole in-process run {statistics.median(total_ms):.1f} ms, of which virtual card "
         f"{statistics.median(total_ms) - host - statistics.median(issuer_ms):.1f} ms and test CA "
         f"{statistics.median(issuer_ms):.1f} ms, both excluded)"
     )
@@ -155,15 +166,15 @@ def main() -> None:
     args = parser.parse_args()
     n = 500 if args.quick else 5000
     runs = 5 if args.quick else 25
-    pool = KeyPool(size=2)
+    pool = load_key_pool()
     issuer = Issuer()
-    print("cards: secure messaging through the in-process transport (card double included)")
+    print("cards: secure messaging through the in-process transport (virtual card included)")
     sm_rate, plain_rate = _scp03_writes(n, pool)
     print(f"  SCP03 SL33 UPDATE BINARY 224 B: {sm_rate:,.0f} APDUs/s")
     print(f"  plain UPDATE BINARY 224 B (echo card): {plain_rate:,.0f} APDUs/s")
     print(f"  SCP03/plain throughput ratio: {sm_rate / plain_rate:.3f}")
     print(f"  DESFire EV2 FULL WriteData 64 B: {_desfire_writes(n):,.0f} APDUs/s")
-    print("cards: one CPS4 personalization (program + crypto on the host, card double subtracted)")
+    print("cards: one CPS4 personalization (program + crypto on the host, virtual card subtracted)")
     _cps4_runs(runs, pool, issuer)
 
 

@@ -24,8 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,9 +40,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._support.database import bench_database  # noqa: E402
+from cardsim.rig import (  # noqa: E402
+    KEY_POOL,
+    Pcscd,
+    Simulator,
+    free_port,
+    private_pcscd,
+    private_pcscd_unusable,
+    terminate,
+    wait_until,
+)
 
-KEY_POOL = ROOT / "cardsim" / "fixtures" / "test-keypool.pem"
-VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 READER = "Virtual PCD 00 00"
 TARGET_TRIPS = 12
 TARGET_CPU_MS = 50.0
@@ -73,42 +79,12 @@ class Figures:
 
 
 def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
-def _free_port(pair: bool = False) -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if not pair:
-            return port
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+    wait_until(predicate, timeout=timeout, what=what)
 
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Scene:
@@ -194,66 +170,25 @@ def through_pcscd(scene: Scene, cards: int, key_delay_ms: float, label: str, tmp
     from django.db import connections
 
     from cardsim.card import Card, blank_state, save_state
-    from cardsim.control import ControlClient
     from cms.choices import CardStatus
     from cms.models import Card as CardRow
     from personalization_station import credentials
 
     work = tmp / f"pcscd-{key_delay_ms:.0f}"
-    conf, run_dir = work / "reader.conf.d", work / "run"
-    conf.mkdir(parents=True)
-    run_dir.mkdir()
-    port = _free_port(pair=True)
-    (conf / "vpcd").write_text(
-        f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x{port:04X}\n'
-        f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n"
-    )
-    sock = run_dir / "pcscd.comm"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PCSCLITE_CSOCK_NAME=str(sock))
-    script = f'mount --bind "{run_dir}" /run/pcscd && exec pcscd --foreground --config "{conf}"'
     procs: list[subprocess.Popen[Any]] = []
     figures = Figures(label, [], [], [], [])
+    pcscd: Pcscd | None = None
+    sim: Simulator | None = None
     try:
-        procs.append(
-            subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait(sock.exists, "the private pcscd")
+        pcscd = private_pcscd(work)
+        env = pcscd.env()
         first = work / "card-0.json"
         save_state(first, blank_state("cps4"))
-        control = work / "cardsim.sock"
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cardsim",
-                    "--state",
-                    str(first),
-                    "--control",
-                    str(control),
-                    "--key-pool",
-                    str(KEY_POOL),
-                    "--key-delay-ms",
-                    str(key_delay_ms),
-                    "--port",
-                    str(port),
-                    "--contactless-port",
-                    str(port + 1),
-                ],
-                cwd=ROOT,
-                env=env,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait(control.exists, "cardsim")
-        sim = ControlClient(control)
-        _wait(lambda: bool(sim.call("status")["contact_connected"]), "vpcd")
+        sim = Simulator(work, first, pcscd=pcscd, key_pool=KEY_POOL, key_delay_ms=key_delay_ms)
+        sim.start_timeout = 60.0
+        sim.start()
         sim.call("remove")
-        server_port = _free_port()
+        server_port = free_port()
         url = f"http://127.0.0.1:{server_port}"
         connections.close_all()
         # One thread, as a production worker (gunicorn sync): it keeps its database connection
@@ -352,7 +287,11 @@ def through_pcscd(scene: Scene, cards: int, key_delay_ms: float, label: str, tmp
         return figures
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            terminate(proc)
+        if sim is not None:
+            sim.kill()
+        if pcscd is not None:
+            pcscd.stop()
 
 
 def main() -> None:
@@ -378,13 +317,8 @@ def main() -> None:
         PKI_KEY_PASSPHRASE=secrets.token_hex(16),
         CELERY_TASK_ALWAYS_EAGER="1",
     )
-    usable = (
-        not args.no_pcscd
-        and os.geteuid() == 0
-        and shutil.which("unshare") is not None
-        and shutil.which("pcscd") is not None
-        and VPCD_DRIVER.exists()
-    )
+    unusable = "--no-pcscd" if args.no_pcscd else private_pcscd_unusable()
+    usable = not unusable
     try:
         with bench_database("personalization"):
             import logging
@@ -420,7 +354,7 @@ def main() -> None:
             for row in rows:
                 row.show()
             if not usable:
-                print("pcscd path skipped (needs root, unshare, pcscd and vpcd)")
+                print(f"pcscd path skipped: {unusable}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

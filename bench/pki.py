@@ -28,21 +28,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 os.environ.setdefault("PKI_BENCH_PASSPHRASE", secrets.token_hex(16))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from cardsim.rig import free_port, port_listening, wait_until  # noqa: E402
 
 
 def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
+    wait_until(
+        lambda: port_listening(port), timeout=timeout, what=f"a server on port {port}", interval=0.1
+    )
 
 
 def _http_post(port: int, path: str, body: bytes) -> bytes:
@@ -359,13 +351,13 @@ def main() -> None:
             DATABASE_URL=f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
             DJANGO_SETTINGS_MODULE="config.settings.test",
         )
-        port = _free_port()
+        port = free_port()
         server = _gunicorn("bench.pki:trivial_app", port, args.workers, args.threads, env)
         _wait_port(port)
         ceiling = _ocsp_rate(port, "/ocsp", requests, ocsp_seconds, args.clients)
         server.terminate()
         server.wait(timeout=10)
-        port = _free_port()
+        port = free_port()
         server = _gunicorn("config.wsgi:application", port, args.workers, args.threads, env)
         _wait_port(port)
         _ocsp_rate(port, "/ocsp", requests, 1.0, args.clients)  # warm every worker's connection
@@ -388,7 +380,7 @@ def main() -> None:
             index_lines.append(f"{status}\t{exp}\t{rev}\t{int(c.serial):X}\tunknown\t/CN=x\n")
         write("index.txt", "".join(index_lines).encode())
         write("index.txt.attr", b"unique_subject = no\n")
-        oport = _free_port()
+        oport = free_port()
         responder = subprocess.Popen(
             ["openssl", "ocsp", "-index", str(tmp / "index.txt"), "-port", str(oport),
              "-rsigner", str(write("rsigner.pem", builders_pem(resp_row.der))),

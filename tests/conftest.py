@@ -165,22 +165,22 @@ def celery_worker_process(transactional_db: Any) -> Any:
 
 def _reset_producer_pool(app: Any) -> None:
     """Drop pooled broker connections so the next send uses the broker URL now configured."""
+    from kombu import pools
+
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    # kombu keeps producer pools per broker URL in a global registry: a later test that draws the
+    # same Redis database would otherwise get a pool whose connections were closed above.
+    pools.reset()
 
 
 def wait_until(predicate: Callable[[], Any], *, attempts: int = 120, interval: float = 0.5) -> Any:
     """Poll until ``predicate()`` is truthy; a bounded wait for work done by another process."""
-    import time
+    from cardsim.rig import wait_until as bounded_wait
 
-    for _ in range(attempts):
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    return bounded_wait(predicate, timeout=attempts * interval, interval=interval)
 
 
 @pytest.fixture(autouse=True)

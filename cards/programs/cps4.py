@@ -992,13 +992,10 @@ class _Rollback(_Runner):
             )
         self.app_deleted = self.state.get("desfire_app_deleted") == "yes"
         assert self.product.blank is not None
-        items = [
-            self.df(
-                session,
-                session.set_configuration(0x00, b"\x00"),
-                "SetConfiguration (enable FormatPICC)",
-            )
-        ]
+        # No "enable FormatPICC": on a DESFire EV2 the PICC configuration bits only ever go one
+        # way. A card torn after "disable FormatPICC" goes back to stock with it disabled, which
+        # the next personalization sets again anyway (docs/cardsim.md).
+        items = []
         if self.state["picc_key"] == "diversified":
             items.append(
                 self.df(
@@ -1012,7 +1009,8 @@ class _Rollback(_Runner):
                     sensitive=True,
                 )
             )
-        yield Stage(items)
+        if items:
+            yield Stage(items)
         self.state["picc_key"] = "transport"
 
     def run_rollback(self) -> Generator[Any, Any, RollbackResult]:

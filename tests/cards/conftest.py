@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cards.card_double import KeyPool
-from tests.cards.scenario import Issuer
+from cardsim.card import KeyPool
+from tests.cards.scenario import Issuer, load_key_pool
 
 
 @pytest.fixture(scope="session")
 def key_pool() -> KeyPool:
-    return KeyPool(size=2)
+    return load_key_pool()
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,19 @@
 """Server-side stand-ins for the CPS4 program tests and the benchmark: master keys, diversification,
-a throwaway CA issuing the two certificates, and a fresh card double with matching inputs.
+a throwaway CA issuing the two certificates, and a fresh blank virtual card (``cardsim``, in
+process) with the inputs the server would compute for it.
 
-Test code only: the real server diversifies inside its key backend and issues through the PKI.
+The card is cardsim's, the card side implemented apart from the host library (DESIGN.md §2), so a
+host-side logic error cannot hide behind a card side that shares it. Test code only: the real
+server diversifies inside its key backend and issues through the PKI.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -19,18 +23,23 @@ from cryptography.x509.oid import NameOID
 
 from cards import crypto
 from cards.desfire import aid_bytes
-from cards.products import CPS4, card_serial
+from cards.products import CPS4, card_number
 from cards.programs.base import CertificateReply, CertificateRequest, Interface
 from cards.programs.cps4 import Cps4Inputs, Identity, Secret, StockRecord
 from cards.scp03 import Scp03StaticKeys
 from cards.transport import FunctionTransport, Transport
-from tests.cards.card_double import CardDouble, KeyPool
+from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool
 
-ISSUER_MASTER = bytes(range(32))
 DESFIRE_MASTERS = {0: bytes(range(16, 32)), 1: bytes(range(32, 48)), 2: bytes(range(48, 64))}
 PICC_MASTER = bytes(range(64, 80))
 ADMIN_MASTER = bytes(range(80, 112))
-TRANSPORT_KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+TRANSPORT_KEY = bytes(16)  # a blank cardsim DESFire: PICC master key AES zeros, version 0
+KEY_POOL_FILE = Path(__file__).resolve().parents[2] / "cardsim" / "fixtures" / "test-keypool.pem"
+
+
+def load_key_pool() -> KeyPool:
+    """The committed RSA-2048 keys the virtual card hands out in turn (no key generation)."""
+    return KeyPool.from_pem_file(KEY_POOL_FILE)
 
 
 def picc_key(uid: bytes) -> bytes:
@@ -77,37 +86,21 @@ class Issuer:
         return CertificateReply(out)
 
 
-@dataclass
-class Scenario:
-    card: CardDouble
-    inputs: Cps4Inputs
-    transports: dict[Interface, Transport] = field(default_factory=dict)
-
-
-def make_scenario(
-    key_pool: KeyPool,
+def cps4_inputs(
+    card: Card,
     *,
-    card_number: str = "0123456789",
-    rng: Callable[[int], bytes] = secrets.token_bytes,
-) -> Scenario:
-    serial = card_serial(card_number)
-    kdd = bytes.fromhex("D9B1DE5D0362DEDCE4FB")
-    uid = bytes.fromhex("04782E21801D80")
-    scp03 = Scp03StaticKeys.diversify(ISSUER_MASTER, kdd, 0x30, 16)
-    card = CardDouble(
-        card_number=card_number,
-        kdd=kdd,
-        uid=uid,
-        scp03_enc=scp03.enc,
-        scp03_mac=scp03.mac,
-        transport_key=TRANSPORT_KEY,
-        key_source=key_pool,
-        rng=rng,
-    )
-    inputs = Cps4Inputs(
-        stock=StockRecord(card_serial=serial, kdd=kdd, desfire_uid=uid, atr=CPS4.contact.atr),
+    access_credential: bytes | None = None,
+    certificates: Mapping[str, bytes] | None = None,
+) -> Cps4Inputs:
+    """What the server computes for this blank virtual card (the published test master keys)."""
+    assert card.desfire_chip is not None
+    assert CPS4.scp03 is not None
+    serial = card.serial  # EF.SN.ICC, also the SCP03 KDD
+    uid = card.desfire_chip.state.uid
+    return Cps4Inputs(
+        stock=StockRecord(card_serial=serial, kdd=serial, desfire_uid=uid, atr=card.contact.atr),
         identity=Identity(
-            card_number=card_number,
+            card_number=card_number(serial),
             national_id="810002813839",
             valid_from=dt.date(2025, 7, 1),
             valid_until=dt.date(2031, 6, 30),
@@ -117,17 +110,39 @@ def make_scenario(
                 "CPS_ACTIVITY_01_PS": bytes(40),
             },
         ),
-        scp03_keys=scp03,
+        scp03_keys=Scp03StaticKeys.diversify(
+            TEST_SCP03_MASTER, serial, CPS4.scp03.kvn, CPS4.scp03.key_length
+        ),
         desfire_transport_key=TRANSPORT_KEY,
         desfire_picc_key=picc_key(uid),
         desfire_app_keys=app_keys(uid),
         admin_key=crypto.unblock_admin_key(ADMIN_MASTER, serial, 1),
         pin=Secret("2468"),
         puk=Secret("13572468"),
-        access_credential=secrets.token_bytes(16),
+        access_credential=secrets.token_bytes(16)
+        if access_credential is None
+        else access_credential,
+        certificates=certificates,
     )
-    transports: dict[Interface, Transport] = {
-        Interface.CONTACT: FunctionTransport(card.contact),
-        Interface.CONTACTLESS: FunctionTransport(card.contactless),
+
+
+def card_transports(card: Card) -> dict[Interface, Transport]:
+    """The two readers of the in-process virtual card."""
+    assert card.contactless is not None
+    return {
+        Interface.CONTACT: FunctionTransport(card.contact.transmit),
+        Interface.CONTACTLESS: FunctionTransport(card.contactless.transmit),
     }
-    return Scenario(card, inputs, transports)
+
+
+@dataclass
+class Scenario:
+    card: Card
+    inputs: Cps4Inputs
+    transports: dict[Interface, Transport] = field(default_factory=dict)
+
+
+def make_scenario(key_pool: KeyPool) -> Scenario:
+    """A new blank virtual CPS4 (its own random serial and UID) and the inputs to personalize it."""
+    card = Card.blank("cps4", keygen=key_pool)
+    return Scenario(card, cps4_inputs(card), card_transports(card))

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from cards import crypto, pkcs15, tlv, unblock
-from cards.desfire import CommMode, DesfireCard
+from cards.desfire import CommMode, DesfireCard, FileSettings
 from cards.errors import DesfireStatusError, ProtocolError
 from cards.products import CPS3, CPS4, PRODUCTS, card_number, card_serial, get_product
 from cards.transport import FunctionTransport
-from tests.cards.card_double import DesfireChip
+from cardsim.card import Card
 
 H = bytes.fromhex
 
@@ -104,29 +104,30 @@ def test_offline_unblock_rejects_a_bad_challenge() -> None:
         unblock.offline_unblock(card, lambda c: bytes(8), b"1234")
 
 
-KEY = bytes(range(16))
+KEY = bytes(16)  # the transport key of a blank virtual card's PICC master key
+WRONG_KEY = bytes(range(16))
 
 
-def _desfire() -> tuple[DesfireChip, DesfireCard]:
-    chip = DesfireChip(uid=H("04782E21801D80"), picc_key=KEY)
-    return chip, DesfireCard(FunctionTransport(chip))
+def _desfire() -> tuple[Card, DesfireCard]:
+    card = Card.blank("cps4")
+    assert card.contactless is not None
+    return card, DesfireCard(FunctionTransport(card.contactless.transmit))
 
 
-def test_desfire_client_against_the_card_double() -> None:
+def test_desfire_client_against_the_virtual_card() -> None:
     chip, card = _desfire()
+    assert chip.desfire_chip is not None
     card.select_application(0)
     session = card.authenticate(0, KEY)
     assert session.cmd_ctr == 0
-    assert card.get_card_uid() == chip.uid
+    assert card.get_card_uid() == chip.desfire_chip.state.uid
     card.run(session.create_application(H("5350430B83")))
     card.select_application(0x435053)
     card.authenticate(0, bytes(16))
     card.change_key(1, bytes(range(1, 17)), 1, bytes(16))
     card.run(
         card.session.create_std_data_file(  # type: ignore[union-attr]
-            __import__("cards.desfire", fromlist=["FileSettings"]).FileSettings(
-                1, 32, 3, 1, 0, 0, 0
-            )
+            FileSettings(1, 32, 3, 1, 0, 0, 0)
         )
     )
     card.write_data(1, 0, b"hello")
@@ -142,6 +143,7 @@ def test_desfire_client_against_the_card_double() -> None:
         card.read_data(1, 0, 1)
     card.authenticate(1, bytes(range(1, 17)))
     assert card.read_data(1, 0, 5, CommMode.FULL) == b"hello"
+    chip.faults.sw_at[chip.apdu_count + 1] = 0x911C  # the card refuses the next command
     with pytest.raises(DesfireStatusError, match="GetVersion: illegal command"):
         card.get_version()
     with pytest.raises(DesfireStatusError, match="authentication error"):
@@ -159,9 +161,16 @@ def test_desfire_client_multi_frame_and_non_first() -> None:
         == b"\x01" * 7 + b"\x02" * 7 + b"\x03" * 14
     )
     chip, card = _desfire()
+    assert len(card.get_version()) == 28  # three frames from the card, 91 AF between them
     card.select_application(0)
-    card.authenticate(0, KEY)
+    first = card.authenticate(0, KEY)
+    again = card.authenticate(0, KEY, first=False)  # NonFirst keeps the transaction identifier
+    assert again.ti == first.ti
+    assert card.get_card_uid() == chip.desfire_chip.state.uid  # type: ignore[union-attr]
     with pytest.raises(DesfireStatusError):
-        card.authenticate(0, KEY, first=False)  # the double does not implement NonFirst
+        card.authenticate(0, WRONG_KEY, first=False)
     with pytest.raises(DesfireStatusError, match="authentication error"):
-        DesfireCard(FunctionTransport(chip), rng=lambda n: bytes(n)).authenticate(0, bytes(16))
+        DesfireCard(
+            FunctionTransport(chip.contactless.transmit),  # type: ignore[union-attr]
+            rng=lambda n: bytes(n),
+        ).authenticate(0, WRONG_KEY)

@@ -25,13 +25,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,19 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from cardsim.rig import (
+    DEFAULT_VPCD_PORT,
+    VPCD_DRIVER,
+    Pcscd,
+    RigError,
+    Simulator,
+    free_port,
+    pcscd_alive,
+    private_pcscd,
+    private_pcscd_unusable,
+    terminate,
+    wait_until,
+)
 from cms.callers import Caller
 from cms.choices import CardStatus
 from cms.models import Card, CardCertificate, CardRequest, Holder, Product, SitePool, Station
@@ -56,10 +67,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SITE_CODE = "demo-site"
 STATION_NAME = "demo-station"
 USERNAME = "demo-officer"
-VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-SYSTEM_PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 CONTACT_READER = "Virtual PCD 00 00"
-DEFAULT_VPCD_PORT = 35963
 
 
 class DemoError(Exception):
@@ -68,32 +76,6 @@ class DemoError(Exception):
 
 def _say(line: str) -> None:
     print(line, flush=True)  # the demo's own report on the terminal
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise DemoError(f"timed out waiting for {what}")
-
-
-def _free_port(pair: bool = False) -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if not pair:
-            return port
-        if port < 65000:
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise DemoError("no free TCP port on 127.0.0.1")
 
 
 def _alive(pid: int) -> bool:
@@ -105,16 +87,6 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     return True
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- the registry side --------------------------------------------------------------------------
@@ -253,104 +225,34 @@ def _queue(product: Product, pool: SitePool, officer: Caller, blank: BlankCard) 
 # --- the card side: pcscd + processes, or in process ---------------------------------------------
 
 
-@dataclass
-class Pcscd:
-    """Where the station's pyscard finds its pcscd and where cardsim plugs the card."""
-
-    label: str
-    port: int
-    socket_env: str = ""  # PCSCLITE_CSOCK_NAME for a private daemon
-    proc: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        if self.socket_env:
-            env["PCSCLITE_CSOCK_NAME"] = self.socket_env
-        return env
-
-
-def _private_pcscd(work: Path) -> Pcscd:
-    """A pcscd in its own mount namespace, its socket in ``work``, vpcd on free ports (root)."""
-    port = _free_port(pair=True)
-    conf = work / "reader.conf.d"
-    run_dir = work / "run"
-    shutil.rmtree(work, ignore_errors=True)
-    conf.mkdir(parents=True)
-    run_dir.mkdir()
-    (conf / "vpcd").write_text(
-        f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x{port:04X}\n'
-        f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n"
-    )
-    sock = run_dir / "pcscd.comm"
-    script = f'mount --bind "{run_dir}" /run/pcscd && exec pcscd --foreground --config "{conf}"'
-    log = (work / "pcscd.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own paths
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],  # noqa: S607
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    try:
-        _wait(lambda: sock.exists() or proc.poll() is not None, "the private pcscd", 15)
-    except DemoError:
-        _stop(proc)
-        raise
-    if proc.poll() is not None:
-        raise DemoError(f"the private pcscd did not start (see {work / 'pcscd.log'})")
-    return Pcscd(f"private pcscd, vpcd ports {port}/{port + 1}", port, str(sock), proc)
-
-
 def _pcscd_choice(work: Path) -> tuple[Pcscd | None, str]:
-    """The pcscd to use, or None and why not."""
-    if not VPCD_DRIVER.exists() or shutil.which("pcscd") is None:
-        return None, "pcscd or vsmartcard-vpcd is not installed"
-    if os.geteuid() == 0 and shutil.which("unshare") is not None:
+    """The pcscd to use, or None and why not: a private one (root), else the machine's."""
+    why = private_pcscd_unusable()
+    if not why:
         try:
-            return _private_pcscd(work), ""
-        except DemoError as exc:
+            return private_pcscd(work), ""
+        except RigError as exc:
             return None, str(exc)
-    if SYSTEM_PCSCD_SOCKET.exists():
+    if not VPCD_DRIVER.exists() or shutil.which("pcscd") is None:
+        return None, why
+    if pcscd_alive():
         return Pcscd(f"running pcscd, vpcd port {DEFAULT_VPCD_PORT}", DEFAULT_VPCD_PORT), ""
-    return None, "no pcscd running and not root (cannot start a private one)"
+    return None, f"no pcscd running and no private one: {why}"
 
 
-class Cardsim:
-    """One ``python -m cardsim`` process on the pcscd's vpcd slots."""
-
-    def __init__(self, pcscd: Pcscd, card: Path, work: Path, *, detach: bool = False) -> None:
-        self.control_path = work / "cardsim.sock"
-        self.control_path.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(  # noqa: S603 - our interpreter, our module
-            [sys.executable, "-m", "cardsim", "--product", "cps4", "--state", str(card),
-             "--control", str(self.control_path), "--port", str(pcscd.port),
-             "--contactless-port", str(pcscd.port + 1)],
-            cwd=ROOT,
-            env=pcscd.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "cardsim.log").open("ab"),
-            start_new_session=detach,
-        )  # fmt: skip
-        try:
-            _wait(self.control_path.exists, "the cardsim control socket", 60)
-            _wait(lambda: bool(self.call("status")["contact_connected"]), "vpcd to take the card")
-        except DemoError:
-            _stop(self.proc)
-            raise
-
-    def call(self, op: str, **arguments: Any) -> dict[str, Any]:
-        from cardsim.control import ControlClient
-
-        if self.proc.poll() is not None:
-            raise DemoError("cardsim stopped")
-        return ControlClient(self.control_path).call(op, **arguments)
+def _cardsim(pcscd: Pcscd, card: Path, work: Path, *, detach: bool = False) -> Simulator:
+    """``python -m cardsim`` on the pcscd's vpcd slots, holding the card kept in ``card``."""
+    sim = Simulator(work, card, pcscd=pcscd, detach=detach)
+    sim.start_timeout = 60.0
+    sim.start()
+    return sim
 
 
 class TemporaryServer:
     """``manage.py runserver`` on a free port, for the station processes of one demo run."""
 
     def __init__(self, work: Path) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, DJANGO_SETTINGS_MODULE=str(settings.SETTINGS_MODULE))
         connections.close_all()  # SQLite: hold no connection while the server writes
@@ -362,9 +264,9 @@ class TemporaryServer:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait(self._up, "the temporary server", 60)
-        except DemoError:
-            _stop(self.proc)
+            wait_until(self._up, timeout=60, what="the temporary server")
+        except BaseException:
+            terminate(self.proc)
             raise
 
     def _up(self) -> bool:
@@ -474,7 +376,7 @@ class Command(BaseCommand):
             return
         try:
             self._demo(options)
-        except (DemoError, ApplicationError) as exc:
+        except (DemoError, RigError, ApplicationError) as exc:
             raise CommandError(getattr(exc, "message", None) or str(exc)) from None
 
     def _demo(self, options: dict[str, Any]) -> None:
@@ -563,11 +465,11 @@ class Command(BaseCommand):
         keep = bool(options["keep_station"])
         credential = Path(settings.VAR_DIR) / "demo" / "station" / "credential.json"
         station, code = _station_code(pool, actors.officer)
-        sim: Cardsim | None = None
+        sim: Simulator | None = None
         server: TemporaryServer | None = None
         kept = False
         try:
-            sim = Cardsim(pcscd, blank.path, work, detach=keep)
+            sim = _cardsim(pcscd, blank.path, work, detach=keep)
             server = TemporaryServer(work)
             enrolled = _station_process(
                 pcscd, "--credential", str(credential), "enroll", "--cms", server.url,
@@ -593,14 +495,13 @@ class Command(BaseCommand):
             return outcome
         finally:
             if server is not None:
-                _stop(server.proc)
+                terminate(server.proc)
             if not kept:
                 if sim is not None:
-                    _stop(sim.proc)
-                if pcscd.proc is not None:
-                    _stop(pcscd.proc)
+                    sim.kill()
+                pcscd.stop()
 
-    def _keep(self, pcscd: Pcscd, sim: Cardsim, credential: Path, base: str, work: Path) -> None:
+    def _keep(self, pcscd: Pcscd, sim: Simulator, credential: Path, base: str, work: Path) -> None:
         station = subprocess.Popen(  # noqa: S603 - our interpreter, our module
             [sys.executable, "-m", "personalization_station", "--credential", str(credential),
              "run", "--cms", base, "--reader", CONTACT_READER],
@@ -610,6 +511,7 @@ class Command(BaseCommand):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        assert sim.proc is not None
         pids = {"cardsim": sim.proc.pid, "station": station.pid}
         if pcscd.proc is not None:
             pids["pcscd"] = pcscd.proc.pid
@@ -637,7 +539,12 @@ class Command(BaseCommand):
             connections.close_all()
             return bool(request.card.status == CardStatus.ISSUED)
 
-        _wait(issued, "the kept station to issue the card (is the server up?)", 300)
+        wait_until(
+            issued,
+            timeout=300,
+            interval=0.05,
+            what="the kept station to issue the card (is the server up?)",
+        )
         session = PersonalizationSession.objects.filter(card=request.card, status="done").first()
         batches = session.batches if session else 0
         return Outcome("pcscd (kept station)", batches + 1, session.apdus if session else 0)
