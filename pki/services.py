@@ -847,29 +847,14 @@ def _responder_create(*, config: HierarchyConfig, ca: CertificateAuthority, acto
         ca = CertificateAuthority.objects.select_for_update().get(pk=ca.pk)
         if ca.ocsp_responder_id is not None:
             return
-        now = timezone.now()
-        cert = builders.build_certificate(
-            profile=PROFILES["ocsp_responder"],
-            public_key=key.public_key(),
-            subject=names.technical_subject(
-                common_name=f"OCSP {ca.short_name}", organisation=config.organisation
-            ),
-            serial=builders.random_serial(secrets.token_bytes),
-            now=now,
+        _responder_install(
+            ca=ca,
+            key=key,
+            handle=handle,
+            organisation=config.organisation,
             issuer=_issuer(ca),
-        )
-        row = _store(
-            ca_id=ca.pk, cert=cert, profile="ocsp_responder", holder=None, on_hold=False, now=now
-        )
-        ca.ocsp_responder = row
-        ca.ocsp_key_handle = handle
-        ca.save(update_fields=["ocsp_responder", "ocsp_key_handle"])
-        audit_event_create(
             actor=actor,
             action="pki.ocsp_responder_create",
-            object_type="pki.certificate",
-            object_id=str(row.pk),
-            details={"authority": ca.short_name, "serial": format(cert.serial_number, "x")},
         )
 
 
@@ -898,35 +883,63 @@ def ocsp_responder_renew(
         if not _responder_due(ca, within=within, force=force) or ca.ocsp_responder_id != old.pk:
             return None
         context = authorities.authority_context((ca.pk, ca.created_at, ca.ocsp_responder_id))
-        now = timezone.now()
-        cert = builders.build_certificate(
-            profile=PROFILES["ocsp_responder"],
-            public_key=key.public_key(),
-            subject=names.technical_subject(
-                common_name=f"OCSP {ca.short_name}", organisation=context.organisation
-            ),
-            serial=builders.random_serial(secrets.token_bytes),
-            now=now,
+        row = _responder_install(
+            ca=ca,
+            key=key,
+            handle=handle,
+            organisation=context.organisation,
             issuer=context.issuer(),
-        )
-        row = _store(
-            ca_id=ca.pk, cert=cert, profile="ocsp_responder", holder=None, on_hold=False, now=now
-        )
-        ca.ocsp_responder = row
-        ca.ocsp_key_handle = handle
-        ca.save(update_fields=["ocsp_responder", "ocsp_key_handle"])
-        audit_event_create(
             actor=actor,
             action="pki.ocsp_responder_renew",
-            object_type="pki.certificate",
-            object_id=str(row.pk),
             details={
-                "authority": ca.short_name,
-                "serial": format(cert.serial_number, "x"),
                 "replaces": format(int(old.serial), "x"),
                 "old_not_after": old.not_after.isoformat(),
             },
         )
+    return row
+
+
+def _responder_install(
+    *,
+    ca: CertificateAuthority,
+    key: rsa.RSAPrivateKey,
+    handle: str,
+    organisation: str,
+    issuer: builders.Issuer,
+    actor: Actor,
+    action: str,
+    details: dict[str, str] | None = None,
+) -> Certificate:
+    """Certify ``key`` as ``ca``'s delegated OCSP responder and make it the current one (inside
+    the caller's transaction, with the CA row locked), audited as ``action``."""
+    now = timezone.now()
+    cert = builders.build_certificate(
+        profile=PROFILES["ocsp_responder"],
+        public_key=key.public_key(),
+        subject=names.technical_subject(
+            common_name=f"OCSP {ca.short_name}", organisation=organisation
+        ),
+        serial=builders.random_serial(secrets.token_bytes),
+        now=now,
+        issuer=issuer,
+    )
+    row = _store(
+        ca_id=ca.pk, cert=cert, profile="ocsp_responder", holder=None, on_hold=False, now=now
+    )
+    ca.ocsp_responder = row
+    ca.ocsp_key_handle = handle
+    ca.save(update_fields=["ocsp_responder", "ocsp_key_handle"])
+    audit_event_create(
+        actor=actor,
+        action=action,
+        object_type="pki.certificate",
+        object_id=str(row.pk),
+        details={
+            "authority": ca.short_name,
+            "serial": format(cert.serial_number, "x"),
+            **(details or {}),
+        },
+    )
     return row
 
 

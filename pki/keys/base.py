@@ -16,6 +16,7 @@ import abc
 import importlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -31,6 +32,14 @@ def passphrase_from_env(variable: str, *, owner: str) -> bytes:
             f"{owner}: set the environment variable {variable} to the key passphrase"
         )
     return value.encode("utf-8")
+
+
+def key_directory_check(location: Path, *, owner: str) -> None:
+    """Create the key directory (owner-only) if needed; an unusable one makes the backend down."""
+    try:
+        location.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise KeyBackendUnavailable(f"{owner}: directory {location}: {exc.strerror}") from None
 
 
 class KeyBackend(abc.ABC):

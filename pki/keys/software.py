@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pki.keys.base import KeyBackend, passphrase_from_env
+from pki.keys.base import KeyBackend, key_directory_check, passphrase_from_env
 from pki.keys.errors import KeyBackendError, KeyBackendUnavailable, KeyNotFound
 
 _HANDLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -38,12 +38,7 @@ class SoftwareKeyBackend(KeyBackend):
 
     def check(self) -> None:
         self._passphrase()
-        try:
-            self.location.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise KeyBackendUnavailable(
-                f"key backend {self.alias!r}: directory {self.location}: {exc.strerror}"
-            ) from None
+        key_directory_check(self.location, owner=f"key backend {self.alias!r}")
 
     def has_key(self, handle: str) -> bool:
         return self._path(handle).exists()

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from pki.keys.base import passphrase_from_env
-from pki.keys.errors import KeyBackendError, KeyBackendUnavailable, KeyNotFound
+from pki.keys.base import key_directory_check, passphrase_from_env
+from pki.keys.errors import KeyBackendError, KeyNotFound
 
 __all__ = [
     "CardKeyStore",
@@ -131,12 +131,7 @@ class SoftwareCardKeyStore(CardKeyStore):
 
     def check(self) -> None:
         self._passphrase()
-        try:
-            self.location.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise KeyBackendUnavailable(
-                f"card key store {self.alias!r}: directory {self.location}: {exc.strerror}"
-            ) from None
+        key_directory_check(self.location, owner=f"card key store {self.alias!r}")
 
     def has_key(self, label: str) -> bool:
         return self._path(label).exists()
