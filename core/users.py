@@ -34,6 +34,21 @@ def user_bootstrap_admin(*, username: str = "admin") -> tuple[User, str | None]:
 
 
 @transaction.atomic
+def user_create(*, username: str, actor: Actor) -> tuple[User, str]:
+    """A new account without roles; its generated password is returned here and nowhere else."""
+    password = secrets.token_urlsafe(18)
+    user = User.objects.create_user(username=username, password=password)
+    audit_event_create(
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=str(user.pk),
+        details={"username": username, "roles": []},
+    )
+    return user, password
+
+
+@transaction.atomic
 def user_grant_role(*, user: User, role: Role, actor: Actor) -> User:
     """Add a role; granting one already held changes nothing and writes nothing."""
     user = User.objects.select_for_update().get(pk=user.pk)
