@@ -16,7 +16,7 @@ from cms.personalization.stations import station_code_renew, station_create, sta
 from cms.services.holders import HolderData, holder_create
 from cms.services.products import product_sync
 from cms.services.requests import request_create, request_queue, request_submit
-from cms.services.stock import pool_create, stock_batch_register
+from cms.services.stock import pool_create, stock_assign_pool, stock_batch_register
 
 SYSTEM = Caller.for_system("demo")
 
@@ -71,7 +71,7 @@ def blank_card_register(
         caller=SYSTEM,
     )
     card = Card.objects.get(chip_serial=chip_serial.upper())
-    Card.objects.filter(pk=card.pk).update(pool=pool)
+    stock_assign_pool(pool_id=pool.pk, card_ids=[card.pk], caller=SYSTEM)  # audited, like any move
     card.refresh_from_db()
     return card
 
