@@ -4,8 +4,9 @@
 - in process: the station relay against the services (``ServiceApi``) and cardsim's in-process
   card; server CPU = thread CPU spent inside the service calls;
 - through pcscd (when root: a private pcscd in its own mount namespace): ``python -m cardsim``, a
-  ``runserver`` process (one thread keeping its database connection, like a production worker;
-  ``--threaded-server``: a thread and a new connection per request) and one ``python -m
+  server process (by default gunicorn with one sync worker, as in production; ``--server
+  runserver`` for Django's development server, ``--threaded-server`` with a thread and a new
+  database connection per request) and one ``python -m
   personalization_station run`` process personalizing the cards one after another; server CPU =
   the server process's CPU time over the cards (HTTP, token authentication included).
 
@@ -13,7 +14,7 @@ Each path runs without card delays (keys from the test key pool) and with a real
 generation time (``--key-delay-ms``, 3 s by default) on ``--delay-cards`` cards.
 
     python bench/personalization.py [--cards 10] [--delay-cards 2] [--key-delay-ms 3000]
-        [--no-pcscd] [--threaded-server]
+        [--no-pcscd] [--server gunicorn|runserver] [--threaded-server]
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ READER = "Virtual PCD 00 00"
 TARGET_TRIPS = 12
 TARGET_CPU_MS = 50.0
 THREADED_SERVER = False
+SERVER = "gunicorn"
 
 
 @dataclass
@@ -83,8 +85,16 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> No
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process and its live children (gunicorn: the master and its worker)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Scene:
@@ -191,19 +201,22 @@ def through_pcscd(scene: Scene, cards: int, key_delay_ms: float, label: str, tmp
         server_port = free_port()
         url = f"http://127.0.0.1:{server_port}"
         connections.close_all()
-        # One thread, as a production worker (gunicorn sync): it keeps its database connection
-        # (CONN_MAX_AGE). runserver's default thread per request opens a new PostgreSQL
-        # connection for every request, which --threaded-server measures.
-        threading = [] if THREADED_SERVER else ["--nothreading"]
+        # The production server by default: one gunicorn sync worker, which keeps its database
+        # connection (CONN_MAX_AGE). --server runserver measures Django's development server
+        # (one thread; --threaded-server: a thread and a new connection per request).
+        if SERVER == "gunicorn":
+            command = [
+                sys.executable, "-m", "gunicorn", "config.wsgi:application",
+                "--bind", f"127.0.0.1:{server_port}", "--workers", "1", "--worker-class", "sync",
+            ]  # fmt: skip
+        else:
+            threading = [] if THREADED_SERVER else ["--nothreading"]
+            command = [
+                sys.executable, "manage.py", "runserver", f"127.0.0.1:{server_port}",
+                "--noreload", *threading,
+            ]  # fmt: skip
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "runserver",
-                f"127.0.0.1:{server_port}",
-                "--noreload",
-                *threading,
-            ],
+            command,
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -305,9 +318,16 @@ def main() -> None:
         action="store_true",
         help="runserver with a thread (and a database connection) per request",
     )
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "runserver"),
+        default="gunicorn",
+        help="the server process measured on the pcscd path (default: gunicorn, one sync worker)",
+    )
     args = parser.parse_args()
-    global THREADED_SERVER
+    global THREADED_SERVER, SERVER
     THREADED_SERVER = args.threaded_server
+    SERVER = args.server
 
     tmp = Path(tempfile.mkdtemp(prefix="perso-bench-"))
     os.environ.update(
