@@ -479,9 +479,10 @@ CPS3 = Product(
             ),
         ),
     ),
+    # The legacy fixture cards (cardsim/fixtures) keep their certificates in 4001/4002.
     key_slots=(
-        dataclasses.replace(CPS4_KEY_SLOTS[0], algorithm=0x00),
-        dataclasses.replace(CPS4_KEY_SLOTS[1], algorithm=0x00),
+        dataclasses.replace(CPS4_KEY_SLOTS[0], algorithm=0x00, certificate_fid=0x4001),
+        dataclasses.replace(CPS4_KEY_SLOTS[1], algorithm=0x00, certificate_fid=0x4002),
     ),
     pin=PinPolicy("PIN", PIN_REFERENCE, 4, 4, 3),
     puk=PinPolicy("PUK", PUK_REFERENCE, 8, 8, 10),

@@ -20,9 +20,8 @@ AUTH_SLOT = facts.CPS3.key_slot("auth")
 SIG_SLOT = facts.CPS3.key_slot("sign")
 AUTH_KEY_REF = AUTH_SLOT.key_reference
 SIG_KEY_REF = SIG_SLOT.key_reference
-# Where the committed fixture card keeps its certificates (not the CPS4 layout of the definition).
-AUTH_CERT_FID = 0x4001
-SIG_CERT_FID = 0x4002
+AUTH_CERT_FID = AUTH_SLOT.certificate_fid
+SIG_CERT_FID = SIG_SLOT.certificate_fid
 EF_ACTUA = facts.EF_ACTUA
 READ_ONLY = {AM_READ: SC_ALWAYS, AM_UPDATE: SC_NEVER, AM_DELETE: SC_NEVER}
 

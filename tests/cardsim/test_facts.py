@@ -70,3 +70,17 @@ def test_cps3_fixture_follows_the_definition() -> None:
     assert df is not None and df.name == CPS3.contact.application.aid
     assert set(state.keys) == {slot.key_reference for slot in CPS3.key_slots}
     assert state.pins[CPS3.pin.reference].tries_max == CPS3.pin.tries
+
+    # each slot's certificate is in the file the definition names, and certifies that slot's key
+    from cryptography import x509
+
+    for slot in CPS3.key_slots:
+        ef = df.child(slot.certificate_fid)
+        assert ef is not None, f"no certificate file {slot.certificate_fid:04X} for {slot.name}"
+        der = bytes(ef.data)
+        length = int.from_bytes(der[2:4], "big") + 4
+        certificate = x509.load_der_x509_certificate(der[:length])
+        from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+        private = load_der_private_key(state.keys[slot.key_reference].der, password=None)
+        assert certificate.public_key().public_numbers() == private.public_key().public_numbers()
