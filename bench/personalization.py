@@ -131,8 +131,7 @@ class Scene:
 
 
 def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Figures:
-    from cards.errors import TransportError
-    from cardsim.card import Card, CardRemovedError, KeyPool
+    from cardsim.card import Card, InProcessReader, KeyPool
     from cms.personalization.inprocess import ServiceApi
     from personalization_station.relay import CardLink, personalize
 
@@ -148,16 +147,6 @@ def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Fig
             finally:
                 self.cpu += time.thread_time() - started
 
-    class Slot:
-        def __init__(self, interface: Any) -> None:
-            self.interface = interface
-
-        def transmit(self, apdu: bytes) -> bytes:
-            try:
-                return bytes(self.interface.transmit(apdu))
-            except CardRemovedError:
-                raise TransportError("card removed") from None
-
     pool = KeyPool.from_pem_file(KEY_POOL)
     figures = Figures(label, [], [], [], [])
     for _ in range(cards):
@@ -165,7 +154,12 @@ def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Fig
         assert card.desfire_chip is not None and card.contactless is not None
         scene.queue(card.serial.hex(), card.desfire_chip.state.uid.hex())
         api = Timed(station.station)
-        link = CardLink(card.contact.atr, Slot(card.contact), Slot(card.contactless), "bench")
+        link = CardLink(
+            card.contact.atr,
+            InProcessReader(card.contact),
+            InProcessReader(card.contactless),
+            "bench",
+        )
         started = time.perf_counter()
         outcome = personalize(api, link)
         figures.wall_s.append(time.perf_counter() - started)

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cards import crypto
+from cards.errors import TransportError
 from cardsim import contact, desfire, facts
 from cardsim.fs import AM_DELETE, AM_READ, AM_UPDATE, MF_FID, SC_ALWAYS, SC_NEVER, Node
 
@@ -352,3 +353,17 @@ def describe(raw: bytes, response: bytes) -> str:
     if len(raw) >= 4 and raw[0] & 0x0C == 0 and raw[0] != 0x90 and raw[1] in _LOGGED_DATA_INS:
         text += f" cmd={raw[4:].hex()} resp={response[:-2].hex()}"
     return text
+
+
+class InProcessReader:
+    """A reader slot holding one side of an in-process card, with the host library's transport
+    contract: a torn or removed card is a ``cards.errors.TransportError``, as over PC/SC."""
+
+    def __init__(self, interface: Interface) -> None:
+        self.interface = interface
+
+    def transmit(self, apdu: bytes) -> bytes:
+        try:
+            return bytes(self.interface.transmit(apdu))
+        except CardRemovedError:
+            raise TransportError("card removed") from None

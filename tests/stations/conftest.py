@@ -88,29 +88,14 @@ def virtual_card(key_pool: Any) -> Any:  # noqa: F811
     return Card.blank("cps4", keygen=key_pool)
 
 
-class Reader:
-    """An in-process reader slot: a card taken out shows as the station's TransportError."""
-
-    def __init__(self, interface: Any) -> None:
-        self.interface = interface
-
-    def transmit(self, apdu: bytes) -> bytes:
-        from cards.errors import TransportError
-        from cardsim.card import CardRemovedError
-
-        try:
-            return bytes(self.interface.transmit(apdu))
-        except CardRemovedError:
-            raise TransportError("card removed") from None
-
-
 def link_of(card: Any) -> Any:
+    from cardsim.card import InProcessReader
     from personalization_station.relay import CardLink
 
     return CardLink(
         atr=card.contact.atr,
-        contact=Reader(card.contact),
-        contactless=Reader(card.contactless),
+        contact=InProcessReader(card.contact),
+        contactless=InProcessReader(card.contactless),
         reader="inproc",
     )
 

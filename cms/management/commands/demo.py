@@ -418,9 +418,8 @@ class Command(BaseCommand):
     def _in_process(
         self, pool: SitePool, blank: BlankCard, why: str, *, keep_station: bool = False
     ) -> Outcome:
-        from cards.errors import TransportError
         from cardsim.card import Card as VirtualCard
-        from cardsim.card import CardRemovedError
+        from cardsim.card import InProcessReader
         from cms.personalization.inprocess import ServiceApi
         from personalization_station.relay import CardLink, personalize
 
@@ -429,20 +428,10 @@ class Command(BaseCommand):
         enrolled = setup.station_enrolled(pool, name=f"{STATION_NAME}-inprocess")
         virtual = VirtualCard.open(blank.path)
 
-        class Slot:
-            def __init__(self, interface: Any) -> None:
-                self.interface = interface
-
-            def transmit(self, apdu: bytes) -> bytes:
-                try:
-                    return bytes(self.interface.transmit(apdu))
-                except CardRemovedError:
-                    raise TransportError("card removed") from None
-
         link = CardLink(
             atr=virtual.contact.atr,
-            contact=Slot(virtual.contact),
-            contactless=Slot(virtual.contactless) if virtual.contactless else None,
+            contact=InProcessReader(virtual.contact),
+            contactless=InProcessReader(virtual.contactless) if virtual.contactless else None,
             reader="in-process",
         )
         result = personalize(ServiceApi(enrolled.station), link, progress=lambda s: _say("  " + s))
