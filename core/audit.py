@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from django.utils import timezone
 from core.actors import Actor
 from core.chain import GENESIS_HASH, check_details, event_hash
 from core.models import AuditEvent
+from core.sql import row_insert
 
 # Arbitrary constant: the PostgreSQL advisory lock that serialises appends to the single chain.
 _CHAIN_LOCK_KEY = 0x43505341  # "CPSA"
@@ -61,36 +61,15 @@ def audit_event_create(
             "details": payload,
             "prev_hash": prev_hash,
         }
-        digest = event_hash(**fields)
-        ops = connection.ops
-        cursor.execute(
-            _INSERT_SQL,
-            [
-                seq,
-                ops.adapt_datetimefield_value(fields["occurred_at"]),
-                actor.kind,
-                actor.id,
-                actor.label,
-                action,
-                fields["object_id"],
-                object_type,
-                json.dumps(payload, ensure_ascii=False),
-                prev_hash,
-                digest,
-            ],
-        )
-    event = AuditEvent(hash=digest, **fields)
+        event = AuditEvent(hash=event_hash(**fields), **fields)
+        insert = row_insert(AuditEvent)
+        cursor.execute(insert.sql, insert.params(event))
     event._state.adding = False
     event._state.db = connection.alias
     return event
 
 
 _LAST_SQL = "SELECT seq, hash FROM core_auditevent ORDER BY seq DESC LIMIT 1"
-_INSERT_SQL = (
-    "INSERT INTO core_auditevent (seq, occurred_at, actor_kind, actor_id, actor_label, action, "
-    "object_id, object_type, details, prev_hash, hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,11 @@ def authority_context(stamp: Stamp) -> AuthorityContext:
     return context
 
 
+def authority_context_of(ca: CertificateAuthority) -> AuthorityContext:
+    """The context of a CA row already read (its stamp is in the row)."""
+    return authority_context((ca.pk, ca.created_at, ca.ocsp_responder_id))
+
+
 _STAMP_SQL = "SELECT id, created_at, ocsp_responder_id FROM pki_certificateauthority"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from pki.domain.reasons import RevocationReason
+from pki.domain.status import CertificateState
 
 
 class CaKind(models.TextChoices):
@@ -13,9 +14,11 @@ class CaKind(models.TextChoices):
 
 
 class CertificateStatus(models.TextChoices):
-    VALID = "valid", "Valid"
-    ON_HOLD = "on_hold", "On hold (certificateHold)"
-    REVOKED = "revoked", "Revoked"
+    """Stored statuses: the values of :class:`pki.domain.status.CertificateState`."""
+
+    VALID = CertificateState.VALID.value, "Valid"
+    ON_HOLD = CertificateState.ON_HOLD.value, "On hold (certificateHold)"
+    REVOKED = CertificateState.REVOKED.value, "Revoked"
 
 
 class CrlKind(models.TextChoices):

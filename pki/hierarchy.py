@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pki.choices import CaKind
 from pki.domain.builders import PolicySpec
 
 
@@ -79,9 +80,10 @@ def hierarchy_load(path: str | Path) -> HierarchyConfig:
         raise HierarchyConfigError(f"hierarchy file {path}: missing or bad field {exc}") from None
     seen: set[str] = set()
     for auth in config.authorities:
-        if auth.kind not in ("root", "issuing"):
-            raise HierarchyConfigError(f"{auth.short_name}: kind must be root or issuing")
-        if (auth.kind == "root") != (auth.parent is None):
+        if auth.kind not in CaKind.values:
+            kinds = " or ".join(CaKind.values)
+            raise HierarchyConfigError(f"{auth.short_name}: kind must be {kinds}")
+        if (auth.kind == CaKind.ROOT) != (auth.parent is None):
             raise HierarchyConfigError(f"{auth.short_name}: a root has no parent, others need one")
         if auth.parent is not None and auth.parent not in seen:
             raise HierarchyConfigError(f"{auth.short_name}: parent {auth.parent} must come first")

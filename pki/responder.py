@@ -24,10 +24,11 @@ from django.utils.http import http_date
 
 from core.errors import NotFound
 from pki import authorities
-from pki.choices import CaKind, CertificateStatus
+from pki.choices import CaKind
 from pki.domain import builders
 from pki.domain.errors import MalformedRequest
 from pki.domain.reasons import RevocationReason
+from pki.domain.status import OcspStatus, ocsp_status_of
 from pki.fields import serial_param
 from pki.keys.errors import KeyBackendError
 
@@ -44,7 +45,6 @@ _STATUS_SQL = (
     "SELECT status, revoked_at, revocation_reason, hold_since FROM pki_certificate "
     "WHERE issuer_id = %s AND serial = %s"
 )
-_REASONS = {r.value: r for r in RevocationReason}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
         ca = None
     if ca is None:
         return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    status = builders.OcspStatus.UNKNOWN
+    status = OcspStatus.UNKNOWN
     revoked_at: dt.datetime | None = None
     reason: RevocationReason | None = None
     if query.serial.bit_length() <= _MAX_SERIAL_BITS:
@@ -127,7 +127,9 @@ def _signed_now(query: builders.OcspQuery, *, now: dt.datetime) -> Answer:
             cur.execute(_STATUS_SQL, [ca.pk, serial_param(query.serial, connection)])
             row = cur.fetchone()
         if row is not None:
-            status, revoked_at, reason = status_of(row[0], row[1], row[2], row[3])
+            status, revoked_at, reason = ocsp_status_of(
+                row[0], revoked_at=row[1], revocation_reason=row[2], hold_since=row[3]
+            )
     try:
         signer = ca.ocsp_signer()
         if signer is None:
@@ -211,13 +213,3 @@ def decode_get_path(encoded: str) -> bytes | None:
         return base64.b64decode(encoded, validate=False)
     except (binascii.Error, ValueError):
         return None
-
-
-def status_of(
-    status: str, revoked_at: dt.datetime | None, reason: str, hold_since: dt.datetime | None
-) -> tuple[builders.OcspStatus, dt.datetime | None, RevocationReason | None]:
-    if status == CertificateStatus.REVOKED:
-        return builders.OcspStatus.REVOKED, revoked_at, _REASONS[reason]
-    if status == CertificateStatus.ON_HOLD:
-        return builders.OcspStatus.REVOKED, hold_since, RevocationReason.CERTIFICATE_HOLD
-    return builders.OcspStatus.GOOD, None, None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from pki.domain.errors import MalformedRequest, ProfileViolation
 from pki.domain.names import Holder
 from pki.domain.profiles import MS_UPN, UPN_DOMAIN, Profile, SanKind, validate_request
 from pki.domain.reasons import RevocationReason
+from pki.domain.status import OcspStatus
 
 SIGNATURE_HASH = hashes.SHA256()
 SERIAL_BITS = 159  # 20 octets in DER, always positive, far above the 127-bit floor
@@ -371,12 +371,6 @@ def assemble_crl(
 
 
 # --- OCSP -------------------------------------------------------------------------------------
-
-
-class OcspStatus(enum.StrEnum):
-    GOOD = "good"
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)

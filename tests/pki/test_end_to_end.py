@@ -16,7 +16,7 @@ from django.test import Client
 
 from core.actors import Actor
 from pki import services
-from pki.choices import CrlKind
+from pki.choices import CaKind, CrlKind
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate, CertificateAuthority
 from tests.pki.helpers import ISSUING, ROOT, holder, openssl, pem, write
@@ -147,7 +147,7 @@ def test_pkilint_reports_no_error(pki_software: str, tmp_path: Path) -> None:
         assert findings == [], f"{name}: {findings}"
     for ca in CertificateAuthority.objects.all():
         for crl in ca.crls.all():
-            crl_type = "ARL" if ca.kind == "root" else "CRL"
+            crl_type = "ARL" if ca.kind == CaKind.ROOT else "CRL"
             path = write(tmp_path / f"{ca.short_name}-{crl.number}.crl", bytes(crl.der))
             findings = _lint("lint_crl", path, "-t", crl_type, "-p", "PKIX")
             assert findings == [], f"{ca.short_name} CRL {crl.number}: {findings}"

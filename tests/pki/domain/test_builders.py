@@ -14,6 +14,7 @@ from pki.domain import builders, extensions, names
 from pki.domain.errors import MalformedRequest, ProfileViolation
 from pki.domain.profiles import MS_SMARTCARD_LOGON, MS_UPN, PROFILES
 from pki.domain.reasons import RevocationReason
+from pki.domain.status import OcspStatus
 from tests.pki.domain.conftest import NOW, counter_rng, issued
 from tests.pki.keys_pool import rsa_key
 
@@ -213,7 +214,7 @@ def test_ocsp_response_answers_a_request(hierarchy: dict[str, Any], holder: name
     response = builders.build_ocsp_response(
         issuer_certificate=issuer.certificate,
         serial=cert.serial_number,
-        status=builders.OcspStatus.REVOKED,
+        status=OcspStatus.REVOKED,
         responder_certificate=responder,
         responder_key=rsa_key("responder"),
         this_update=NOW,
@@ -246,7 +247,7 @@ def test_ocsp_answer_sign_presigned_form(hierarchy: dict[str, Any], holder: name
     answer = builders.ocsp_answer_sign(
         signer,
         serial=cert.serial_number,
-        status=builders.OcspStatus.REVOKED,
+        status=OcspStatus.REVOKED,
         revoked_at=NOW,
         reason=RevocationReason.KEY_COMPROMISE,
         now=NOW + dt.timedelta(microseconds=654321),
@@ -288,7 +289,7 @@ def test_ocsp_answer_sign_mirrors_a_request(
     answer = builders.ocsp_answer_sign(
         _responder_signer(issuer),
         serial=cert.serial_number,
-        status=builders.OcspStatus.GOOD,
+        status=OcspStatus.GOOD,
         revoked_at=None,
         reason=None,
         now=NOW,

@@ -1,0 +1,28 @@
+"""Writes of the PKI app: each locks its rows, re-reads, audits in the same transaction.
+
+One module per job (issuance, revocation, crl, ocsp, publication, hierarchy, responders);
+this package re-exports their public services so callers write ``pki.services.<service>``.
+"""
+
+from pki.services.crl import DELTA_SQL, crl_due, crl_publish, crl_publish_if_due
+from pki.services.hierarchy import hierarchy_init
+from pki.services.issuance import certificate_issue
+from pki.services.ocsp import ocsp_responses_refresh
+from pki.services.publication import pki_publish_all
+from pki.services.responders import ocsp_responder_renew
+from pki.services.revocation import certificate_hold, certificate_release_hold, certificate_revoke
+
+__all__ = [
+    "DELTA_SQL",
+    "certificate_hold",
+    "certificate_issue",
+    "certificate_release_hold",
+    "certificate_revoke",
+    "crl_due",
+    "crl_publish",
+    "crl_publish_if_due",
+    "hierarchy_init",
+    "ocsp_responder_renew",
+    "ocsp_responses_refresh",
+    "pki_publish_all",
+]

@@ -1,0 +1,130 @@
+"""Issuing a certificate: one transaction, one commit for the row, its audit event and its
+pre-signed OCSP answer."""
+
+from __future__ import annotations
+
+import secrets
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from django.db import transaction
+from django.utils import timezone
+
+from core.actors import Actor
+from core.audit import audit_event_create
+from core.errors import BadInput
+from pki import authorities
+from pki.choices import CertificateStatus
+from pki.domain import builders, names
+from pki.domain.errors import ProfileViolation
+from pki.domain.profiles import profile_get
+from pki.models import Certificate
+from pki.services.errors import translated
+from pki.services.ocsp import ocsp_answer_for
+from pki.services.rows import certificate_row_insert
+
+
+def certificate_issue(
+    *,
+    authority: str,
+    profile: str,
+    actor: Actor,
+    public_key: rsa.RSAPublicKey | None = None,
+    csr: bytes | None = None,
+    holder: names.Holder | None = None,
+    common_name: str | None = None,
+    on_hold: bool = False,
+) -> Certificate:
+    """Issue a certificate from a public key (on-card generation) or from a CSR.
+
+    ``on_hold=True`` issues it already suspended (certificateHold) until activation. One
+    transaction, one commit: the row, its audit event and its pre-signed OCSP answer.
+    """
+    if (public_key is None) == (csr is None):
+        raise BadInput("give exactly one of a public key or a CSR")
+    with translated():
+        prof = profile_get(profile)
+        request_subject: x509.Name | None = None
+        key: CertificatePublicKeyTypes
+        if csr is not None:
+            request = builders.parse_csr(csr)
+            key = request.public_key()
+            request_subject = request.subject
+        else:
+            assert public_key is not None
+            key = public_key
+        subject_cn = ""
+        if prof.holder_required:
+            if holder is None:
+                raise ProfileViolation("holder.required", f"profile {profile} needs holder data")
+            names.validate_holder(holder, needs_email=prof.san.value == "email")
+            subject: x509.Name | None = names.holder_subject(holder)
+        else:
+            cn = common_name
+            if cn is None and request_subject is not None:
+                found = request_subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+                cn = str(found[0].value) if found else None
+            if not cn:
+                raise ProfileViolation("subject.common_name", "a common name is required")
+            subject = None
+            subject_cn = cn
+        with transaction.atomic():
+            # One query: the share lock (a CRL sees this row entirely or not at all) also reads
+            # the stamp that validates the per-process CA context.
+            ca = authorities.authority_lock_shared(short_name=authority)
+            if prof.name not in ca.profiles and prof.name != "ocsp_responder":
+                raise ProfileViolation(
+                    "profile.offered_by_ca", f"CA {authority} does not issue profile {prof.name}"
+                )
+            if subject is None:
+                subject = names.technical_subject(
+                    common_name=subject_cn, organisation=ca.organisation
+                )
+            now = timezone.now()
+            cert = builders.build_certificate(
+                profile=prof,
+                public_key=key,
+                subject=subject,
+                serial=builders.random_serial(secrets.token_bytes),
+                now=now,
+                issuer=ca.issuer(),
+                holder=holder if prof.holder_required else None,
+                policies=ca.policies_for(profile),
+                category=ca.category,
+            )
+            answer = None
+            if profile != "ocsp_responder":
+                # signed before the insert so that both rows go in back to back
+                answer = ocsp_answer_for(
+                    ca,
+                    serial=cert.serial_number,
+                    status=CertificateStatus.ON_HOLD if on_hold else CertificateStatus.VALID,
+                    revoked_at=None,
+                    revocation_reason="",
+                    hold_since=now,
+                    now=now,
+                )
+            row = certificate_row_insert(
+                ca_id=ca.pk,
+                cert=cert,
+                profile=profile,
+                holder=holder,
+                on_hold=on_hold,
+                now=now,
+                ocsp_answer=answer,
+            )
+            audit_event_create(
+                actor=actor,
+                action="pki.certificate_issue",
+                object_type="pki.certificate",
+                object_id=str(row.pk),
+                details={
+                    "authority": ca.short_name,
+                    "profile": profile,
+                    "serial": format(cert.serial_number, "x"),
+                    "on_hold": on_hold,
+                    "from_csr": csr is not None,
+                },
+            )
+    return row

@@ -1,0 +1,129 @@
+"""Revocation and hold: each locks the certificate (and share-locks its CA against a CRL being
+cut), re-reads it, stores its new CRL entry, audits and pre-signs its OCSP answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.actors import Actor
+from core.audit import audit_event_create
+from core.errors import BadInput, Conflict, NotFound
+from pki import authorities
+from pki.choices import CertificateStatus
+from pki.domain.reasons import REVOKE_REASONS, RevocationReason
+from pki.models import Certificate
+from pki.services.ocsp import ocsp_presign
+from pki.services.rows import certificate_crl_entry
+
+
+def _locked_certificate(certificate_id: int) -> tuple[Certificate, authorities.AuthorityContext]:
+    try:
+        issuer_id = Certificate.objects.values_list("issuer_id", flat=True).get(pk=certificate_id)
+    except Certificate.DoesNotExist:
+        raise NotFound(f"no certificate #{certificate_id}") from None
+    ca = authorities.authority_lock_shared(pk=issuer_id)
+    return Certificate.objects.select_for_update().get(pk=certificate_id), ca
+
+
+def _audit_status(cert: Certificate, actor: Actor, action: str, **details: object) -> None:
+    audit_event_create(
+        actor=actor,
+        action=action,
+        object_type="pki.certificate",
+        object_id=str(cert.pk),
+        details={"serial": format(int(cert.serial), "x"), "status": cert.status, **details},
+    )
+
+
+def _certificate_status_set(
+    certificate_id: int,
+    *,
+    status: CertificateStatus,
+    stamp: str,
+    actor: Actor,
+    action: str,
+    refusal: Callable[[Certificate], str],
+    changes: Mapping[str, object] | None = None,
+    details: Mapping[str, object] | None = None,
+) -> Certificate:
+    """Move one certificate to ``status`` in the caller's transaction: lock and re-read it, refuse
+    a revoked one (``refusal`` says why), return early if it already has the status, then save
+    ``stamp`` (the field receiving the time), ``changes`` and its CRL entry, audit ``action`` with
+    ``details`` and pre-sign its OCSP answer."""
+    cert, ca = _locked_certificate(certificate_id)
+    if cert.status == CertificateStatus.REVOKED:
+        raise Conflict(f"certificate {int(cert.serial):x} {refusal(cert)}")
+    if cert.status == status:
+        return cert
+    changes = changes or {}
+    now = timezone.now()
+    cert.status = status
+    setattr(cert, stamp, now)
+    for name, value in changes.items():
+        setattr(cert, name, value)
+    cert.status_changed_at = now
+    cert.crl_entry = certificate_crl_entry(cert)
+    cert.save(update_fields=["status", stamp, *changes, "status_changed_at", "crl_entry"])
+    _audit_status(cert, actor, action, **(details or {}))
+    ocsp_presign([cert], ca, now)
+    return cert
+
+
+def _already_revoked(cert: Certificate) -> str:
+    return f"is already revoked ({cert.revocation_reason})"
+
+
+def _revoked_cannot_be_held(cert: Certificate) -> str:
+    return "is revoked; it cannot be put on hold"
+
+
+def _revoked_cannot_be_released(cert: Certificate) -> str:
+    return "is revoked; it cannot be released"
+
+
+@transaction.atomic
+def certificate_revoke(
+    *, certificate_id: int, reason: RevocationReason, actor: Actor
+) -> Certificate:
+    """Revoke for good. Revoking a revoked certificate is refused (409)."""
+    if reason not in REVOKE_REASONS:
+        raise BadInput(f"{reason.value} is not a revocation reason; use hold/release for holds")
+    return _certificate_status_set(
+        certificate_id,
+        status=CertificateStatus.REVOKED,
+        stamp="revoked_at",
+        actor=actor,
+        action="pki.certificate_revoke",
+        refusal=_already_revoked,
+        changes={"revocation_reason": reason.value},
+        details={"reason": reason.value},
+    )
+
+
+@transaction.atomic
+def certificate_hold(*, certificate_id: int, actor: Actor) -> Certificate:
+    """Suspend (certificateHold). Holding a held certificate is a no-op."""
+    return _certificate_status_set(
+        certificate_id,
+        status=CertificateStatus.ON_HOLD,
+        stamp="hold_since",
+        actor=actor,
+        action="pki.certificate_hold",
+        refusal=_revoked_cannot_be_held,
+    )
+
+
+@transaction.atomic
+def certificate_release_hold(*, certificate_id: int, actor: Actor) -> Certificate:
+    """Lift a hold (removeFromCRL in the next delta). Releasing a valid one is a no-op."""
+    return _certificate_status_set(
+        certificate_id,
+        status=CertificateStatus.VALID,
+        stamp="released_at",
+        actor=actor,
+        action="pki.certificate_release_hold",
+        refusal=_revoked_cannot_be_released,
+    )

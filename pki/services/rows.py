@@ -1,0 +1,93 @@
+"""Certificate rows written without ``Model.save()``: issuance is the hot path, and the ORM's
+per-save machinery was a third of its time (docs/pki.md, "Issuance"). The statements come from
+the models' metadata (``core.sql``), so a new field needs no SQL edit here."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from decimal import Decimal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from django.db import connection
+
+from core.sql import row_insert
+from pki.choices import CertificateStatus
+from pki.domain import builders, names
+from pki.domain.status import crl_entry_of
+from pki.models import Certificate, OcspResponse
+
+
+def _holder_snapshot(holder: names.Holder | None) -> dict[str, object]:
+    if holder is None:
+        return {}
+    data = dataclasses.asdict(holder)
+    data["card_type"] = int(holder.card_type)
+    return data
+
+
+def certificate_crl_entry(cert: Certificate) -> bytes | None:
+    """The CRL entry of a certificate in its current status (``None`` when not listed)."""
+    return crl_entry_of(
+        int(cert.serial),
+        cert.status,
+        revoked_at=cert.revoked_at,
+        revocation_reason=cert.revocation_reason,
+        hold_since=cert.hold_since,
+    )
+
+
+def certificate_row_insert(
+    *,
+    ca_id: int,
+    cert: x509.Certificate,
+    profile: str,
+    holder: names.Holder | None,
+    on_hold: bool,
+    now: dt.datetime,
+    ocsp_answer: builders.OcspAnswer | None = None,
+) -> Certificate:
+    """Insert the row of a certificate just signed (and its first OCSP answer), one round trip
+    each, in the caller's transaction."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    row = Certificate(
+        issuer_id=ca_id,
+        serial=Decimal(cert.serial_number),
+        profile=profile,
+        status=CertificateStatus.ON_HOLD if on_hold else CertificateStatus.VALID,
+        subject=cert.subject.rfc4514_string(),
+        national_id=holder.national_id if holder else "",
+        holder=_holder_snapshot(holder),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        der=der,
+        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+        revocation_reason="",
+        hold_since=now if on_hold else None,
+        status_changed_at=now,
+        created_at=now,
+    )
+    row.crl_entry = certificate_crl_entry(row)
+    insert = row_insert(Certificate, returning_pk=True)
+    with connection.cursor() as cur:
+        cur.execute(insert.sql, insert.params(row))
+        fetched = cur.fetchone()
+        assert fetched is not None
+        row.pk = fetched[0]
+        if ocsp_answer is not None:
+            answer = OcspResponse(
+                certificate_id=row.pk,
+                authority_id=ca_id,
+                serial=row.serial,
+                status=row.status,
+                this_update=ocsp_answer.this_update,
+                next_update=ocsp_answer.next_update,
+                der=ocsp_answer.der,
+            )
+            answer_insert = row_insert(OcspResponse)
+            cur.execute(answer_insert.sql, answer_insert.params(answer))
+    row._state.adding = False
+    row._state.db = connection.alias
+    return row
