@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cms.choices import CardStatus, RequestKind, RequestStatus, RevokeReason
-from core.roles import Role
+from core.role_names import Role
 from pki.domain.reasons import RevocationReason
-
-S = CardStatus
 
 
 class Effect(StrEnum):
@@ -50,39 +48,42 @@ def _t(
     return Transition(name, frozenset(sources), target, frozenset(roles), **kwargs)  # type: ignore[arg-type]
 
 
-_OP, _HD, _SO = Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER
-_LIVE = (S.ISSUED, S.ACTIVE, S.SUSPENDED)
+OPERATOR, HELPDESK, SECURITY = Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER
+LIVE_STATUSES = (CardStatus.ISSUED, CardStatus.ACTIVE, CardStatus.SUSPENDED)
 
 TRANSITIONS: tuple[Transition, ...] = (
-    _t("allocate", [S.IN_STOCK], S.ALLOCATED, [_OP], system=True,
+    _t("allocate", [CardStatus.IN_STOCK], CardStatus.ALLOCATED, [OPERATOR], system=True,
        summary="a blank card is set aside for a holder's request"),
-    _t("personalize", [S.ALLOCATED], S.PERSONALIZING, [_OP], system=True,
+    _t("personalize", [CardStatus.ALLOCATED], CardStatus.PERSONALIZING, [OPERATOR], system=True,
        summary="a station session starts writing the card"),
-    _t("issue", [S.PERSONALIZING], S.ISSUED, [_OP], system=True,
+    _t("issue", [CardStatus.PERSONALIZING], CardStatus.ISSUED, [OPERATOR], system=True,
        effects=(Effect.HOLD_CERTIFICATES,),
        summary="personalization verified; certificates on hold until activation"),
-    _t("wipe", [S.PERSONALIZING], S.IN_STOCK, [_OP], system=True,
+    _t("wipe", [CardStatus.PERSONALIZING], CardStatus.IN_STOCK, [OPERATOR], system=True,
        effects=(Effect.REVOKE_CERTIFICATES,),
        summary="unfinished card wiped back to stock; its certificates revoked"),
-    _t("spoil", [S.PERSONALIZING], S.SPOILED, [_OP], system=True,
+    _t("spoil", [CardStatus.PERSONALIZING], CardStatus.SPOILED, [OPERATOR], system=True,
        effects=(Effect.REVOKE_CERTIFICATES,),
        summary="unfinished card unusable; its certificates revoked"),
-    _t("activate", [S.ISSUED], S.ACTIVE, [_OP, _HD],
+    _t("activate", [CardStatus.ISSUED], CardStatus.ACTIVE, [OPERATOR, HELPDESK],
        effects=(Effect.RELEASE_HOLD, Effect.SUPERSEDE_REPLACED_CARD),
        summary="the holder received the card; hold released, a replaced card is superseded"),
-    _t("suspend", [S.ACTIVE], S.SUSPENDED, [_OP, _HD, _SO],
+    _t("suspend", [CardStatus.ACTIVE], CardStatus.SUSPENDED, [OPERATOR, HELPDESK, SECURITY],
        effects=(Effect.HOLD_CERTIFICATES, Effect.DENY_CONTACTLESS),
        summary="certificates on hold, DESFire UID on the deny list"),
-    _t("reinstate", [S.SUSPENDED], S.ACTIVE, [_OP, _HD, _SO], dual_control=True,
+    _t("reinstate", [CardStatus.SUSPENDED], CardStatus.ACTIVE, [OPERATOR, HELPDESK, SECURITY],
+       dual_control=True,
        effects=(Effect.RELEASE_HOLD, Effect.ALLOW_CONTACTLESS),
        summary="hold released, deny-list entry removed"),
-    _t("revoke", _LIVE, S.REVOKED, [_OP, _HD, _SO], needs_reason=True,
+    _t("revoke", LIVE_STATUSES, CardStatus.REVOKED, [OPERATOR, HELPDESK, SECURITY],
+       needs_reason=True,
        effects=(Effect.REVOKE_CERTIFICATES, Effect.DENY_CONTACTLESS),
        summary="certificates revoked with the mapped RFC 5280 reason; contactless denied"),
-    _t("expire", _LIVE, S.EXPIRED, [_SO], system=True,
+    _t("expire", LIVE_STATUSES, CardStatus.EXPIRED, [SECURITY], system=True,
        effects=(Effect.DENY_CONTACTLESS,),
        summary="end of validity; contactless denied"),
-    _t("destroy", [S.REVOKED, S.EXPIRED, S.SPOILED], S.DESTROYED, [_OP, _SO], dual_control=True,
+    _t("destroy", [CardStatus.REVOKED, CardStatus.EXPIRED, CardStatus.SPOILED],
+       CardStatus.DESTROYED, [OPERATOR, SECURITY], dual_control=True,
        summary="physical destruction, witnessed by a second person"),
 )  # fmt: skip
 
@@ -175,8 +176,6 @@ def revocation_reason_for(transition: Transition, reason: RevokeReason | None) -
 
 # --- requests -----------------------------------------------------------------------------------
 
-R = RequestStatus
-
 
 @dataclass(frozen=True, slots=True)
 class RequestTransition:
@@ -201,19 +200,21 @@ def _r(
 
 
 REQUEST_TRANSITIONS: tuple[RequestTransition, ...] = (
-    _r("submit", [R.DRAFT], R.SUBMITTED, [_OP, _HD],
+    _r("submit", [RequestStatus.DRAFT], RequestStatus.SUBMITTED, [OPERATOR, HELPDESK],
        summary="goes straight on to approved when no second approver is required"),
-    _r("approve", [R.SUBMITTED], R.APPROVED, [_OP, _SO],
+    _r("approve", [RequestStatus.SUBMITTED], RequestStatus.APPROVED, [OPERATOR, SECURITY],
        summary="by a second person, never the requester"),
-    _r("reject", [R.DRAFT, R.SUBMITTED], R.REJECTED, [_OP, _SO],
+    _r("reject", [RequestStatus.DRAFT, RequestStatus.SUBMITTED], RequestStatus.REJECTED,
+       [OPERATOR, SECURITY],
        summary="a second person refuses, or the requester withdraws"),
-    _r("queue", [R.APPROVED, R.FAILED], R.QUEUED, [_OP], system=True,
+    _r("queue", [RequestStatus.APPROVED, RequestStatus.FAILED], RequestStatus.QUEUED, [OPERATOR],
+       system=True,
        summary="a blank card of the product is allocated from stock"),
-    _r("start", [R.QUEUED], R.PERSONALIZING, [_OP], system=True,
+    _r("start", [RequestStatus.QUEUED], RequestStatus.PERSONALIZING, [OPERATOR], system=True,
        summary="a station session starts writing the card"),
-    _r("complete", [R.PERSONALIZING], R.DONE, [_OP], system=True,
+    _r("complete", [RequestStatus.PERSONALIZING], RequestStatus.DONE, [OPERATOR], system=True,
        summary="the card is ISSUED"),
-    _r("fail", [R.PERSONALIZING], R.FAILED, [_OP], system=True,
+    _r("fail", [RequestStatus.PERSONALIZING], RequestStatus.FAILED, [OPERATOR], system=True,
        summary="the card is wiped to stock or spoiled; queue again to retry"),
 )  # fmt: skip
 

@@ -149,6 +149,17 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
     return ChainReport(checked, expected_seq - 1, prev_hash, None)
 
 
-def audit_event_list() -> QuerySet[AuditEvent]:
-    """Events newest first; the API's FilterSet narrows them."""
-    return AuditEvent.objects.order_by("-seq")
+def audit_event_list(*, before_seq: int | None = None) -> QuerySet[AuditEvent]:
+    """Events newest first (only those older than ``before_seq`` if given: keyset pages);
+    the FilterSet of the API and the console narrows them."""
+    events = AuditEvent.objects.order_by("-seq")
+    if before_seq is not None:
+        events = events.filter(seq__lt=before_seq)
+    return events
+
+
+def audit_event_count() -> int:
+    """How many events the chain holds, without a COUNT(*) of a growing table: the chain numbers
+    its events without gaps, so the head's number is their count."""
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    return head or 0

@@ -1,17 +1,13 @@
-"""The roles of DESIGN.md §3, held as Django groups (created by a data migration)."""
+"""The roles of DESIGN.md §3, held as Django groups (created by a data migration). The names are
+``core.role_names.Role`` (a plain enum the pure tables import); this is the Django side."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import models
 
+from core.role_names import Role
 
-class Role(models.TextChoices):
-    ISSUANCE_OPERATOR = "issuance_operator", "Issuance operator"
-    HELPDESK_AGENT = "helpdesk_agent", "Helpdesk agent"
-    SECURITY_OFFICER = "security_officer", "Security officer"
-    AUDITOR = "auditor", "Auditor"
-    STATION = "station", "Station (machine account)"
+__all__ = ["Role", "roles_of"]
 
 
 def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[Role]:
@@ -24,7 +20,7 @@ def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[Role]:
         return frozenset()
     cached: frozenset[Role] | None = getattr(user, "_core_roles", None)
     if cached is None:
-        valid = set(Role.values)
+        valid = {role.value for role in Role}
         names = user.groups.values_list("name", flat=True)  # type: ignore[attr-defined]
         cached = frozenset(Role(name) for name in names if name in valid)
         setattr(user, "_core_roles", cached)  # noqa: B010 - a per-request cache on the user

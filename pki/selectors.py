@@ -31,6 +31,16 @@ def authority_get(*, short_name: str) -> CertificateAuthority:
         raise NotFound(f"no certificate authority {short_name!r}") from None
 
 
+def authority_certificate_der(*, short_name: str) -> bytes | None:
+    """The DER certificate of a CA, ``None`` if there is no such CA (one column read)."""
+    der = (
+        CertificateAuthority.objects.filter(short_name=short_name)
+        .values_list("certificate_der", flat=True)
+        .first()
+    )
+    return None if der is None else bytes(der)
+
+
 def authority_list() -> QuerySet[CertificateAuthority]:
     return CertificateAuthority.objects.order_by("id")
 

@@ -18,7 +18,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from pki import responder, selectors
 from pki.choices import CrlKind
-from pki.models import CertificateAuthority
 
 
 def _cache_headers(response: HttpResponse, *, modified: dt.datetime, expires: dt.datetime) -> None:
@@ -29,14 +28,10 @@ def _cache_headers(response: HttpResponse, *, modified: dt.datetime, expires: dt
 
 
 def ca_certificate(request: HttpRequest, short_name: str) -> HttpResponse:
-    der = (
-        CertificateAuthority.objects.filter(short_name=short_name)
-        .values_list("certificate_der", flat=True)
-        .first()
-    )
+    der = selectors.authority_certificate_der(short_name=short_name)
     if der is None:
         return HttpResponseNotFound(f"no CA {short_name}", content_type="text/plain")
-    response = HttpResponse(bytes(der), content_type="application/pkix-cert")
+    response = HttpResponse(der, content_type="application/pkix-cert")
     response["Cache-Control"] = "public, max-age=86400"
     response["Content-Disposition"] = f'inline; filename="{short_name}.cer"'
     return response

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from api.views.cms.common import AU, OP, SO, caller_of
+from api.views.cms.common import caller_of
 from cms.models import PersonalizationJob, PinMailer, Station
 from cms.personalization.jobs import CardIdentity, job_abandon, job_heartbeat
 from cms.personalization.mailer import pin_mailer_print
@@ -34,7 +34,6 @@ from cms.personalization.stations import (
 )
 from core.roles import Role
 
-ST = Role.STATION
 HEX = r"^[0-9A-Fa-f]*$"
 _HEX = re.compile(r"[0-9A-Fa-f]*")
 
@@ -81,7 +80,7 @@ class EnrollmentCodeOutputSerializer(serializers.Serializer[EnrollmentCode]):
 
 
 class StationListApi(APIView):
-    roles = (SO, AU)
+    roles = (Role.SECURITY_OFFICER, Role.AUDITOR)
 
     @extend_schema(responses=StationOutputSerializer(many=True), operation_id="stations_list")
     def get(self, request: Request) -> Response:
@@ -92,7 +91,7 @@ class StationListApi(APIView):
 class StationCreateApi(APIView):
     """A new station at a site; its one-time enrollment code is in this response only."""
 
-    roles = (SO,)
+    roles = (Role.SECURITY_OFFICER,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         site = serializers.SlugField(max_length=32)
@@ -115,7 +114,7 @@ class StationCreateApi(APIView):
 
 
 class StationCodeRenewApi(APIView):
-    roles = (SO,)
+    roles = (Role.SECURITY_OFFICER,)
 
     @extend_schema(
         request=None,
@@ -128,7 +127,7 @@ class StationCodeRenewApi(APIView):
 
 
 class StationDisableApi(APIView):
-    roles = (SO,)
+    roles = (Role.SECURITY_OFFICER,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         note = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -187,7 +186,7 @@ class StationClaimApi(APIView):
     """Claim the job of the inserted card (or, without a card, learn which card to insert);
     the answer carries the first APDU batch. 204: nothing to do."""
 
-    roles = (ST,)
+    roles = (Role.STATION,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         atr = serializers.RegexField(HEX, max_length=66, required=False)
@@ -223,7 +222,7 @@ class StationClaimApi(APIView):
 class StationExchangeApi(APIView):
     """The card's responses to batch ``seq``; the answer is the next batch or the outcome."""
 
-    roles = (ST,)
+    roles = (Role.STATION,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         seq = serializers.IntegerField(min_value=0)
@@ -250,7 +249,7 @@ class StationExchangeApi(APIView):
 
 
 class StationHeartbeatApi(APIView):
-    roles = (ST,)
+    roles = (Role.STATION,)
 
     @extend_schema(request=None, responses=None, operation_id="station_heartbeat")
     def post(self, request: Request, job_id: UUID) -> Response:
@@ -282,7 +281,7 @@ class JobAbandonApi(APIView):
     request fails with the card spoiled (certificates revoked) and is queued again with another
     card. Abandoning a closed job again changes nothing."""
 
-    roles = (OP, SO)
+    roles = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         note = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -304,7 +303,7 @@ class JobAbandonApi(APIView):
 class PinMailerListApi(APIView):
     """The print queue (metadata only: the PDF is never listed)."""
 
-    roles = (OP, SO, AU)
+    roles = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
 
     @extend_schema(responses=None, operation_id="pin_mailers_list")
     def get(self, request: Request) -> Response:
@@ -317,7 +316,7 @@ class PinMailerListApi(APIView):
 class PinMailerPrintApi(APIView):
     """The mailer PDF, once: the sealed copy is deleted as it is handed out."""
 
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
 
     @extend_schema(
         request=None, responses={(200, "application/pdf"): bytes}, operation_id="pin_mailers_print"

@@ -154,7 +154,7 @@ SPECTACULAR_SETTINGS = {
                 "SessionStatus",
                 "StationStatus",
             ),
-            "core.roles": ("Role",),
+            "core.role_names": ("Role",),
         }.items()
         for name in names
     },
@@ -211,10 +211,7 @@ PKI_KEY_BACKENDS: dict[str, dict[str, object]] = {
 PKI_DEFAULT_KEY_BACKEND = env_str("PKI_DEFAULT_KEY_BACKEND", "software")
 PKI_HIERARCHY_FILE = env_str("PKI_HIERARCHY_FILE", str(BASE_DIR / "pki" / "hierarchy.toml"))
 # every PKI task signs: only workers of the signing queue hold CA keys
-CELERY_TASK_ROUTES = {
-    **globals().get("CELERY_TASK_ROUTES", {}),
-    "pki.tasks.*": {"queue": "signing"},
-}
+CELERY_TASK_ROUTES = {"pki.tasks.*": {"queue": "signing"}}
 # Publication cadence. The beat task runs every PKI_PUBLISH_TICK_SECONDS and publishes what is
 # due, judged from the last publication stored in the database (a restart loses nothing).
 PKI_DELTA_CRL_INTERVAL_SECONDS = env_int("PKI_DELTA_CRL_INTERVAL_SECONDS", 3600)
@@ -265,7 +262,7 @@ CARD_KEYS_TEST_PROVISIONING = False
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
 # Celery beat puts jobs whose lease ran out back in the queue (claims do it as well).
 STATION_LEASE_SWEEP_SECONDS = env_int("STATION_LEASE_SWEEP_SECONDS", 30)
-CELERY_IMPORTS = (*globals().get("CELERY_IMPORTS", ()), "cms.personalization.tasks")
+CELERY_IMPORTS = ("cms.personalization.tasks",)
 CELERY_BEAT_SCHEDULE["personalization-lease-sweep"] = {
     "task": "cms.personalization.tasks.jobs_lease_sweep_task",
     "schedule": float(STATION_LEASE_SWEEP_SECONDS),

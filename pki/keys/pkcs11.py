@@ -128,12 +128,14 @@ class Pkcs11KeyBackend(KeyBackend):
                 if may_open:
                     self._opened += 1
             if may_open:
+                opened = False
                 try:
                     sess = self._open()
-                except BaseException:
-                    with self._lock:
-                        self._opened -= 1
-                    raise
+                    opened = True
+                finally:
+                    if not opened:  # the slot reserved above is given back
+                        with self._lock:
+                            self._opened -= 1
             else:
                 try:
                     sess = self._pool.get(timeout=30)

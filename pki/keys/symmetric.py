@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -165,13 +166,21 @@ class SoftwareCardKeyStore(CardKeyStore):
                 record = json.loads(path.read_text())
             except FileNotFoundError:
                 raise KeyNotFound(f"no card master {label!r} in store {self.alias!r}") from None
+            except (OSError, ValueError):  # unreadable, or not JSON (JSONDecodeError)
+                raise KeyBackendError(
+                    f"card master {label!r} cannot be read: damaged file {path.name}"
+                ) from None
             try:
                 key = AESGCM(self._kek(bytes.fromhex(record["salt"]))).decrypt(
                     bytes.fromhex(record["nonce"]), bytes.fromhex(record["sealed"]), label.encode()
                 )
-            except Exception:
+            except InvalidTag:
                 raise KeyBackendError(
                     f"card master {label!r} cannot be decrypted: wrong passphrase or damaged file"
+                ) from None
+            except (KeyError, TypeError, ValueError):  # a field missing, not text, not hex
+                raise KeyBackendError(
+                    f"card master {label!r} cannot be read: damaged file {path.name}"
                 ) from None
             self._keys[label] = key
             return key

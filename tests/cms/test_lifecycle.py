@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from cms import lifecycle
 from cms.choices import CardStatus, RevokeReason
-from core.roles import Role
+from core.role_names import Role
 from pki.domain.reasons import REVOKE_REASONS, RevocationReason
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "lifecycle.md"
+
+
+def test_the_table_imports_without_django_settings():
+    """Pure means importable with no settings: the table names roles, not Django groups."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    code = (
+        "from django.conf import settings\n"
+        "from cms import lifecycle\n"
+        "assert not settings.configured\n"
+        "print(len(lifecycle.TRANSITIONS))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(lifecycle.TRANSITIONS)
 
 
 def test_every_state_is_reachable_from_stock_and_destroyed_is_final():
@@ -28,15 +48,23 @@ def test_every_state_is_reachable_from_stock_and_destroyed_is_final():
 
 def test_the_design_edges_are_exactly_the_table():
     edges = {(s, t.target) for t in lifecycle.TRANSITIONS for s in t.sources}
-    S = CardStatus
-    live = {S.ISSUED, S.ACTIVE, S.SUSPENDED}
+    live = {CardStatus.ISSUED, CardStatus.ACTIVE, CardStatus.SUSPENDED}
     expected = {
-        (S.IN_STOCK, S.ALLOCATED), (S.ALLOCATED, S.PERSONALIZING), (S.PERSONALIZING, S.ISSUED),
-        (S.ISSUED, S.ACTIVE), (S.ACTIVE, S.SUSPENDED), (S.SUSPENDED, S.ACTIVE),
-        (S.PERSONALIZING, S.IN_STOCK), (S.PERSONALIZING, S.SPOILED),
-        *{(s, S.REVOKED) for s in live}, *{(s, S.EXPIRED) for s in live},
-        *{(s, S.DESTROYED) for s in (S.REVOKED, S.EXPIRED, S.SPOILED)},
-    }  # fmt: skip
+        (CardStatus.IN_STOCK, CardStatus.ALLOCATED),
+        (CardStatus.ALLOCATED, CardStatus.PERSONALIZING),
+        (CardStatus.PERSONALIZING, CardStatus.ISSUED),
+        (CardStatus.ISSUED, CardStatus.ACTIVE),
+        (CardStatus.ACTIVE, CardStatus.SUSPENDED),
+        (CardStatus.SUSPENDED, CardStatus.ACTIVE),
+        (CardStatus.PERSONALIZING, CardStatus.IN_STOCK),
+        (CardStatus.PERSONALIZING, CardStatus.SPOILED),
+        *{(s, CardStatus.REVOKED) for s in live},
+        *{(s, CardStatus.EXPIRED) for s in live},
+        *{
+            (s, CardStatus.DESTROYED)
+            for s in (CardStatus.REVOKED, CardStatus.EXPIRED, CardStatus.SPOILED)
+        },
+    }
     assert edges == expected
 
 

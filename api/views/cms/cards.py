@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.views.cms.common import AU, HD, OP, REGISTRY_READERS, SO, caller_of
+from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import lifecycle, selectors
 from cms.choices import CardStatus, RevokeReason
 from cms.filtersets import CardApprovalFilterSet, CardFilterSet, DenyListFilterSet
@@ -21,8 +21,9 @@ from cms.services.cards import (
     card_transition_approve,
     card_transition_reject,
 )
+from core.roles import Role
 
-TRANSITION_ROLES = (OP, HD, SO)
+TRANSITION_ROLES = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER)
 
 
 class CardOutputSerializer(serializers.ModelSerializer[Card]):
@@ -167,7 +168,7 @@ class CardTransitionApi(APIView):
 
 
 class CardApprovalListApi(generics.ListAPIView[CardTransitionApproval]):
-    roles = (OP, HD, SO, AU)
+    roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR)
     filterset_class = CardApprovalFilterSet
     serializer_class = ApprovalOutputSerializer
 
@@ -211,7 +212,7 @@ class DenyListEntrySerializer(serializers.ModelSerializer[DenyListEntry]):
 class DenyListApi(generics.ListAPIView[DenyListEntry]):
     """Contactless credentials that access-control readers must refuse."""
 
-    roles = (SO, HD, AU)
+    roles = (Role.SECURITY_OFFICER, Role.HELPDESK_AGENT, Role.AUDITOR)
     filterset_class = DenyListFilterSet
     serializer_class = DenyListEntrySerializer
 

@@ -5,13 +5,12 @@ from rest_framework.request import Request
 from cms.callers import Caller
 from core.roles import Role
 
-OP, HD, SO, AU = (
+REGISTRY_READERS = (
     Role.ISSUANCE_OPERATOR,
     Role.HELPDESK_AGENT,
     Role.SECURITY_OFFICER,
     Role.AUDITOR,
 )
-REGISTRY_READERS = (OP, HD, SO, AU)
 
 
 def caller_of(request: Request) -> Caller:

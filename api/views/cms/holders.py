@@ -10,13 +10,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.views.cms.common import OP, REGISTRY_READERS, caller_of
+from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import selectors
 from cms.choices import CardType, HolderStatus, Profession
 from cms.filtersets import HolderFilterSet
 from cms.models import Holder
 from cms.services.holder_import import holder_import
 from cms.services.holders import HolderData, holder_create, holder_update
+from core.roles import Role
 
 
 class HolderOutputSerializer(serializers.ModelSerializer[Holder]):
@@ -69,7 +70,7 @@ class HolderListApi(generics.ListAPIView[Holder]):
 
 
 class HolderCreateApi(APIView):
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
 
     @extend_schema(
         request=HolderInputSerializer,
@@ -94,7 +95,7 @@ class HolderDetailApi(APIView):
 
 
 class HolderUpdateApi(APIView):
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
 
     class InputSerializer(HolderInputSerializer):
         national_id = None  # type: ignore[assignment]
@@ -117,7 +118,7 @@ class HolderUpdateApi(APIView):
 class HolderImportApi(APIView):
     """Upload an RPPS-style CSV extract (multipart field ``file``); returns the import report."""
 
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
     parser_classes = (MultiPartParser, FormParser, JSONParser)
     max_rejected_listed = 1000
 

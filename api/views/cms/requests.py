@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.views.cms.common import HD, OP, REGISTRY_READERS, SO, caller_of
+from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import selectors
 from cms.choices import RequestKind
 from cms.filtersets import CardRequestFilterSet
@@ -22,6 +22,7 @@ from cms.services.requests import (
     request_reject,
     request_submit,
 )
+from core.roles import Role
 
 
 class RequestOutputSerializer(serializers.ModelSerializer[CardRequest]):
@@ -84,7 +85,7 @@ class RequestDetailApi(APIView):
 
 
 class RequestCreateApi(APIView):
-    roles = (OP, HD)
+    roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         holder_id = serializers.UUIDField()
@@ -126,7 +127,7 @@ class _RequestActionApi(APIView):
 
 
 class RequestSubmitApi(_RequestActionApi):
-    roles = (OP, HD)
+    roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT)
     service = staticmethod(request_submit)
 
     @extend_schema(request=None, responses=RequestOutputSerializer, operation_id="requests_submit")
@@ -137,7 +138,7 @@ class RequestSubmitApi(_RequestActionApi):
 class RequestApproveApi(_RequestActionApi):
     """A second person approves; the requester gets 403."""
 
-    roles = (OP, SO)
+    roles = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER)
     service = staticmethod(request_approve)
     takes_note = True
 
@@ -151,7 +152,7 @@ class RequestApproveApi(_RequestActionApi):
 
 
 class RequestRejectApi(_RequestActionApi):
-    roles = (OP, HD, SO)
+    roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER)
     service = staticmethod(request_reject)
     takes_note = True
 
@@ -167,7 +168,7 @@ class RequestRejectApi(_RequestActionApi):
 class RequestQueueApi(_RequestActionApi):
     """Allocate a blank card from stock and queue the request for personalization."""
 
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
     service = staticmethod(request_queue)
 
     @extend_schema(request=None, responses=RequestOutputSerializer, operation_id="requests_queue")

@@ -9,12 +9,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.views.cms.common import AU, OP, SO, caller_of
+from api.views.cms.common import caller_of
 from cms import selectors
 from cms.models import SitePool, StockBatch
 from cms.services.stock import pool_create, stock_assign_pool, stock_batch_register
+from core.roles import Role
 
-STOCK_READERS = (OP, SO, AU)
+STOCK_READERS = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
 
 
 class PoolOutputSerializer(serializers.ModelSerializer[SitePool]):
@@ -55,7 +56,7 @@ class PoolListApi(generics.ListAPIView[SitePool]):
 
 
 class PoolCreateApi(APIView):
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         code = serializers.SlugField(max_length=32)
@@ -88,7 +89,7 @@ class BatchListApi(generics.ListAPIView[StockBatch]):
 class BatchRegisterApi(APIView):
     """Register a vendor batch file (CSV: chip_serial, desfire_uid, transport_key_version)."""
 
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
     parser_classes = (MultiPartParser, FormParser)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
@@ -119,7 +120,7 @@ class BatchRegisterApi(APIView):
 class StockAssignPoolApi(APIView):
     """Move blank cards (a batch, or listed cards) into a site pool."""
 
-    roles = (OP,)
+    roles = (Role.ISSUANCE_OPERATOR,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         pool_id = serializers.IntegerField()

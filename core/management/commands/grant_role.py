@@ -9,16 +9,18 @@ from core.actors import Actor
 from core.roles import Role
 from core.users import user_create, user_grant_role
 
+ROLE_NAMES = [role.value for role in Role]
+
 
 class Command(BaseCommand):
     help = (
         "Grant a role to an account, creating the account first with --create (its password is "
-        "printed once). Roles: " + ", ".join(Role.values)
+        "printed once). Roles: " + ", ".join(ROLE_NAMES)
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
-        parser.add_argument("role", choices=Role.values)
+        parser.add_argument("role", choices=ROLE_NAMES)
         parser.add_argument("--create", action="store_true", help="create the account if absent")
 
     def handle(self, *args: Any, **options: Any) -> None:
