@@ -48,7 +48,9 @@ def _t(
     return Transition(name, frozenset(sources), target, frozenset(roles), **kwargs)  # type: ignore[arg-type]
 
 
-OPERATOR, HELPDESK, SECURITY = Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER
+OPERATOR = Role.ISSUANCE_OPERATOR
+HELPDESK = Role.HELPDESK_AGENT
+SECURITY_OFFICER = Role.SECURITY_OFFICER
 LIVE_STATUSES = (CardStatus.ISSUED, CardStatus.ACTIVE, CardStatus.SUSPENDED)
 
 TRANSITIONS: tuple[Transition, ...] = (
@@ -68,22 +70,22 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t("activate", [CardStatus.ISSUED], CardStatus.ACTIVE, [OPERATOR, HELPDESK],
        effects=(Effect.RELEASE_HOLD, Effect.SUPERSEDE_REPLACED_CARD),
        summary="the holder received the card; hold released, a replaced card is superseded"),
-    _t("suspend", [CardStatus.ACTIVE], CardStatus.SUSPENDED, [OPERATOR, HELPDESK, SECURITY],
+    _t("suspend", [CardStatus.ACTIVE], CardStatus.SUSPENDED, [OPERATOR, HELPDESK, SECURITY_OFFICER],
        effects=(Effect.HOLD_CERTIFICATES, Effect.DENY_CONTACTLESS),
        summary="certificates on hold, DESFire UID on the deny list"),
-    _t("reinstate", [CardStatus.SUSPENDED], CardStatus.ACTIVE, [OPERATOR, HELPDESK, SECURITY],
-       dual_control=True,
+    _t("reinstate", [CardStatus.SUSPENDED], CardStatus.ACTIVE,
+       [OPERATOR, HELPDESK, SECURITY_OFFICER], dual_control=True,
        effects=(Effect.RELEASE_HOLD, Effect.ALLOW_CONTACTLESS),
        summary="hold released, deny-list entry removed"),
-    _t("revoke", LIVE_STATUSES, CardStatus.REVOKED, [OPERATOR, HELPDESK, SECURITY],
+    _t("revoke", LIVE_STATUSES, CardStatus.REVOKED, [OPERATOR, HELPDESK, SECURITY_OFFICER],
        needs_reason=True,
        effects=(Effect.REVOKE_CERTIFICATES, Effect.DENY_CONTACTLESS),
        summary="certificates revoked with the mapped RFC 5280 reason; contactless denied"),
-    _t("expire", LIVE_STATUSES, CardStatus.EXPIRED, [SECURITY], system=True,
+    _t("expire", LIVE_STATUSES, CardStatus.EXPIRED, [SECURITY_OFFICER], system=True,
        effects=(Effect.DENY_CONTACTLESS,),
        summary="end of validity; contactless denied"),
     _t("destroy", [CardStatus.REVOKED, CardStatus.EXPIRED, CardStatus.SPOILED],
-       CardStatus.DESTROYED, [OPERATOR, SECURITY], dual_control=True,
+       CardStatus.DESTROYED, [OPERATOR, SECURITY_OFFICER], dual_control=True,
        summary="physical destruction, witnessed by a second person"),
 )  # fmt: skip
 
@@ -202,10 +204,10 @@ def _r(
 REQUEST_TRANSITIONS: tuple[RequestTransition, ...] = (
     _r("submit", [RequestStatus.DRAFT], RequestStatus.SUBMITTED, [OPERATOR, HELPDESK],
        summary="goes straight on to approved when no second approver is required"),
-    _r("approve", [RequestStatus.SUBMITTED], RequestStatus.APPROVED, [OPERATOR, SECURITY],
+    _r("approve", [RequestStatus.SUBMITTED], RequestStatus.APPROVED, [OPERATOR, SECURITY_OFFICER],
        summary="by a second person, never the requester"),
     _r("reject", [RequestStatus.DRAFT, RequestStatus.SUBMITTED], RequestStatus.REJECTED,
-       [OPERATOR, SECURITY],
+       [OPERATOR, SECURITY_OFFICER],
        summary="a second person refuses, or the requester withdraws"),
     _r("queue", [RequestStatus.APPROVED, RequestStatus.FAILED], RequestStatus.QUEUED, [OPERATOR],
        system=True,
