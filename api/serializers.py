@@ -62,7 +62,8 @@ class JsonInputSerializer(serializers.Serializer[dict[str, Any]]):
             raise serializers.ValidationError(
                 f"Give exactly one of {', '.join(self.exactly_one_of)}."
             )
-        return attrs
+        validated: dict[str, Any] = super().validate(attrs)  # the next class's rules, if any
+        return validated
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping) and not hasattr(data, "getlist"):  # JSON, not a form

@@ -13,7 +13,6 @@ from drf_spectacular.utils import extend_schema_field
 
 from core.models import AuditEvent
 
-_MAX_OFFSET = dt.timedelta(hours=14)  # the widest offset in use; PostgreSQL refuses beyond ±15:59
 INT64_MAX = 2**63 - 1  # PostgreSQL bigint: every primary key and sequence number fits in it
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 
@@ -65,13 +64,11 @@ class BooleanFilter(django_filters.BooleanFilter):
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 instant, normalised to UTC; offsets and dates the database cannot hold are a
-    validation error (400), not a database error."""
+    """An ISO 8601 instant, normalised to UTC (PostgreSQL refuses offsets beyond ±15:59, RFC 3339
+    allows ±23:59). An instant that falls before year 1 or after 9999 in UTC is the first or last
+    one a datetime can hold: as a bound of a search, it means the same."""
 
-    default_error_messages = {
-        "offset": "The UTC offset must be within ±14:00.",
-        "range": "The date is out of range.",
-    }
+    default_error_messages = {"range": "The date is out of range."}
 
     def to_python(self, value: Any) -> dt.datetime | None:
         try:
@@ -80,13 +77,12 @@ class UtcIsoDateTimeField(IsoDateTimeField):
             raise forms.ValidationError(self.error_messages["range"], code="range") from None
         if parsed is None or parsed.tzinfo is None:
             return parsed
-        offset = parsed.utcoffset()
-        if offset is not None and abs(offset) > _MAX_OFFSET:
-            raise forms.ValidationError(self.error_messages["offset"], code="offset")
         try:
             return parsed.astimezone(dt.UTC)
         except OverflowError:
-            raise forms.ValidationError(self.error_messages["range"], code="range") from None
+            if parsed.year == dt.MINYEAR:
+                return dt.datetime.min.replace(tzinfo=dt.UTC)
+            return dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
