@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -31,9 +32,11 @@ def error_body(message: str, extra: dict[str, Any] | None = None) -> dict[str, A
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.message, exc.extra), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("The request body is over the size limit."), status=413)
     if isinstance(exc, SuspiciousOperation):
-        # Too many fields, a body over the size limit, a forged host: the request, not the server.
-        return Response(error_body("The request is malformed or too large."), status=400)
+        # Too many fields, a forged host: the request, not the server.
+        return Response(error_body("The request is malformed."), status=400)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -62,5 +65,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(error_body("Internal error; it has been logged."), status=500)
 
 
+@csrf_exempt  # a POST to no endpoint is a JSON 404, not the CSRF failure page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     return JsonResponse(error_body(f"No API endpoint at {request.path}."), status=404)

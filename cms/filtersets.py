@@ -15,6 +15,7 @@ from cms.choices import (
     RequestStatus,
 )
 from cms.models import Card, CardRequest, CardTransitionApproval, DenyListEntry, Holder
+from core.filtersets import BooleanFilter, IntegerFilter
 
 
 def _name_filter(prefix: str):  # type: ignore[no-untyped-def]
@@ -52,10 +53,10 @@ class CardFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     holder = django_filters.UUIDFilter(field_name="holder_id")
     national_id = django_filters.CharFilter(field_name="holder__national_id")
     name = django_filters.CharFilter(method=_name_filter("holder__"))
-    product = django_filters.NumberFilter(field_name="product_id")
+    product = IntegerFilter(field_name="product_id")
     pool = django_filters.CharFilter(field_name="pool__code")
     card_type = django_filters.ChoiceFilter(choices=CardType.choices)
-    batch = django_filters.NumberFilter(field_name="batch_id")
+    batch = IntegerFilter(field_name="batch_id")
 
     class Meta:
         model = Card
@@ -80,8 +81,8 @@ class CardRequestFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     kind = django_filters.ChoiceFilter(choices=RequestKind.choices)
     holder = django_filters.UUIDFilter(field_name="holder_id")
     national_id = django_filters.CharFilter(field_name="holder__national_id")
-    product = django_filters.NumberFilter(field_name="product_id")
-    awaiting_second_approval = django_filters.BooleanFilter(method="awaiting")
+    product = IntegerFilter(field_name="product_id")
+    awaiting_second_approval = BooleanFilter(method="awaiting")
 
     class Meta:
         model = CardRequest

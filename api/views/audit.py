@@ -2,20 +2,19 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
-from rest_framework.pagination import CursorPagination
 
+from api.pagination import KeysetPagination
 from core.audit import audit_event_list
 from core.filtersets import AuditEventFilter
 from core.models import AuditEvent
 from core.roles import Role
 
 
-class AuditEventPagination(CursorPagination):
+class AuditEventPagination(KeysetPagination):
     """Keyset pages on ``seq``: no COUNT(*) of an ever-growing table, stable while it grows."""
 
     ordering = "-seq"
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -14,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from api.authentication import TokenAuthentication
+from api.serializers import JsonInputSerializer
 from core.actors import Actor
 from core.tokens import api_token_create
 
@@ -47,8 +49,9 @@ class TokenCreateApi(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
     throttle_classes = (LoginThrottle, LoginUsernameThrottle)
+    errors = (exceptions.AuthenticationFailed,)
 
-    class InputSerializer(AuthTokenSerializer):
+    class InputSerializer(JsonInputSerializer, AuthTokenSerializer):
         name = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
     class OutputSerializer(serializers.Serializer[dict[str, str]]):
@@ -60,7 +63,12 @@ class TokenCreateApi(APIView):
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.InputSerializer(data=request.data, context={"request": request})
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            refusals = serializer.errors.get("non_field_errors", [])
+            if any(getattr(refusal, "code", None) == "authorization" for refusal in refusals):
+                # Well-formed, wrong credentials: a 401, not a malformed request.
+                raise exceptions.AuthenticationFailed("Unknown username or wrong password.")
+            raise exceptions.ValidationError(serializer.errors)
         user: User = serializer.validated_data["user"]
         token, clear = api_token_create(
             user=user, actor=Actor.for_user(user), label=serializer.validated_data.get("name", "")
@@ -68,3 +76,6 @@ class TokenCreateApi(APIView):
         return Response(
             self.OutputSerializer({"token": clear, "prefix": token.prefix}).data, status=201
         )
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return TokenAuthentication.keyword  # what the token obtained here is presented with

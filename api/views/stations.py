@@ -9,7 +9,6 @@ from uuid import UUID
 
 from django.http import HttpResponse
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -18,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from api.serializers import JsonInputSerializer
 from api.views.cms.common import caller_of
 from cms.models import PersonalizationJob, PinMailer, Station
 from cms.personalization.jobs import CardIdentity, job_abandon, job_heartbeat
@@ -32,13 +32,14 @@ from cms.personalization.stations import (
     station_for_account,
     station_touch,
 )
+from core.errors import Conflict, Forbidden, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
 
 HEX = r"^[0-9A-Fa-f]*$"
 _HEX = re.compile(r"[0-9A-Fa-f]*")
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field({"type": "string", "pattern": r"^[0-9A-Fa-f]{0,8192}$"})
 class CardResponseField(serializers.Field[str, str, str, Any]):
     """A card response in hex. A plain check: ``RegexField`` runs ``CharField``'s per-character
     surrogate scan on each of the ~130 responses a card sends, which cost more than the rest
@@ -92,8 +93,9 @@ class StationCreateApi(APIView):
     """A new station at a site; its one-time enrollment code is in this response only."""
 
     roles = (Role.SECURITY_OFFICER,)
+    errors = (NotFound, Conflict)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         site = serializers.SlugField(max_length=32)
         name = serializers.CharField(max_length=64)
 
@@ -115,6 +117,7 @@ class StationCreateApi(APIView):
 
 class StationCodeRenewApi(APIView):
     roles = (Role.SECURITY_OFFICER,)
+    errors = (Conflict,)
 
     @extend_schema(
         request=None,
@@ -128,8 +131,9 @@ class StationCodeRenewApi(APIView):
 
 class StationDisableApi(APIView):
     roles = (Role.SECURITY_OFFICER,)
+    errors = (ServiceUnavailable,)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         note = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
     @extend_schema(
@@ -158,8 +162,9 @@ class StationEnrollApi(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
     throttle_classes = (EnrollThrottle,)
+    errors = (Forbidden, Conflict, PolicyViolation, ServiceUnavailable)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         code = serializers.CharField(max_length=64)
         csr = serializers.CharField(max_length=8000, required=False)
 
@@ -187,8 +192,9 @@ class StationClaimApi(APIView):
     the answer carries the first APDU batch. 204: nothing to do."""
 
     roles = (Role.STATION,)
+    errors = (NotFound, Conflict, PolicyViolation, ServiceUnavailable)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         atr = serializers.RegexField(HEX, max_length=66, required=False)
         chip_serial = serializers.RegexField(HEX, max_length=32, required=False)
         desfire_uid = serializers.RegexField(HEX, max_length=14, required=False, allow_blank=True)
@@ -223,8 +229,9 @@ class StationExchangeApi(APIView):
     """The card's responses to batch ``seq``; the answer is the next batch or the outcome."""
 
     roles = (Role.STATION,)
+    errors = (Conflict, PolicyViolation, ServiceUnavailable)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         seq = serializers.IntegerField(min_value=0)
         responses = serializers.ListField(child=CardResponseField(), required=False, max_length=512)
         error = serializers.CharField(max_length=200, required=False)
@@ -250,6 +257,7 @@ class StationExchangeApi(APIView):
 
 class StationHeartbeatApi(APIView):
     roles = (Role.STATION,)
+    errors = (Conflict,)
 
     @extend_schema(request=None, responses=None, operation_id="station_heartbeat")
     def post(self, request: Request, job_id: UUID) -> Response:
@@ -282,8 +290,9 @@ class JobAbandonApi(APIView):
     card. Abandoning a closed job again changes nothing."""
 
     roles = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER)
+    errors = (Conflict, ServiceUnavailable)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         note = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
     @extend_schema(
@@ -317,6 +326,7 @@ class PinMailerPrintApi(APIView):
     """The mailer PDF, once: the sealed copy is deleted as it is handed out."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
+    errors = (Conflict, ServiceUnavailable)
 
     @extend_schema(
         request=None, responses={(200, "application/pdf"): bytes}, operation_id="pin_mailers_print"

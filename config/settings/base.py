@@ -104,6 +104,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies (file uploads declare multipart themselves): form encodings cannot carry the
+    # schema's types (null, numbers, lists of more than DATA_UPLOAD_MAX_NUMBER_FIELDS items).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Proxies in front of the server: the client address for rate limits is taken this many hops
     # back in X-Forwarded-For; 0 ignores the header (no proxy), so clients cannot forge it.

@@ -36,14 +36,13 @@ def test_login_returns_a_token_that_is_stored_only_as_a_digest(make_user):
     assert me.json() == {"username": "alice", "kind": "user", "full_name": "", "roles": ["auditor"]}
 
 
-def test_wrong_password_gets_the_envelope_and_no_token(make_user):
+def test_wrong_password_is_a_401_with_the_envelope_and_no_token(make_user):
     make_user("auditor", username="bob")
     response = APIClient().post(
         "/api/v1/auth/token", {"username": "bob", "password": "nope"}, format="json"
     )
-    assert response.status_code == 400
-    body = response.json()
-    assert set(body) == {"message", "extra"} and "fields" in body["extra"]
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+    assert set(response.json()) == {"message", "extra"}
     assert ApiToken.objects.count() == 0
 
 
@@ -181,7 +180,7 @@ def test_password_guessing_is_throttled_per_account_whatever_the_forwarded_addre
         ).status_code
         for n in range(12)
     ]
-    assert statuses[:10] == [400] * 10
+    assert statuses[:10] == [401] * 10
     assert statuses[10:] == [429, 429]
     assert ApiToken.objects.count() == 0
     cache.clear()

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.serializers import JsonInputSerializer
 from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import lifecycle, selectors
 from cms.choices import CardStatus, RevokeReason
@@ -21,6 +22,7 @@ from cms.services.cards import (
     card_transition_approve,
     card_transition_reject,
 )
+from core.errors import BadInput, Conflict, PolicyViolation, ServiceUnavailable
 from core.roles import Role
 
 TRANSITION_ROLES = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER)
@@ -143,8 +145,9 @@ class CardTransitionApi(APIView):
     """Apply a lifecycle transition (200), or record a dual-control one for approval (202)."""
 
     roles = TRANSITION_ROLES
+    errors = (Conflict, PolicyViolation, ServiceUnavailable)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         transition = serializers.ChoiceField(
             choices=[t.name for t in lifecycle.TRANSITIONS if t.roles]
         )
@@ -184,6 +187,7 @@ class CardApprovalApproveApi(APIView):
     """The second person approves a pending transition; it is applied at once."""
 
     roles = TRANSITION_ROLES
+    errors = (BadInput, Conflict, PolicyViolation, ServiceUnavailable)
 
     @extend_schema(
         request=None, responses=TransitionOutputSerializer, operation_id="cards_approvals_approve"
@@ -194,6 +198,7 @@ class CardApprovalApproveApi(APIView):
 
 class CardApprovalRejectApi(APIView):
     roles = TRANSITION_ROLES
+    errors = (Conflict,)
 
     @extend_schema(
         request=None, responses=ApprovalOutputSerializer, operation_id="cards_approvals_reject"

@@ -5,11 +5,12 @@ from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.serializers import JsonInputSerializer
 from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import selectors
 from cms.choices import CardType, HolderStatus, Profession
@@ -17,6 +18,7 @@ from cms.filtersets import HolderFilterSet
 from cms.models import Holder
 from cms.services.holder_import import holder_import
 from cms.services.holders import HolderData, holder_create, holder_update
+from core.errors import Conflict
 from core.roles import Role
 
 
@@ -41,7 +43,7 @@ class HolderOutputSerializer(serializers.ModelSerializer[Holder]):
         )
 
 
-class HolderInputSerializer(serializers.Serializer[dict[str, Any]]):
+class HolderInputSerializer(JsonInputSerializer):
     national_id = serializers.CharField(max_length=40)
     last_name = serializers.CharField(max_length=100)
     first_name = serializers.CharField(max_length=100)
@@ -50,7 +52,7 @@ class HolderInputSerializer(serializers.Serializer[dict[str, Any]]):
     status = serializers.ChoiceField(choices=HolderStatus.choices, default=HolderStatus.ACTIVE)
     address_line1 = serializers.CharField(max_length=200, required=False, allow_blank=True)
     address_line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    postal_code = serializers.CharField(max_length=10, required=False, allow_blank=True)
+    postal_code = serializers.RegexField(r"^\s*(?:[0-9]{5})?\s*$", required=False, allow_blank=True)
     city = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
@@ -71,6 +73,7 @@ class HolderListApi(generics.ListAPIView[Holder]):
 
 class HolderCreateApi(APIView):
     roles = (Role.ISSUANCE_OPERATOR,)
+    errors = (Conflict,)
 
     @extend_schema(
         request=HolderInputSerializer,
@@ -119,7 +122,7 @@ class HolderImportApi(APIView):
     """Upload an RPPS-style CSV extract (multipart field ``file``); returns the import report."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
-    parser_classes = (MultiPartParser, FormParser, JSONParser)
+    parser_classes = (MultiPartParser,)
     max_rejected_listed = 1000
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):

@@ -10,6 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import IdField
+from api.serializers import JsonInputSerializer
 from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import selectors
 from cms.choices import RequestKind
@@ -22,6 +24,7 @@ from cms.services.requests import (
     request_reject,
     request_submit,
 )
+from core.errors import Conflict, NotFound, PolicyViolation
 from core.roles import Role
 
 
@@ -86,13 +89,14 @@ class RequestDetailApi(APIView):
 
 class RequestCreateApi(APIView):
     roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT)
+    errors = (NotFound, Conflict, PolicyViolation)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class InputSerializer(JsonInputSerializer):
         holder_id = serializers.UUIDField()
         kind = serializers.ChoiceField(choices=RequestKind.choices)
-        product_id = serializers.IntegerField()
+        product_id = IdField()
         replaces_card_id = serializers.UUIDField(required=False)
-        pool_id = serializers.IntegerField(required=False)
+        pool_id = IdField(required=False)
         note = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
     @extend_schema(
@@ -113,7 +117,7 @@ class _RequestActionApi(APIView):
     service: Callable[..., CardRequest]
     takes_note = False
 
-    class NoteSerializer(serializers.Serializer[dict[str, Any]]):
+    class NoteSerializer(JsonInputSerializer):
         note = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
     def post(self, request: Request, request_id: UUID) -> Response:
@@ -128,6 +132,7 @@ class _RequestActionApi(APIView):
 
 class RequestSubmitApi(_RequestActionApi):
     roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT)
+    errors = (Conflict,)
     service = staticmethod(request_submit)
 
     @extend_schema(request=None, responses=RequestOutputSerializer, operation_id="requests_submit")
@@ -139,6 +144,7 @@ class RequestApproveApi(_RequestActionApi):
     """A second person approves; the requester gets 403."""
 
     roles = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER)
+    errors = (Conflict,)
     service = staticmethod(request_approve)
     takes_note = True
 
@@ -153,6 +159,7 @@ class RequestApproveApi(_RequestActionApi):
 
 class RequestRejectApi(_RequestActionApi):
     roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER)
+    errors = (Conflict,)
     service = staticmethod(request_reject)
     takes_note = True
 
@@ -169,6 +176,7 @@ class RequestQueueApi(_RequestActionApi):
     """Allocate a blank card from stock and queue the request for personalization."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
+    errors = (Conflict,)
     service = staticmethod(request_queue)
 
     @extend_schema(request=None, responses=RequestOutputSerializer, operation_id="requests_queue")

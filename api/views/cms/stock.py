@@ -4,15 +4,18 @@ from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import IdField
+from api.serializers import JsonInputSerializer
 from api.views.cms.common import caller_of
 from cms import selectors
 from cms.models import SitePool, StockBatch
 from cms.services.stock import pool_create, stock_assign_pool, stock_batch_register
+from core.errors import Conflict, NotFound, PolicyViolation
 from core.roles import Role
 
 STOCK_READERS = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
@@ -57,9 +60,10 @@ class PoolListApi(generics.ListAPIView[SitePool]):
 
 class PoolCreateApi(APIView):
     roles = (Role.ISSUANCE_OPERATOR,)
+    errors = (Conflict,)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
-        code = serializers.SlugField(max_length=32)
+    class InputSerializer(JsonInputSerializer):
+        code = serializers.RegexField(r"^\s*[-a-z0-9_]{1,32}\s*$")  # trimmed, then checked
         name = serializers.CharField(max_length=100)
 
     @extend_schema(
@@ -90,12 +94,13 @@ class BatchRegisterApi(APIView):
     """Register a vendor batch file (CSV: chip_serial, desfire_uid, transport_key_version)."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
-    parser_classes = (MultiPartParser, FormParser)
+    errors = (NotFound, Conflict, PolicyViolation)
+    parser_classes = (MultiPartParser,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         vendor = serializers.CharField(max_length=64)
         reference = serializers.CharField(max_length=64)
-        product_id = serializers.IntegerField()
+        product_id = IdField()
         file = serializers.FileField()
 
     @extend_schema(
@@ -121,10 +126,12 @@ class StockAssignPoolApi(APIView):
     """Move blank cards (a batch, or listed cards) into a site pool."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
+    errors = (NotFound, Conflict)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
-        pool_id = serializers.IntegerField()
-        batch_id = serializers.IntegerField(required=False)
+    class InputSerializer(JsonInputSerializer):
+        exactly_one_of = ("batch_id", "card_ids")
+        pool_id = IdField()
+        batch_id = IdField(required=False)
         card_ids = serializers.ListField(
             child=serializers.UUIDField(), required=False, max_length=10000
         )
@@ -148,8 +155,8 @@ class StockCountsApi(APIView):
     roles = STOCK_READERS
 
     class FilterSerializer(serializers.Serializer[dict[str, Any]]):
-        pool = serializers.IntegerField(required=False)
-        product = serializers.IntegerField(required=False)
+        pool = IdField(required=False)
+        product = IdField(required=False)
 
     class OutputSerializer(serializers.Serializer[dict[str, Any]]):
         pool = serializers.CharField()
