@@ -63,9 +63,11 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL is the only engine (DESIGN.md §9). The default is the embedded default's database on
+# the local server; `make run` (scripts/ensure-local-db.sh) sets DATABASE_URL to the one it chose.
 DATABASES = {
     "default": parse_database_url(
-        env_str("DATABASE_URL", "sqlite:///var/cms.sqlite3"), base_dir=BASE_DIR
+        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cps_cms_local")
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -4,15 +4,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_list, env_required
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CARD_KEY_STORE, DATABASES, PKI_DEFAULT_KEY_BACKEND
+from config.settings.base import CARD_KEY_STORE, PKI_DEFAULT_KEY_BACKEND
 
 DEBUG = False
 SECRET_KEY = env_required(
     "DJANGO_SECRET_KEY", what="a long random string; Django signs sessions with it"
 )
 env_required("DATABASE_URL", what="postgresql://user:password@host:5432/name")
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL in production")
 CELERY_BROKER_URL = env_required("CELERY_BROKER_URL", what="redis:// or amqp:// URL of the broker")
 PKI_PUBLIC_BASE_URL = env_required(
     "PKI_PUBLIC_BASE_URL", what="the public https base URL written into certificates"

@@ -1,9 +1,8 @@
-"""`make run`'s path on embedded defaults: SQLite, software keys, eager tasks, a real server."""
+"""`make run`'s path on embedded defaults: PostgreSQL, software keys, eager tasks, a real server."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -13,6 +12,7 @@ import pytest
 
 from cardsim.rig import free_port
 from tests.conftest import wait_until
+from tests.integration.conftest import clean_environment
 
 pytestmark = pytest.mark.integration
 
@@ -20,16 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
+def embedded(tmp_path_factory, scratch_database):
     var = tmp_path_factory.mktemp("var")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "PKI_"))
-    }
+    env = clean_environment()
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=f"sqlite:///{var}/cms.sqlite3",
+        DATABASE_URL=scratch_database(),
         CMS_VAR_DIR=str(var),
         PKI_KEY_PASSPHRASE="embedded-default-test-passphrase",
     )
@@ -108,8 +104,8 @@ def test_server_answers_the_api_and_publishes_crls(embedded):
         server.wait(timeout=20)
 
 
-def test_issue_and_revoke_by_serial_on_sqlite(embedded, tmp_path):
-    """Serials are 128-bit: the embedded database must keep them exact to find them again."""
+def test_issue_and_revoke_by_serial(embedded, tmp_path):
+    """Serials are 128-bit: the database must keep them exact to find them again."""
     _, manage, _ = embedded
     key, csr, out = tmp_path / "k.pem", tmp_path / "req.pem", tmp_path / "cert.pem"
     subprocess.run(
