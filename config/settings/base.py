@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "cms",
     "api",
     "console",
+    "ops",
 ]
 
 MIDDLEWARE = [

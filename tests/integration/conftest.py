@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
 from psycopg import sql
+
+from cardsim.rig import free_port, terminate, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
@@ -57,3 +67,51 @@ def clean_environment(*prefixes: str) -> dict[str, str]:
     """This process's environment without the variables that configure the system."""
     drop = ("DJANGO_", "DATABASE_", "CELERY_", "PKI_", "CARD_", "PCSCLITE_", *prefixes)
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], *, log: Path) -> Iterator[str]:
+    """``manage.py runserver`` on a free port with ``env``; yields its base URL."""
+    base_url = f"http://127.0.0.1:{free_port()}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", base_url[7:], "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                urllib.request.urlopen(f"{base_url}/api/v1/me", timeout=2)
+            except urllib.error.HTTPError:
+                return True  # it answers (401)
+            except OSError:
+                return False
+            return True
+
+        wait_until(up, timeout=60, what="the server")
+        yield base_url
+    finally:
+        terminate(proc)
+
+
+def manage(env: dict[str, str], *args: str, check: bool = True) -> str:
+    """``manage.py ARGS`` with ``env``; its standard output (its error output on failure)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
+        return result.stdout
+    assert result.returncode != 0, f"manage.py {' '.join(args)} succeeded:\n{result.stdout}"
+    return result.stderr
