@@ -2,9 +2,9 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_list, env_required
+from config.env import env_list, env_required, env_str
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CARD_KEY_STORE, PKI_DEFAULT_KEY_BACKEND
+from config.settings.base import CARD_KEY_STORE, LOGGING, PKI_DEFAULT_KEY_BACKEND
 
 DEBUG = False
 SECRET_KEY = env_required(
@@ -46,6 +46,12 @@ PERSONALIZATION_EMAIL_DOMAIN = env_required(
 _cache = env_required("CACHE_URL", what="redis://host:6379/1, shared by the web processes")
 if not _cache.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL in production")
+# JSON log lines for the collector (LOG_FORMAT=plain to read them by eye).
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"  # type: ignore[index]
+# /metrics: no network by default (behind the front every client has the proxy's address); a
+# scraper presents METRICS_TOKEN, or METRICS_ALLOWED_NETWORKS names the monitoring hosts.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -71,15 +71,16 @@ def clean_environment(*prefixes: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def server(env: dict[str, str], *, log: Path) -> Iterator[str]:
-    """``manage.py runserver`` on a free port with ``env``; yields its base URL."""
+    """``manage.py runserver`` on a free port with ``env``; yields its base URL. Its logs (standard
+    error) go to ``log``, its banner (standard output) beside it."""
     base_url = f"http://127.0.0.1:{free_port()}"
-    with log.open("ab") as out:
+    with log.open("ab") as err, log.with_suffix(".out").open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", base_url[7:], "--noreload"],
             cwd=ROOT,
             env=env,
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=err,
         )
     try:
 
