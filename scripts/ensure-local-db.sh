@@ -8,8 +8,9 @@
 #   1. DATABASE_URL from the environment, as it is;
 #   2. the local server `make test` uses, 127.0.0.1:5432 (as root it is installed and started when
 #      missing), database LOCAL_DB_NAME (cps_cms_local);
-#   3. without root and without that server: a private cluster under var/pg (initdb, pg_ctl, its
-#      Unix socket in var/pg, no TCP port), started here and stopped by `stop`.
+#   3. without root and without that server, or with LOCAL_DB_PRIVATE=1: a private cluster under
+#      var/pg (initdb, pg_ctl, its Unix socket in var/pg, no TCP port), started here and stopped
+#      by `stop`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
@@ -79,6 +80,11 @@ start() {
       postgres://*|postgresql://*) echo "$DATABASE_URL"; return ;;
       *) say "DATABASE_URL must be a postgresql:// URL (PostgreSQL is the only engine)"; exit 1 ;;
     esac
+  fi
+  if [ "${LOCAL_DB_PRIVATE:-0}" = 1 ]; then
+    need_client
+    private_cluster
+    return
   fi
   if [ -x "$(pg_bin pg_isready)" ] && "$(pg_bin pg_isready)" -q -h 127.0.0.1 -p 5432; then
     need_client
