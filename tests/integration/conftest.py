@@ -69,6 +69,17 @@ def clean_environment(*prefixes: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
+def serves(base_url: str) -> bool:
+    """The server at ``base_url`` answers HTTP (an API 401 counts)."""
+    try:
+        urllib.request.urlopen(f"{base_url}/api/v1/me", timeout=2)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def server(env: dict[str, str], *, log: Path) -> Iterator[str]:
     """``manage.py runserver`` on a free port with ``env``; yields its base URL. Its logs (standard
@@ -86,13 +97,7 @@ def server(env: dict[str, str], *, log: Path) -> Iterator[str]:
 
         def up() -> bool:
             assert proc.poll() is None, log.read_text()
-            try:
-                urllib.request.urlopen(f"{base_url}/api/v1/me", timeout=2)
-            except urllib.error.HTTPError:
-                return True  # it answers (401)
-            except OSError:
-                return False
-            return True
+            return serves(base_url)
 
         wait_until(up, timeout=60, what="the server")
         yield base_url

@@ -4,8 +4,6 @@ tasks, in a subprocess as ``make run`` runs it. Each run issues and activates on
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.integration.conftest import clean_environment
+from tests.integration.conftest import manage as run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +33,7 @@ def embedded(
     )
 
     def manage(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
+        return run_manage(env, *args)
 
     manage("migrate", "--no-input")
     manage("pki_init")

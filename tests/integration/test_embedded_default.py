@@ -13,6 +13,7 @@ import pytest
 from cardsim.rig import free_port
 from tests.conftest import wait_until
 from tests.integration.conftest import clean_environment
+from tests.integration.conftest import manage as run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -31,17 +32,7 @@ def embedded(tmp_path_factory, scratch_database):
     )
 
     def manage(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
+        return run_manage(env, *args)
 
     manage("migrate", "--no-input")
     admin = manage("bootstrap_admin")

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from cardsim.rig import free_port, wait_until
-from tests.integration.conftest import clean_environment
+from tests.integration.conftest import clean_environment, serves
 from tests.integration.openssl_ocsp import OcspFiles, ocsp_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.pcscd]
@@ -41,16 +41,6 @@ class Running:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def _serves(base_url: str) -> bool:
-    try:
-        urllib.request.urlopen(f"{base_url}/api/v1/me", timeout=2)
-    except urllib.error.HTTPError:
-        return True  # it answers (401)
-    except OSError:
-        return False
-    return True
 
 
 def processes_of(var: Path) -> list[tuple[int, str]]:
@@ -101,7 +91,7 @@ def running(
 
         def serving() -> bool:
             assert proc.poll() is None, f"run-local.sh stopped:\n{run.output()}"
-            return "serving on" in run.output() and _serves(base_url)
+            return "serving on" in run.output() and serves(base_url)
 
         wait_until(serving, timeout=600, interval=0.5, what="make run to serve")
         yield run
