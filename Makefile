@@ -68,4 +68,4 @@ run: venv-run
 	PY=$(PY) scripts/run-local.sh
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3 .mypy_cache .ruff_cache .pytest_cache .coverage
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

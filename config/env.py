@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -58,28 +57,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
 _PG_SCHEMES = {"postgres", "postgresql", "pgsql", "postgresql+psycopg"}
 
 
-def parse_database_url(
-    url: str, *, base_dir: Path, variable: str = "DATABASE_URL"
-) -> dict[str, Any]:
-    """``sqlite:///relative/or/absolute.sqlite3`` or ``postgresql://user:pw@host:port/name?opt=v``."""
+def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> dict[str, Any]:
+    """``postgresql://user:pw@host:port/name?opt=v`` (PostgreSQL is the only engine).
+
+    A Unix socket directory goes in the ``host`` option: ``postgresql://cms@/name?host=/run/pg``.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise ImproperlyConfigured(f"{variable} is not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        # sqlite:///var/cms.sqlite3 is relative to the project; sqlite:////abs/path is absolute.
-        raw_path = unquote(parts.path)
-        if not raw_path or raw_path == "/":
-            raise ImproperlyConfigured(f"{variable}: a sqlite URL needs a file path")
-        path = Path(raw_path[1:]) if raw_path.startswith("//") else base_dir / raw_path.lstrip("/")
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(path),
-            # Writers take the lock up front: the audit chain relies on serialised appends.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-        }
     if scheme in _PG_SCHEMES:
         name = unquote(parts.path.lstrip("/"))
         if not name:
@@ -97,5 +85,6 @@ def parse_database_url(
             "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperlyConfigured(
-        f"{variable} has an unsupported scheme {scheme!r}: use sqlite:/// or postgresql://"
+        f"{variable} has an unsupported scheme {scheme!r}: "
+        "use postgresql:// (PostgreSQL is the only engine)"
     )

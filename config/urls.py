@@ -8,5 +8,6 @@ urlpatterns = [
     path("console/", include("console.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
+    path("", include("ops.urls")),
     path("", include("pki.urls")),
 ]

@@ -22,12 +22,8 @@ _CHAIN_LOCK_KEY = 0x43505341  # "CPSA"
 
 def _lock_chain_and_read_head(cursor: CursorWrapper) -> tuple[int, str] | None:
     """Serialise appends to the single chain and return its head (seq, hash), if any."""
-    if connection.vendor == "postgresql":
-        # One round trip: the function takes the advisory lock, then reads with a fresh snapshot.
-        cursor.execute("SELECT * FROM core_auditevent_lock_head(%s)", [_CHAIN_LOCK_KEY])
-    else:
-        # SQLite (the embedded default) runs writing transactions one at a time (IMMEDIATE mode).
-        cursor.execute(_LAST_SQL)
+    # One round trip: the function takes the advisory lock, then reads with a fresh snapshot.
+    cursor.execute("SELECT * FROM core_auditevent_lock_head(%s)", [_CHAIN_LOCK_KEY])
     row = cursor.fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
@@ -67,9 +63,6 @@ def audit_event_create(
     event._state.adding = False
     event._state.db = connection.alias
     return event
-
-
-_LAST_SQL = "SELECT seq, hash FROM core_auditevent ORDER BY seq DESC LIMIT 1"
 
 
 @dataclass(frozen=True, slots=True)

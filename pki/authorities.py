@@ -154,9 +154,7 @@ def authority_lock_shared(
     """Share-lock a CA row (status changes vs. CRL snapshots) and return its context."""
     column, value = ("short_name", short_name) if pk is None else ("id", pk)
     with connection.cursor() as cur:
-        # SQLite (the embedded default) has no row locks: its writers are serialised anyway.
-        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
-        cur.execute(f"{_STAMP_SQL} WHERE {column} = %s{lock}", [value])
+        cur.execute(f"{_STAMP_SQL} WHERE {column} = %s FOR SHARE", [value])
         row = cur.fetchone()
     if row is None:
         raise NotFound(f"no certificate authority {value!r}")

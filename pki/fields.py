@@ -1,8 +1,6 @@
-"""A certificate serial number column that is exact on every database.
+"""A certificate serial number column: exact, as ``numeric(50, 0)``.
 
-Serials are random 127-bit-plus integers. PostgreSQL stores them as ``numeric(50, 0)``; SQLite (the
-embedded default) would turn such a large number into a float, so there it is stored as its decimal
-text, which keeps equality and uniqueness exact. Python sees a ``Decimal`` either way.
+Serials are random 127-bit-plus integers, beyond any integer column; Python sees a ``Decimal``.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ class SerialNumberField(models.Field):  # type: ignore[type-arg]
     description = "Certificate serial number (non-negative integer of up to 50 digits)"
 
     def db_type(self, connection: BaseDatabaseWrapper) -> str:
-        return "text" if connection.vendor == "sqlite" else "numeric(50, 0)"
+        return "numeric(50, 0)"
 
     def get_internal_type(self) -> str:
         return "SerialNumberField"
@@ -34,12 +32,9 @@ class SerialNumberField(models.Field):  # type: ignore[type-arg]
     def get_db_prep_value(
         self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False
     ) -> Any:
-        if value is None:
-            return None
-        number = int(value)
-        return str(number) if connection.vendor == "sqlite" else Decimal(number)
+        return None if value is None else Decimal(int(value))
 
 
 def serial_param(value: int | Decimal, connection: BaseDatabaseWrapper) -> Any:
     """The parameter for a serial in raw SQL, as the column stores it."""
-    return str(int(value)) if connection.vendor == "sqlite" else Decimal(int(value))
+    return Decimal(int(value))

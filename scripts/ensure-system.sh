@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs (as root); otherwise name what is missing.
-#   scripts/ensure-system.sh run    what `make run` needs (build pyscard, run a virtual card)
+#   scripts/ensure-system.sh run    what `make run` needs (build pyscard, run a virtual card, reach
+#                                   PostgreSQL; the server itself: scripts/ensure-local-db.sh)
 #   scripts/ensure-system.sh test   that, and what the test suite talks to
 set -euo pipefail
 profile=${1:-test}
@@ -9,11 +10,12 @@ packages=(
   python3 python3-venv python3-dev gcc         # the virtual environment, packages that compile
   swig libpcsclite-dev                          # pyscard builds from source
   pcscd vsmartcard-vpcd openssl                 # PC/SC daemon and virtual reader driver; OpenSSL
+  postgresql-client                             # psql, createdb, pg_dump (make run, backups)
 )
 if [ "$profile" = test ]; then
   packages+=(
     softhsm2 opensc pcsc-tools                  # PKCS#11 HSM, standard middleware
-    postgresql-client redis-server              # psql/pg_isready, the Celery broker
+    redis-server                                # the Celery broker
     chromium                                    # console tests (Playwright drives it)
   )
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The embedded default's secrets: generated once into var/local.env (mode 600), never committed.
-# Prints nothing; source it (`. scripts/local-env.sh`) to export them.
+# The embedded default's secrets: generated once into var/local.env (mode 600; CMS_VAR_DIR moves
+# var/), never committed. Prints nothing; source it (`. scripts/local-env.sh`) to export them.
 umask 077
-env_file="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var/local.env"
+env_file="${CMS_VAR_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/var}/local.env"
+mkdir -p "$(dirname "$env_file")"
 if [ ! -f "$env_file" ]; then
   {
     echo "DJANGO_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"

@@ -1,5 +1,4 @@
-"""Name search: pg_trgm GIN indexes on UPPER(name), which Django's icontains/istartswith compare
-(PostgreSQL only; SQLite scans)."""
+"""Name search: pg_trgm GIN indexes on UPPER(name), which Django's icontains/istartswith compare."""
 
 from django.db import migrations
 
@@ -10,8 +9,6 @@ INDEXES = (
 
 
 def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, table, column in INDEXES:
         schema_editor.execute(
@@ -20,8 +17,6 @@ def forwards(apps, schema_editor):
 
 
 def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     for name, _table, _column in INDEXES:
         schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
 

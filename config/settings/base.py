@@ -30,9 +30,11 @@ INSTALLED_APPS = [
     "cms",
     "api",
     "console",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.metrics.MetricsMiddleware",  # outermost: counts and times every answer
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -63,9 +65,11 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL is the only engine (DESIGN.md §9). The default is the embedded default's database on
+# the local server; `make run` (scripts/ensure-local-db.sh) sets DATABASE_URL to the one it chose.
 DATABASES = {
     "default": parse_database_url(
-        env_str("DATABASE_URL", "sqlite:///var/cms.sqlite3"), base_dir=BASE_DIR
+        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cps_cms_local")
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -182,13 +186,36 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # --- Public URLs written into certificates (CRL distribution points, AIA, OCSP).
 PKI_PUBLIC_BASE_URL = env_str("PKI_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# Logs go to standard error: plain lines for people, JSON lines (LOG_FORMAT=json, the production
+# default) for a log collector. Secret values from the environment are masked in every record.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_secrets": {"()": "ops.logging.MaskSecrets"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["mask_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # runserver's request lines, in the same format as everything else
+    "loggers": {"django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
+
+# --- Prometheus metrics at /metrics (ops.views): from these networks, or with the bearer token.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 500)
 

@@ -1,4 +1,5 @@
-"""The embedded default (`make run`): SQLite under var/, software keys, tasks run in-process."""
+"""The embedded default (`make run`): PostgreSQL (scripts/ensure-local-db.sh), software keys,
+tasks run in-process."""
 
 from config.env import env_bool
 from config.settings.base import *  # noqa: F403

@@ -2,17 +2,15 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_list, env_required
+from config.env import env_list, env_required, env_str
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CARD_KEY_STORE, DATABASES, PKI_DEFAULT_KEY_BACKEND
+from config.settings.base import CARD_KEY_STORE, LOGGING, PKI_DEFAULT_KEY_BACKEND
 
 DEBUG = False
 SECRET_KEY = env_required(
     "DJANGO_SECRET_KEY", what="a long random string; Django signs sessions with it"
 )
 env_required("DATABASE_URL", what="postgresql://user:password@host:5432/name")
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL in production")
 CELERY_BROKER_URL = env_required("CELERY_BROKER_URL", what="redis:// or amqp:// URL of the broker")
 PKI_PUBLIC_BASE_URL = env_required(
     "PKI_PUBLIC_BASE_URL", what="the public https base URL written into certificates"
@@ -48,6 +46,12 @@ PERSONALIZATION_EMAIL_DOMAIN = env_required(
 _cache = env_required("CACHE_URL", what="redis://host:6379/1, shared by the web processes")
 if not _cache.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL in production")
+# JSON log lines for the collector (LOG_FORMAT=plain to read them by eye).
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"  # type: ignore[index]
+# /metrics: no network by default (behind the front every client has the proxy's address); a
+# scraper presents METRICS_TOKEN, or METRICS_ALLOWED_NETWORKS names the monitoring hosts.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

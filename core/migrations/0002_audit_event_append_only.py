@@ -21,34 +21,14 @@ PG_BACKWARD = """
 DROP TRIGGER IF EXISTS core_auditevent_no_update_delete ON core_auditevent;
 DROP FUNCTION IF EXISTS core_auditevent_refuse_change();
 """
-SQLITE_FORWARD = [
-    """CREATE TRIGGER core_auditevent_no_update BEFORE UPDATE ON core_auditevent
-       BEGIN SELECT RAISE(ABORT, 'core_auditevent is append-only: UPDATE refused'); END;""",
-    """CREATE TRIGGER core_auditevent_no_delete BEFORE DELETE ON core_auditevent
-       BEGIN SELECT RAISE(ABORT, 'core_auditevent is append-only: DELETE refused'); END;""",
-]
-SQLITE_BACKWARD = [
-    "DROP TRIGGER IF EXISTS core_auditevent_no_update;",
-    "DROP TRIGGER IF EXISTS core_auditevent_no_delete;",
-]
 
 
 def forward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_FORWARD:
-            schema_editor.execute(statement)
+    schema_editor.execute(PG_FORWARD, params=None)
 
 
 def backward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_BACKWARD)
-    elif vendor == "sqlite":
-        for statement in SQLITE_BACKWARD:
-            schema_editor.execute(statement)
+    schema_editor.execute(PG_BACKWARD)
 
 
 class Migration(migrations.Migration):

@@ -3,6 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+import pki.fields
+
 
 class Migration(migrations.Migration):
     initial = True
@@ -19,7 +21,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("serial", models.DecimalField(decimal_places=0, max_digits=50)),
+                ("serial", pki.fields.SerialNumberField()),
                 ("profile", models.CharField(max_length=32)),
                 (
                     "status",
@@ -180,7 +182,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("serial", models.DecimalField(decimal_places=0, max_digits=50)),
+                ("serial", pki.fields.SerialNumberField()),
                 (
                     "status",
                     models.CharField(

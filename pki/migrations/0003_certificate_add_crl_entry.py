@@ -32,7 +32,7 @@ def _encode_listed(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("pki", "0002_certificate_serial_exact_on_sqlite"),
+        ("pki", "0001_initial_hierarchy"),
     ]
 
     operations = [

@@ -25,10 +25,6 @@ _FULL_SQL_POSTGRESQL = (
     "SELECT string_agg(crl_entry, ''::bytea), count(*) FROM pki_certificate "
     "WHERE issuer_id = %s AND status <> 'valid' AND crl_entry IS NOT NULL"
 )
-_FULL_SQL_OTHER = (
-    "SELECT crl_entry FROM pki_certificate "
-    "WHERE issuer_id = %s AND status <> 'valid' AND crl_entry IS NOT NULL"
-)
 # Listed rows without a stored entry (written outside the services): found through the
 # partial index pki_cert_listed_no_entry_idx, normally empty.
 _UNENCODED_SQL = (
@@ -54,16 +50,11 @@ def _listed_entry(
 def _full_entries(ca_id: int) -> tuple[bytes, int]:
     """The concatenated DER entries of every listed serial, and their count."""
     with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute(_FULL_SQL_POSTGRESQL, [ca_id])
-            row = cur.fetchone()
-            assert row is not None
-            parts = [bytes(row[0] or b"")]
-            count = int(row[1])
-        else:
-            cur.execute(_FULL_SQL_OTHER, [ca_id])
-            parts = [bytes(r[0]) for r in cur.fetchall()]
-            count = len(parts)
+        cur.execute(_FULL_SQL_POSTGRESQL, [ca_id])
+        row = cur.fetchone()
+        assert row is not None
+        parts = [bytes(row[0] or b"")]
+        count = int(row[1])
         cur.execute(_UNENCODED_SQL, [ca_id])
         for serial, status, revoked_at, reason, hold_since in cur.fetchall():
             parts.append(_listed_entry(serial, status, revoked_at, reason, hold_since))

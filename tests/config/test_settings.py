@@ -43,20 +43,8 @@ def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
-def test_sqlite_urls_are_relative_to_the_project_unless_absolute(tmp_path):
-    assert parse_database_url("sqlite:///var/x.sqlite3", base_dir=tmp_path)["NAME"] == str(
-        tmp_path / "var/x.sqlite3"
-    )
-    assert (
-        parse_database_url("sqlite:////srv/x.sqlite3", base_dir=tmp_path)["NAME"]
-        == "/srv/x.sqlite3"
-    )
-
-
-def test_postgres_url_is_split_into_django_settings(tmp_path):
-    db = parse_database_url(
-        "postgresql://u:p%40ss@db.example:6432/cms?sslmode=require", base_dir=tmp_path
-    )
+def test_postgres_url_is_split_into_django_settings():
+    db = parse_database_url("postgresql://u:p%40ss@db.example:6432/cms?sslmode=require")
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
         "u",
         "p@ss",
@@ -67,25 +55,33 @@ def test_postgres_url_is_split_into_django_settings(tmp_path):
     assert db["OPTIONS"] == {"sslmode": "require"}
 
 
+def test_a_unix_socket_directory_goes_in_the_host_option():
+    """The private cluster of `make run` without root listens on a socket under var/pg only."""
+    db = parse_database_url("postgresql://cms@/cps_cms_local?host=/srv/cms/var/pg")
+    assert (db["HOST"], db["USER"], db["NAME"]) == ("", "cms", "cps_cms_local")
+    assert db["OPTIONS"] == {"host": "/srv/cms/var/pg"}
+
+
 @pytest.mark.parametrize(
     "url,fragment",
     [
         ("mysql://x/y", "unsupported scheme"),
         ("postgresql://host:99999/x", "not a valid URL"),
         ("postgresql://host:5432/", "needs a database name"),
-        ("sqlite://", "needs a file path"),
+        ("sqlite:///var/cms.sqlite3", "unsupported scheme 'sqlite'"),
     ],
 )
-def test_bad_database_urls_name_the_variable(tmp_path, url, fragment):
+def test_bad_database_urls_name_the_variable(url, fragment):
     with pytest.raises(ImproperlyConfigured, match=f"DATABASE_URL.*{fragment}"):
-        parse_database_url(url, base_dir=tmp_path)
+        parse_database_url(url)
 
 
 def test_bad_database_url_stops_start_up_with_one_line():
     result = run_manage({"DATABASE_URL": "oracle://nowhere/db"}, "check")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "configuration error: DATABASE_URL has an unsupported scheme 'oracle': use sqlite:/// or postgresql://"
+        "configuration error: DATABASE_URL has an unsupported scheme 'oracle': use postgresql:// "
+        "(PostgreSQL is the only engine)"
     ]
 
 
@@ -112,9 +108,17 @@ def test_production_refuses_to_start_without_each_secret(missing):
     assert len(lines) == 1 and lines[0].startswith("configuration error: ") and missing in lines[0]
 
 
-def test_production_refuses_sqlite():
-    result = run_manage({**PRODUCTION_ENV, "DATABASE_URL": "sqlite:///var/x.sqlite3"}, "check")
-    assert "must point to PostgreSQL" in result.stderr
+@pytest.mark.parametrize("settings_module", ["local", "production", "test"])
+def test_every_variant_refuses_sqlite(settings_module):
+    """One engine everywhere: the embedded default too (it once ran on SQLite and diverged)."""
+    env = {
+        **PRODUCTION_ENV,
+        "DJANGO_SETTINGS_MODULE": f"config.settings.{settings_module}",
+        "DATABASE_URL": "sqlite:///var/x.sqlite3",
+    }
+    result = run_manage(env, "check")
+    assert result.returncode != 0
+    assert "unsupported scheme 'sqlite'" in result.stderr
 
 
 def test_celery_queues_and_eager_mode():

@@ -1,17 +1,17 @@
-"""``manage.py demo`` on the embedded default: a temporary SQLite database, software keys, eager
+"""``manage.py demo`` on the embedded default: a fresh PostgreSQL database, software keys, eager
 tasks, in a subprocess as ``make run`` runs it. Each run issues and activates one more CPS4."""
 
 from __future__ import annotations
 
-import os
 import re
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from tests.integration.conftest import clean_environment
+from tests.integration.conftest import manage as run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -20,42 +20,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def embedded(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, Callable[..., str]]:
+    tmp_path_factory: pytest.TempPathFactory, scratch_database: Callable[[], str]
+) -> tuple[str, Callable[..., str]]:
     var = tmp_path_factory.mktemp("var")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "PKI_", "CARD_", "PCSCLITE_"))
-    }
+    database = scratch_database()
+    env = clean_environment()
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=f"sqlite:///{var}/cms.sqlite3",
+        DATABASE_URL=database,
         CMS_VAR_DIR=str(var),
         PKI_KEY_PASSPHRASE="embedded-demo-test-passphrase",
     )
 
     def manage(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
+        return run_manage(env, *args)
 
     manage("migrate", "--no-input")
     manage("pki_init")
-    return var / "cms.sqlite3", manage
+    return database, manage
 
 
-def _active_cards(database: Path) -> dict[str, int]:
+def _active_cards(database: str) -> dict[str, int]:
     """Chip serial -> number of valid certificates, for the ACTIVE cards."""
-    with sqlite3.connect(database) as db:
+    with psycopg.connect(database) as db:
         rows = db.execute(
             "SELECT c.chip_serial, COUNT(cc.id) FROM cms_card c "
             "JOIN cms_cardcertificate cc ON cc.card_id = c.id "
@@ -72,7 +59,7 @@ def _issued(output: str) -> str:
 
 
 def test_each_run_issues_and_activates_one_more_card(
-    embedded: tuple[Path, Callable[..., str]],
+    embedded: tuple[str, Callable[..., str]],
 ) -> None:
     database, manage = embedded
 
@@ -94,7 +81,7 @@ def test_each_run_issues_and_activates_one_more_card(
 
 
 def test_stop_station_without_a_station_says_so(
-    embedded: tuple[Path, Callable[..., str]],
+    embedded: tuple[str, Callable[..., str]],
 ) -> None:
     _, manage = embedded
     assert "no demo station was running" in manage("demo", "--stop-station")

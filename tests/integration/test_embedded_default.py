@@ -1,9 +1,8 @@
-"""`make run`'s path on embedded defaults: SQLite, software keys, eager tasks, a real server."""
+"""`make run`'s path on embedded defaults: PostgreSQL, software keys, eager tasks, a real server."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -13,6 +12,8 @@ import pytest
 
 from cardsim.rig import free_port
 from tests.conftest import wait_until
+from tests.integration.conftest import clean_environment
+from tests.integration.conftest import manage as run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -20,32 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
+def embedded(tmp_path_factory, scratch_database):
     var = tmp_path_factory.mktemp("var")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "PKI_"))
-    }
+    env = clean_environment()
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=f"sqlite:///{var}/cms.sqlite3",
+        DATABASE_URL=scratch_database(),
         CMS_VAR_DIR=str(var),
         PKI_KEY_PASSPHRASE="embedded-default-test-passphrase",
     )
 
     def manage(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
+        return run_manage(env, *args)
 
     manage("migrate", "--no-input")
     admin = manage("bootstrap_admin")
@@ -108,8 +95,8 @@ def test_server_answers_the_api_and_publishes_crls(embedded):
         server.wait(timeout=20)
 
 
-def test_issue_and_revoke_by_serial_on_sqlite(embedded, tmp_path):
-    """Serials are 128-bit: the embedded database must keep them exact to find them again."""
+def test_issue_and_revoke_by_serial(embedded, tmp_path):
+    """Serials are 128-bit: the database must keep them exact to find them again."""
     _, manage, _ = embedded
     key, csr, out = tmp_path / "k.pem", tmp_path / "req.pem", tmp_path / "cert.pem"
     subprocess.run(
