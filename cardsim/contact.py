@@ -925,7 +925,8 @@ class ContactChip:
             bits = self._private_key(ref).key_size
             scbs = bytes(0x10 | 0x01 for mask in (0x40, 0x20, 0x10) if operations & mask)
             docp = tlv.encode(0x80, bits.to_bytes(2, "big")) + tlv.encode(
-                0x8C, bytes([operations]) + scbs  # user authentication, SE 1
+                0x8C,
+                bytes([operations]) + scbs,  # user authentication, SE 1
             )
             body = tlv.encode(0xA0, docp)
         else:

@@ -112,7 +112,9 @@ def fixture_state() -> dict[str, Any]:
     pin_path = (MF_FID,)  # [O] the PIN SDO is read from 3F00
     df.add(_ef(pkcs15.ODF_FID, pkcs15.odf()))
     df.add(_ef(pkcs15.TOKENINFO_FID, token))
-    df.add(_ef(pkcs15.AODF_FID, pkcs15.aodf(contact.CPS3_PROFILE.user_pin_ref, auth_id, path=pin_path)))
+    df.add(
+        _ef(pkcs15.AODF_FID, pkcs15.aodf(contact.CPS3_PROFILE.user_pin_ref, auth_id, path=pin_path))
+    )
     df.add(_ef(pkcs15.PRKDF_FID, pkcs15.prkdf(keys, auth_id)))
     df.add(_ef(pkcs15.CDF_FID, pkcs15.cdf(keys)))
     df.add(_ef(AUTH_CERT_FID, (FIXTURES / "cps3-auth.crt.der").read_bytes()))

@@ -16,11 +16,11 @@ from cardsim.tlv import encode
 __all__ = [
     "AODF_FID",
     "CDF_FID",
+    "CPX_ALGORITHMS",
     "ODF_FID",
     "PKCS15_DF_FID",
     "PRKDF_FID",
     "TOKENINFO_FID",
-    "CPX_ALGORITHMS",
     "AlgorithmInfo",
     "KeyEntry",
     "aodf",
@@ -162,7 +162,9 @@ def prkdf(keys: list[KeyEntry], auth_id: bytes) -> bytes:
     """EF.PrKDF with RSA-2048 private keys guarded by the PIN."""
     out = b""
     for k in keys:
-        usage = k.usage or (b"\x06\x20\x40" if k.usage_sign else b"\x05\x60")  # sign+nonRep / decrypt+sign
+        usage = k.usage or (
+            b"\x06\x20\x40" if k.usage_sign else b"\x05\x60"
+        )  # sign+nonRep / decrypt+sign
         out += _seq(
             _seq(_utf8(k.label), encode(0x03, b"\x07\x80"), encode(0x04, auth_id)),
             _seq(encode(0x04, k.key_id), encode(0x03, usage), encode(0x02, bytes([k.key_ref]))),
