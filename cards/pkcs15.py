@@ -109,7 +109,7 @@ def aodf(product: Product) -> bytes:
 def _key_usage(slot: KeySlot) -> bytes:
     if slot.usage == "signature":
         return _bits(2, 9)  # sign, nonRepudiation
-    return _bits(1, 2)  # decrypt, sign
+    return _bits(2)  # sign only: the authentication key does not decipher (ADR 0013)
 
 
 def prkdf(product: Product) -> bytes:

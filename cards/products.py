@@ -2,8 +2,9 @@
 
 A product is a versioned, immutable definition read by the personalization programs, the virtual
 card and the registry (which stores ``product.snapshot()`` with every issued card). Facts marked
-[C] come from reference/cps.md; everything else is our design (DESIGN.md §4) and is written down
-here so that the host and the card side implement the same thing.
+[C] come from reference/cps.md, facts marked [O] from what OpenSC's IAS-ECC/CPx code and its issues
+record of real CPx cards (docs/cardsim.md, "CPS3 facts"); everything else is our design (DESIGN.md
+§4) and is written down here so that the host and the card side implement the same thing.
 
 Non-standard command formats are spelled out in ``Cps4Apdus``; a blank card's state (what the
 manufacturer put on it before personalization) is described in ``BlankCard``.
@@ -457,6 +458,11 @@ CPS4 = Product(
 # CPS3 (legacy: read by stations for migration, never issued)
 # ------------------------------------------------------------------------------------------------
 
+CPX_ROOT_AID = bytes.fromhex("8025000001FF0100")
+"""[O] The IAS root AID a CPx card names in its EF.ATR (docs/cardsim.md, "CPS3 facts")."""
+CPS3_APPLICATION_DF = 0x0001
+"""[O] The contact IAS application DF of a CPx (SDOs read from 3F00/0001 by OpenSC)."""
+
 CPS3 = Product(
     name="CPS3",
     version=1,
@@ -465,24 +471,41 @@ CPS3 = Product(
     issued=False,
     contact=ContactLayout(
         atr=bytes.fromhex("3BAC00402A001225006480000310009000"),
-        applet_aid=PKCS15_AID,
+        applet_aid=CPX_ROOT_AID,
         card_manager_aid=b"",
         channel=0,
-        mf_files=(EfSpec("EF.SN.ICC", EF_SN_ICC, 10, Access.ALWAYS, Access.NEVER, "manufacturer"),),
+        mf_files=(
+            EfSpec("EF.SN.ICC", EF_SN_ICC, 10, Access.ALWAYS, Access.NEVER, "manufacturer"),
+            EfSpec("EF.ATR", 0x2F01, 0x39, Access.ALWAYS, Access.NEVER, "manufacturer"),
+            EfSpec("EF.DIR", EF_DIR, 0x65, Access.ALWAYS, Access.NEVER, "pkcs15"),
+        ),
         application=DfSpec(
             name="PKCS15",
-            fid=PKCS15_DF,
+            fid=CPS3_APPLICATION_DF,
             aid=PKCS15_AID,
             files=(
                 EfSpec("EF.ODF", 0x5031, 0x40, Access.ALWAYS, Access.NEVER, "pkcs15"),
-                EfSpec("EF.TokenInfo", 0x5032, 0x60, Access.ALWAYS, Access.NEVER, "pkcs15"),
+                EfSpec("EF.TokenInfo", 0x5032, 0x100, Access.ALWAYS, Access.NEVER, "pkcs15"),
             ),
         ),
     ),
-    # The legacy fixture cards (cardsim/fixtures) keep their certificates in 4001/4002.
+    # [O] The legacy cards keep their certificates in 4001/4002; their PrKDF names the
+    # authentication key 0x82 (PKCS#15 id AID ‖ 02) and the signature key 0x81 (AID ‖ 01).
     key_slots=(
-        dataclasses.replace(CPS4_KEY_SLOTS[0], algorithm=0x00, certificate_fid=0x4001),
-        dataclasses.replace(CPS4_KEY_SLOTS[1], algorithm=0x00, certificate_fid=0x4002),
+        dataclasses.replace(
+            CPS4_KEY_SLOTS[0],
+            algorithm=0x00,
+            key_reference=0x82,
+            pkcs15_id=0x02,
+            certificate_fid=0x4001,
+        ),
+        dataclasses.replace(
+            CPS4_KEY_SLOTS[1],
+            algorithm=0x00,
+            key_reference=0x81,
+            pkcs15_id=0x01,
+            certificate_fid=0x4002,
+        ),
     ),
     pin=PinPolicy("PIN", PIN_REFERENCE, 4, 4, 3),
     puk=PinPolicy("PUK", PUK_REFERENCE, 8, 8, 10),

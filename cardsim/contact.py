@@ -186,6 +186,12 @@ class ContactProfile:
     applets: tuple[bytes, ...]
     internal_authenticate: bool
     user_pin_ref: int
+    challenge_lengths: frozenset[int] = frozenset(range(1, 257))
+    """GET CHALLENGE lengths (Le) the chip answers; others get 6700."""
+    key_operations: tuple[tuple[int, int], ...] = ()
+    """IAS-ECC: per key reference, the operations its SDO allows (ACL bits: 40 PSO CDS,
+    20 INTERNAL AUTHENTICATE, 10 PSO DECIPHER). Empty: any key does any operation, and no SDO
+    answers GET DATA."""
 
 
 CPS4_PROFILE = ContactProfile(
@@ -203,7 +209,14 @@ CPS3_PROFILE = ContactProfile(
     applets=(IAS_ECC_AID, CPS2TER_AID),
     internal_authenticate=True,
     user_pin_ref=facts.CPS3.pin.reference,
+    challenge_lengths=frozenset({8}),  # IAS-ECC answers 8 bytes only (OpenSC card-iasecc.c)
+    key_operations=(
+        (facts.CPS3.key_slot("sign").key_reference, 0x40),
+        (facts.CPS3.key_slot("auth").key_reference, 0x30),
+    ),
 )
+_CRT_OPERATION = {0xB6: 0x40, 0xA4: 0x20, 0xB8: 0x10}  # MSE template -> SDO ACL bit
+SDO_CLASS_CHV, SDO_CLASS_RSA_PRIVATE = 0x01, 0x10
 
 
 def pin_digest(serial: bytes, ref: int, value: bytes) -> str:
@@ -446,6 +459,8 @@ class ContactChip:
         }
         if self.profile.internal_authenticate:
             handlers[0x88] = self._internal_authenticate
+        if self.profile.key_operations:
+            handlers[0xCB] = self._get_data_sdo
         handler = handlers.get(ins)
         if handler is None:
             raise CardError(apdu.SW_INS_NOT_SUPPORTED)
@@ -556,8 +571,8 @@ class ContactChip:
             if not fids:
                 raise CardError(apdu.SW_WRONG_LENGTH)
             node = self.state.mf if p1 == 0x08 else chan.df
-            if p1 == 0x08 and fids[0] == MF_FID:
-                fids = fids[1:]
+            if fids[0] == MF_FID:  # a path from the current DF may start at the MF (CPx cards)
+                node, fids = self.state.mf, fids[1:]
             for fid in fids:
                 nxt = node.child(fid) if node.df else None
                 if nxt is None:
@@ -679,7 +694,7 @@ class ContactChip:
     def _get_challenge(self, chan: Channel, cmd: Command, secure: bool) -> bytes:
         if cmd.p1 or cmd.p2:
             raise CardError(apdu.SW_WRONG_P1P2)
-        if cmd.data or cmd.le not in (8, 16):
+        if cmd.data or cmd.le not in self.profile.challenge_lengths:
             raise CardError(apdu.SW_WRONG_LENGTH)
         self.challenge = self.rng(cmd.le)
         return self.challenge
@@ -876,6 +891,48 @@ class ContactChip:
         self.dirty = True
         return b""
 
+    def _get_data_sdo(self, chan: Channel, cmd: Command, secure: bool) -> bytes:
+        """IAS-ECC GET DATA of a security data object's public part (its DOCP).
+
+        ``00 CB 3F FF 4D L 70 L BF class ref L tags``: the PIN (class 01) from the MF, a private
+        key (class 10) from its application DF; answered ``BF class ref L A0{…}``.
+        """
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF):
+            raise CardError(apdu.SW_WRONG_P1P2)
+        data = cmd.data
+        if len(data) < 8 or data[0] != 0x4D or data[2] != 0x70 or data[4] != 0xBF:
+            raise CardError(apdu.SW_WRONG_DATA)
+        sdo_class, sdo_ref = data[5] & 0x7F, data[6] & 0x3F
+        in_mf = chan.df is self.state.mf
+        if sdo_class == SDO_CLASS_CHV and in_mf:
+            pin = self.state.pins.get(sdo_ref | 0x80)
+            if pin is None:
+                raise CardError(apdu.SW_REF_NOT_FOUND)
+            docp = (
+                tlv.encode(0x9A, bytes([pin.tries_max]))
+                + tlv.encode(0x9B, bytes([pin.tries_left]))
+                + tlv.encode(0x8C, b"\x60\x00\x00")  # CHANGE and VERIFY: always (PIN in data)
+            )
+            body = tlv.encode(0xA0, docp) + tlv.encode(
+                0x7F41,
+                tlv.encode(0x80, bytes([pin.max_len])) + tlv.encode(0x81, bytes([pin.min_len])),
+            )
+        elif sdo_class == SDO_CLASS_RSA_PRIVATE and not in_mf:
+            ref = sdo_ref | 0x80
+            operations = dict(self.profile.key_operations).get(ref)
+            if operations is None or ref not in self.state.keys:
+                raise CardError(apdu.SW_REF_NOT_FOUND)
+            bits = self._private_key(ref).key_size
+            scbs = bytes(0x10 | 0x01 for mask in (0x40, 0x20, 0x10) if operations & mask)
+            docp = tlv.encode(0x80, bits.to_bytes(2, "big")) + tlv.encode(
+                0x8C,
+                bytes([operations]) + scbs,  # user authentication, SE 1
+            )
+            body = tlv.encode(0xA0, docp)
+        else:
+            raise CardError(apdu.SW_REF_NOT_FOUND)
+        return bytes(data[4:7]) + tlv.encode_length(len(body)) + body
+
     def _activate_file(self, chan: Channel, cmd: Command, secure: bool) -> bytes:
         """ACTIVATE FILE on the MF (inside SCP03) closes personalization for good.
 
@@ -920,23 +977,35 @@ class ContactChip:
         if cmd.p1 == 0xF3:
             chan.se.clear()
             return b""
-        if cmd.p1 not in (0x41, 0x81) or cmd.p2 not in (0xB6, 0xB8, 0xA4):
+        hash_template = cmd.p2 == 0xAA and bool(self.profile.key_operations)
+        if cmd.p1 not in (0x41, 0x81) or (cmd.p2 not in (0xB6, 0xB8, 0xA4) and not hash_template):
             raise CardError(apdu.SW_WRONG_P1P2)
         try:
             items = dict(tlv.parse(cmd.data))
         except tlv.TlvError:
             raise CardError(apdu.SW_WRONG_DATA) from None
+        if hash_template:  # IAS-ECC HT: the hash algorithm only (PSO HASH is not simulated)
+            alg_raw = items.get(0x80, b"")
+            if len(alg_raw) != 1:
+                raise CardError(apdu.SW_WRONG_DATA)
+            chan.se[cmd.p2] = (0, alg_raw[0])
+            return b""
         ref_raw = items.get(0x84) or items.get(0x83)
         if ref_raw is None or len(ref_raw) != 1:
             raise CardError(apdu.SW_WRONG_DATA)
-        ref = ref_raw[0] & 0x7F
-        if ref not in self.state.keys:
-            raise CardError(apdu.SW_REF_NOT_FOUND)
+        ref = self._key_ref(ref_raw[0])
         alg_raw = items.get(0x80, b"")
         default = ALG_RSA_PKCS1_DECIPHER if cmd.p2 == 0xB8 else ALG_RSA_PKCS1
         alg = alg_raw[0] if len(alg_raw) == 1 else default
         chan.se[cmd.p2] = (ref, alg)
         return b""
+
+    def _key_ref(self, raw: int) -> int:
+        """The key slot a reference names: as given, or with/without the IAS-ECC local bit."""
+        for ref in (raw, raw | 0x80, raw & 0x7F):
+            if ref in self.state.keys:
+                return ref
+        raise CardError(apdu.SW_REF_NOT_FOUND)
 
     def _private_key(self, ref: int) -> rsa_types.RSAPrivateKey:
         key = self._keys.get(ref)
@@ -953,6 +1022,9 @@ class ContactChip:
         slot = self.state.keys.get(ref)
         if slot is None:
             raise CardError(apdu.SW_REF_NOT_FOUND)
+        operations = dict(self.profile.key_operations)
+        if operations and not operations.get(ref, 0) & _CRT_OPERATION[crt]:
+            raise CardError(apdu.SW_CONDITIONS)  # the key's SDO does not allow this operation
         if slot.pin_ref not in self.verified:
             raise CardError(apdu.SW_SECURITY_STATUS)
         return self._private_key(ref), alg

@@ -110,7 +110,7 @@ def test_cps3_fixture_card_reads_and_signs(key_pool: KeyPool) -> None:
     card = Card.blank("cps3", keygen=key_pool)
     assert card.contact.power_on() == bytes.fromhex("3BAC00402A001225006480000310009000")
     assert card.contactless is None
-    assert split(card.transmit(bytes.fromhex("00A4080C0450154001")))[1] == 0x9000
+    assert split(card.transmit(bytes.fromhex("00A4080C0400014002")))[1] == 0x9000
     der = b""
     while True:
         data, sw = split(card.transmit(bytes([0, 0xB0, len(der) >> 8, len(der) & 0xFF, 0])))
@@ -122,12 +122,17 @@ def test_cps3_fixture_card_reads_and_signs(key_pool: KeyPool) -> None:
     assert isinstance(public, rsa.RSAPublicKey)
     pin = cps3.holder()["test_pin"].encode()
     assert split(card.transmit(bytes.fromhex("0020000104") + pin))[1] == 0x9000
-    assert split(card.transmit(bytes.fromhex("002241A403840101")))[1] == 0x9000
-    assert split(card.transmit(bytes.fromhex("002241B603840101")))[1] == 0x9000
+    # The signature key (81) signs with PSO CDS only; the authentication key (82) does not.
+    assert split(card.transmit(bytes.fromhex("002241B603840182")))[1] == 0x9000
     digest = hashlib.sha256(b"migration").digest()
+    assert split(card.transmit(bytes.fromhex("002A9E9A20") + digest + b"\x00"))[1] == 0x6985
+    assert split(card.transmit(bytes.fromhex("002241B603840181")))[1] == 0x9000
     sig, sw = split(card.transmit(bytes.fromhex("002A9E9A20") + digest + b"\x00"))
     assert sw == 0x9000
     public.verify(sig, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    # IAS-ECC: GET CHALLENGE answers 8 bytes only.
+    assert len(split(card.transmit(bytes.fromhex("0084000008")))[0]) == 8
+    assert split(card.transmit(bytes.fromhex("0084000010")))[1] == 0x6700
     # Read-only: no card manager, no personalization.
     assert split(card.transmit(bytes.fromhex("00A4040007A0000001510000")))[1] == 0x6A82
     assert split(card.transmit(bytes.fromhex("00D6000001FF")))[1] == 0x6982

@@ -191,7 +191,8 @@ def test_read_binary_past_end_and_without_current_ef(issued: tuple[Card, object]
         ("0022F3B6", 0x9000),
         ("00200099", 0x6A88),
         ("002A9E9A0100", 0x6985),
-        ("0084000000", 0x6700),
+        ("0084010008", 0x6A86),
+        ("008400000801", 0x6700),
     ],
 )
 def test_bad_input_gives_real_status_words(card: Card, apdu: str, sw: int) -> None:

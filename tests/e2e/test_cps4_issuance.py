@@ -250,3 +250,22 @@ def test_cps4_personalized_activated_and_usable(
     assert signed.returncode == 0, signed.stdout + signed.stderr
     assert not re.search(rb"(?<!\d)" + pin + rb"(?!\d)", (signed.stdout + signed.stderr).encode())
     public.verify((tmp_path / "sig.bin").read_bytes(), message, padding.PKCS1v15(), hashes.SHA256())
+    # The key usages the card declares match its certificates (ADR 0013): the authentication key
+    # signs only, so OpenSC's token self-test has nothing to decipher with; it asks for random
+    # bytes in the lengths of its test (10, 100).
+    keys = subprocess.run(
+        ["pkcs15-tool", "--reader", "0", "--list-keys"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert keys.returncode == 0, keys.stdout + keys.stderr
+    assert "decrypt" not in keys.stdout and keys.stdout.count("sign") >= 2, keys.stdout
+    selftest = subprocess.run(
+        ["pkcs11-tool", "--module", module, "--slot-index", "0", "--login", "--pin",
+         pin.decode(), "--test"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    report = selftest.stdout + selftest.stderr
+    assert selftest.returncode == 0, report
+    assert "No errors" in report, report
+    assert re.search(r"C_GenerateRandom\(\):\n(  seeding.*\n)?  seems to be OK", report), report
+    assert report.count("can't be used to decrypt, skipping") == 2, report
