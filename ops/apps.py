@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    """Operating the system: backup and restore, Prometheus metrics, logging (ADR 0012)."""
+    """Operating the system: backup and restore, Prometheus metrics, logging (ADR 0015)."""
 
     name = "ops"
     verbose_name = "Operations"
