@@ -14,6 +14,7 @@ The Code 128 carries the mailer's reference, never a code.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,7 +128,8 @@ def _y(top_mm: float) -> float:
     return float((PAGE_HEIGHT_MM - top_mm) * mm)
 
 
-def _wrap(text: str, font: str, size: float, width_pt: float) -> list[str]:
+@functools.lru_cache(maxsize=512)  # the instructions are the same on every letter of a run
+def _wrap(text: str, font: str, size: float, width_pt: float) -> tuple[str, ...]:
     lines: list[str] = []
     current = ""
     for word in text.split():
@@ -139,7 +141,7 @@ def _wrap(text: str, font: str, size: float, width_pt: float) -> list[str]:
             current = candidate
     if current:
         lines.append(current)
-    return lines
+    return tuple(lines)
 
 
 def _fit(text: str, font: str, size: float, width_pt: float) -> str:
