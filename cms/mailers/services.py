@@ -52,6 +52,9 @@ def _require_print(caller: Caller) -> None:
 
 
 def _next_reference() -> str:
+    if connection.vendor != "postgresql":  # the embedded SQLite default: one writer at a time
+        last = PinMailer.objects.order_by("-reference").values_list("reference", flat=True).first()
+        return reference_format(int(last[3:11]) + 1 if last else 1)
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(%s)", [REFERENCE_SEQUENCE])
         row = cursor.fetchone()

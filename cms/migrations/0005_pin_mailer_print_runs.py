@@ -30,12 +30,26 @@ def _check_digit(body):
     raise AssertionError(body)
 
 
+def create_sequence(apps, schema_editor):
+    # PostgreSQL hands out numbers without a lock; the embedded SQLite default has one writer.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"CREATE SEQUENCE {SEQUENCE} MINVALUE 1 MAXVALUE 99999999 NO CYCLE")
+
+
+def drop_sequence(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
+
+
 def number_printed_mailers(apps, schema_editor):
     PinMailer = apps.get_model("cms", "PinMailer")
+    postgresql = schema_editor.connection.vendor == "postgresql"
     with schema_editor.connection.cursor() as cursor:
-        for mailer in PinMailer.objects.order_by("created_at", "id"):
-            cursor.execute("SELECT nextval(%s)", [SEQUENCE])
-            body = f"{cursor.fetchone()[0]:08d}"
+        for n, mailer in enumerate(PinMailer.objects.order_by("created_at", "id"), start=1):
+            if postgresql:
+                cursor.execute("SELECT nextval(%s)", [SEQUENCE])
+                n = cursor.fetchone()[0]
+            body = f"{n:08d}"
             mailer.reference = f"PM-{body}-{_check_digit(body)}"
             mailer.status = "posted"
             mailer.posted_at = mailer.printed_at
@@ -130,10 +144,7 @@ class Migration(migrations.Migration):
             name="reference",
             field=models.CharField(help_text="PM-NNNNNNNN-C", max_length=16, null=True),
         ),
-        migrations.RunSQL(
-            f"CREATE SEQUENCE {SEQUENCE} MINVALUE 1 MAXVALUE 99999999 NO CYCLE",
-            f"DROP SEQUENCE {SEQUENCE}",
-        ),
+        migrations.RunPython(create_sequence, drop_sequence),
         migrations.RunPython(number_printed_mailers, migrations.RunPython.noop),
         migrations.AlterField(
             model_name="pinmailer",
