@@ -41,6 +41,9 @@ class Holder(models.Model):
     address_line2 = models.CharField(max_length=200, blank=True)
     postal_code = models.CharField(max_length=10, blank=True)
     city = models.CharField(max_length=100, blank=True)
+    country = models.CharField(
+        max_length=2, default="FR", help_text="ISO 3166-1 alpha-2 code of the postal address"
+    )
     departement = models.CharField(max_length=3, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -320,8 +323,10 @@ class CardNumberCounter(models.Model):
         return f"card number counter at {self.last}"
 
 
-# --- personalization: stations, jobs, sessions, PIN mailers (cms.personalization) -------------
+# --- personalization (cms.personalization) and PIN mailers (cms.mailers) ----------------------
 
+from cms.mailers.choices import MailerStatus, PrintRunStatus  # noqa: E402
+from cms.mailers.wording import LetterKind  # noqa: E402
 from cms.personalization.choices import (  # noqa: E402 - the registry models come first
     JobStatus,
     SessionMode,
@@ -475,21 +480,97 @@ class PersonalizationSession(models.Model):
         return f"session {self.pk} ({self.mode}, {self.status})"
 
 
-class PinMailer(models.Model):
-    """A rendered PIN mailer (PDF) waiting in the print queue, sealed at rest; the sealed PDF is
-    deleted once printed."""
+class PrintRun(models.Model):
+    """A site's unprinted PIN mailers gathered into one PDF for the print shop, reconciled
+    against the references of the letters actually enveloped (cms.mailers)."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    card = models.OneToOneField(Card, on_delete=models.PROTECT, related_name="pin_mailer")
-    request = models.ForeignKey(CardRequest, on_delete=models.PROTECT, related_name="pin_mailers")
-    sealed_pdf = models.BinaryField(null=True, blank=True, editable=False)
-    seal_key_version = models.PositiveSmallIntegerField(default=1)
+    site = models.ForeignKey(
+        SitePool, on_delete=models.PROTECT, null=True, blank=True, related_name="print_runs"
+    )
+    status = models.CharField(
+        max_length=10, choices=PrintRunStatus.choices, default=PrintRunStatus.GATHERED
+    )
+    mailer_count = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150)
+    print_count = models.PositiveIntegerField(default=0)
     printed_at = models.DateTimeField(null=True, blank=True)
-    printed_by = models.CharField(max_length=150, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconciled_by = models.CharField(max_length=150, blank=True)
+    posted_count = models.PositiveIntegerField(default=0)
+    returned_count = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ("created_at",)
+        ordering = ("-created_at", "-id")
+
+    @property
+    def label(self) -> str:
+        return f"R{self.pk:06d}"
 
     def __str__(self) -> str:
-        return f"PIN mailer for {self.card_id}"
+        return f"print run {self.label} ({self.status})"
+
+
+class PinMailer(models.Model):
+    """A PIN mailer waiting to be printed and posted: PIN and PUK sealed at rest (AES-GCM under a
+    key of the card key store bound to the mailer id) until an operator confirms the letter was
+    enveloped; the letter is rendered from them at each print."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reference = models.CharField(max_length=16, unique=True, help_text="PM-NNNNNNNN-C")
+    kind = models.CharField(
+        max_length=9,
+        choices=[(kind.value, kind.value.replace("_", " ")) for kind in LetterKind],
+        default=LetterKind.ISSUANCE.value,
+    )
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="pin_mailers")
+    request = models.ForeignKey(
+        CardRequest, on_delete=models.PROTECT, related_name="pin_mailers", null=True, blank=True
+    )
+    site = models.ForeignKey(
+        SitePool, on_delete=models.PROTECT, null=True, blank=True, related_name="pin_mailers"
+    )
+    status = models.CharField(
+        max_length=8, choices=MailerStatus.choices, default=MailerStatus.QUEUED
+    )
+    run = models.ForeignKey(
+        PrintRun, on_delete=models.PROTECT, null=True, blank=True, related_name="mailers"
+    )
+    sealed_secrets = models.BinaryField(null=True, blank=True, editable=False)
+    seal_key_version = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    print_count = models.PositiveIntegerField(default=0)
+    printed_at = models.DateTimeField(null=True, blank=True)
+    printed_by = models.CharField(max_length=150, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    posted_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("card",),
+                condition=Q(kind__in=("issuance", "renewal")),
+                name="%(app_label)s_%(class)s_one_issuance_per_card",
+            ),
+            # Posted is the only state without the sealed codes, and it is final.
+            models.CheckConstraint(
+                condition=Q(status="posted", sealed_secrets__isnull=True)
+                | (~Q(status="posted") & Q(sealed_secrets__isnull=False)),
+                name="%(app_label)s_%(class)s_sealed_until_posted",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="in_run") | Q(run__isnull=False),
+                name="%(app_label)s_%(class)s_in_run_has_run",
+            ),
+        )
+        indexes = (
+            models.Index(
+                fields=("site", "created_at"),
+                condition=Q(status="queued"),
+                name="cms_pinmailer_queued_idx",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"PIN mailer {self.reference}"

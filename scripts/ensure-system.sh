@@ -17,6 +17,7 @@ if [ "$profile" = test ]; then
     softhsm2 opensc pcsc-tools                  # PKCS#11 HSM, standard middleware
     redis-server                                # the Celery broker
     chromium                                    # console tests (Playwright drives it)
+    poppler-utils                               # pdftoppm: PIN mailer tests render the PDFs
   )
 fi
 if [ "${WITH_POSTGRES_SERVER:-0}" = 1 ]; then packages+=(postgresql); fi

@@ -1,5 +1,5 @@
-"""Stations (security officers), station enrollment (one-time code), the station relay
-(claim, exchange, heartbeat) and the PIN mailer print queue."""
+"""Stations (security officers), station enrollment (one-time code) and the station relay
+(claim, exchange, heartbeat). The PIN mailer queue is in ``api.views.cms.mailers``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 from typing import Any
 from uuid import UUID
 
-from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -19,9 +18,8 @@ from rest_framework.views import APIView
 
 from api.serializers import JsonInputSerializer
 from api.views.cms.common import caller_of
-from cms.models import PersonalizationJob, PinMailer, Station
+from cms.models import PersonalizationJob, Station
 from cms.personalization.jobs import CardIdentity, job_abandon, job_heartbeat
-from cms.personalization.mailer import pin_mailer_print
 from cms.personalization.session import session_exchange_for_account, station_claim
 from cms.personalization.stations import (
     EnrollmentCode,
@@ -309,36 +307,6 @@ class JobAbandonApi(APIView):
         return Response(JobOutputSerializer(job).data)
 
 
-class PinMailerListApi(APIView):
-    """The print queue (metadata only: the PDF is never listed)."""
-
-    roles = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
-
-    @extend_schema(responses=None, operation_id="pin_mailers_list")
-    def get(self, request: Request) -> Response:
-        rows = PinMailer.objects.order_by("created_at").values(
-            "id", "card_id", "request_id", "created_at", "printed_at", "printed_by"
-        )[:500]
-        return Response(list(rows))
-
-
-class PinMailerPrintApi(APIView):
-    """The mailer PDF, once: the sealed copy is deleted as it is handed out."""
-
-    roles = (Role.ISSUANCE_OPERATOR,)
-    errors = (Conflict, ServiceUnavailable)
-
-    @extend_schema(
-        request=None, responses={(200, "application/pdf"): bytes}, operation_id="pin_mailers_print"
-    )
-    def post(self, request: Request, mailer_id: UUID) -> HttpResponse:
-        pdf = pin_mailer_print(mailer_id=mailer_id, caller=caller_of(request))
-        response = HttpResponse(pdf, content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="pin-mailer-{mailer_id}.pdf"'
-        response["Cache-Control"] = "no-store"
-        return response
-
-
 stations_v1 = [
     path("stations", StationListApi.as_view(), name="station-list"),
     path("stations/create", StationCreateApi.as_view(), name="station-create"),
@@ -362,9 +330,5 @@ stations_v1 = [
         "station/jobs/<uuid:job_id>/heartbeat",
         StationHeartbeatApi.as_view(),
         name="station-heartbeat",
-    ),
-    path("pin-mailers", PinMailerListApi.as_view(), name="pin-mailer-list"),
-    path(
-        "pin-mailers/<uuid:mailer_id>/print", PinMailerPrintApi.as_view(), name="pin-mailer-print"
     ),
 ]

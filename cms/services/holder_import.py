@@ -34,6 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "address_line2": ("complément", "mention distribution (coord. structure)", "address_line2"),
     "postal_code": ("code postal (coord. structure)", "code postal", "postal_code"),
     "city": ("libellé commune (coord. structure)", "commune", "city"),
+    "country": ("country",),  # ISO alpha-2; the RPPS extract's INSEE codes (99100) are not read
 }
 REQUIRED = ("national_id", "last_name", "first_name", "profession")
 STATUS_ALIASES = {"actif": "active", "cessation": "left_profession", "décédé": "deceased"}
@@ -47,6 +48,7 @@ _UPDATABLE = [
     "address_line2",
     "postal_code",
     "city",
+    "country",
     "departement",
 ]
 

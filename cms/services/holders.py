@@ -33,6 +33,7 @@ class HolderData:
     address_line2: str = ""
     postal_code: str = ""
     city: str = ""
+    country: str = "FR"
 
 
 def holder_data_clean(data: HolderData) -> dict[str, str]:
@@ -59,15 +60,19 @@ def holder_data_clean(data: HolderData) -> dict[str, str]:
     for name, enum in choices.items():
         if values[name] not in enum.values:
             errors[name] = f"{values[name]!r} is not one of {', '.join(enum.values)}"
+    values["country"] = values["country"].upper() or "FR"
+    if not (len(values["country"]) == 2 and values["country"].isalpha()):
+        errors["country"] = "an ISO 3166-1 alpha-2 code, e.g. FR, BE"
     postal = values["postal_code"]
-    if postal and not (len(postal) == 5 and postal.isdigit()):
+    abroad = values["country"] != "FR"
+    if postal and not abroad and not (len(postal) == 5 and postal.isdigit()):
         errors["postal_code"] = "a French postal code is 5 digits"
     for name, limit in (("address_line1", 200), ("address_line2", 200), ("city", 100)):
         if len(values[name]) > limit:
             errors[name] = f"at most {limit} characters"
     if errors:
         raise BadInput("The holder is not valid; see extra.fields.", extra={"fields": errors})
-    values["departement"] = departement_of(postal)
+    values["departement"] = "" if abroad else departement_of(postal)
     return values
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from config.env import env_bool, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -293,10 +295,38 @@ CARD_KEYS_TEST_PROVISIONING = False
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
 # Celery beat puts jobs whose lease ran out back in the queue (claims do it as well).
 STATION_LEASE_SWEEP_SECONDS = env_int("STATION_LEASE_SWEEP_SECONDS", 30)
-CELERY_IMPORTS = ("cms.personalization.tasks",)
+CELERY_IMPORTS: tuple[str, ...] = ("cms.personalization.tasks",)
 CELERY_BEAT_SCHEDULE["personalization-lease-sweep"] = {
     "task": "cms.personalization.tasks.jobs_lease_sweep_task",
     "schedule": float(STATION_LEASE_SWEEP_SECONDS),
     "options": {"queue": "default"},
 }
 PERSONALIZATION_EMAIL_DOMAIN = env_str("PERSONALIZATION_EMAIL_DOMAIN", "cps.mssante.invalid")
+
+# --- PIN mailers (cms.mailers): the agency's letterhead, the envelope window, print runs
+MAILER_AGENCY_NAME = env_str(
+    "MAILER_AGENCY_NAME", "Agence des cartes de professionnels de santé (démonstration)"
+)
+MAILER_AGENCY_LOGO = env_str("MAILER_AGENCY_LOGO", "")  # PNG or JPEG; empty: a plain mark
+MAILER_RETURN_ADDRESS = env_list(
+    "MAILER_RETURN_ADDRESS", ["Service des cartes CPS", "TSA 00000", "75700 PARIS CEDEX 07"]
+)  # comma-separated lines
+MAILER_PLACE = env_str("MAILER_PLACE", "Paris")  # "Paris, le 5 décembre 2026"
+# 01 99 00 xx xx: the range the French numbering plan keeps for fiction. Set the real one.
+MAILER_HELPDESK_PHONE = env_str("MAILER_HELPDESK_PHONE", "01 99 00 12 34")
+# The window on the flat A4 sheet, millimetres: distance from the right edge, from the top,
+# width, height. Default: the common French DL / C5-6 window, 100 x 45 mm, 20 mm from the right,
+# 50 mm from the top. It must end above the first fold (99 mm), where the codes' panel starts.
+MAILER_WINDOW_MM = [
+    float(v) for v in env_list("MAILER_WINDOW_MM", ["20", "50", "100", "45"])
+]  # right, top, width, height
+MAILER_LANGUAGES = env_list("MAILER_LANGUAGES", ["fr", "en"])  # first one on top
+MAILER_RUN_MAX_LETTERS = env_int("MAILER_RUN_MAX_LETTERS", 2000)
+# Beat gathers each site's unprinted mailers into a print run once a day, at this hour.
+MAILER_RUN_HOUR = env_int("MAILER_RUN_HOUR", 5)
+CELERY_IMPORTS = (*CELERY_IMPORTS, "cms.mailers.tasks")
+CELERY_BEAT_SCHEDULE["mailers-print-runs"] = {
+    "task": "cms.mailers.tasks.print_runs_gather_task",
+    "schedule": crontab(hour=MAILER_RUN_HOUR, minute=0),
+    "options": {"queue": "default"},
+}

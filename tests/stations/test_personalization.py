@@ -39,6 +39,7 @@ def test_a_queued_card_is_personalized_and_issued(scene, virtual_card):
     assert session.sealed_secrets is None  # PIN and PUK dropped once the card is issued
     assert session.checkpoint["completed"][-1] == "desfire_verified"
     mailer = PinMailer.objects.get(card=card)
-    assert mailer.sealed_pdf is not None and not bytes(mailer.sealed_pdf).startswith(b"%PDF")
+    assert mailer.status == "queued" and mailer.sealed_secrets is not None
+    assert b"pin" not in bytes(mailer.sealed_secrets)  # sealed, not JSON in clear
     assert AuditEvent.objects.filter(action="personalization.complete").count() == 1
     assert any("phases" in line for line in lines)

@@ -37,6 +37,7 @@ class HolderOutputSerializer(serializers.ModelSerializer[Holder]):
             "address_line2",
             "postal_code",
             "city",
+            "country",
             "departement",
             "created_at",
             "updated_at",
@@ -54,6 +55,7 @@ class HolderInputSerializer(JsonInputSerializer):
     address_line2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
     postal_code = serializers.RegexField(r"^\s*(?:[0-9]{5})?\s*$", required=False, allow_blank=True)
     city = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    country = serializers.CharField(max_length=2, required=False, default="FR")
 
 
 class HolderListApi(generics.ListAPIView[Holder]):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api.views.cms import cards, holders, products, requests, stock
+from api.views.cms import cards, holders, mailers, products, requests, stock
 
 cms_v1 = [
     path("holders", holders.HolderListApi.as_view(), name="holder-list"),
@@ -57,5 +57,27 @@ cms_v1 = [
     ),
     path(
         "requests/<uuid:request_id>/queue", requests.RequestQueueApi.as_view(), name="request-queue"
+    ),
+    path("pin-mailers", mailers.PinMailerListApi.as_view(), name="pin-mailer-list"),
+    path(
+        "pin-mailers/<uuid:mailer_id>/print",
+        mailers.PinMailerPrintApi.as_view(),
+        name="pin-mailer-print",
+    ),
+    path(
+        "pin-mailers/<uuid:mailer_id>/confirm",
+        mailers.PinMailerConfirmApi.as_view(),
+        name="pin-mailer-confirm",
+    ),
+    path("print-runs", mailers.PrintRunListApi.as_view(), name="print-run-list"),
+    path("print-runs/create", mailers.PrintRunCreateApi.as_view(), name="print-run-create"),
+    path("print-runs/<int:run_id>", mailers.PrintRunDetailApi.as_view(), name="print-run-detail"),
+    path(
+        "print-runs/<int:run_id>/print", mailers.PrintRunPrintApi.as_view(), name="print-run-print"
+    ),
+    path(
+        "print-runs/<int:run_id>/reconcile",
+        mailers.PrintRunReconcileApi.as_view(),
+        name="print-run-reconcile",
     ),
 ]

@@ -162,6 +162,7 @@ def _new_holder(officer: Caller) -> Holder:
                 last_name=names[n % len(names)],
                 first_name=firsts[n % len(firsts)],
                 profession="10",
+                address_line1=f"{n % 180 + 1} rue de la Roquette",
                 postal_code="75011",
                 city="PARIS",
             ),
