@@ -104,8 +104,8 @@ class Scene:
         from django.contrib.auth.models import Group, User
 
         from cms.callers import Caller
-        from cms.personalization import setup
         from core.roles import Role
+        from demo import setup
 
         self.setup = setup
         self.product = setup.products_and_keys()
@@ -132,7 +132,7 @@ class Scene:
 
 def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Figures:
     from cardsim.card import Card, InProcessReader, KeyPool
-    from cms.personalization.inprocess import ServiceApi
+    from demo.inprocess import ServiceApi
     from personalization_station.relay import CardLink, personalize
 
     station = scene.setup.station_enrolled(scene.pool, name=f"bench-inproc-{key_delay_ms:.0f}")

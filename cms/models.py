@@ -305,21 +305,6 @@ class CardRequest(models.Model):
         return f"{self.kind} {self.holder_id} ({self.status})"
 
 
-class CardNumberCounter(models.Model):
-    """The last card number sequence used (one row, locked while a number is taken)."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last = models.PositiveBigIntegerField(default=0)
-
-    class Meta:
-        constraints = (
-            models.CheckConstraint(condition=Q(id=1), name="%(app_label)s_%(class)s_single_row"),
-        )
-
-    def __str__(self) -> str:
-        return f"card number counter at {self.last}"
-
-
 # --- personalization: stations, jobs, sessions, PIN mailers (cms.personalization) -------------
 
 from cms.personalization.choices import (  # noqa: E402 - the registry models come first

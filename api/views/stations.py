@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from uuid import UUID
 
 from django.http import HttpResponse
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -18,11 +16,22 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from api.views.cms.common import AU, OP, SO, caller_of
+from api.views.cms.common import caller_of
+from api.views.station_protocol import (
+    CLAIM_ANSWER,
+    SESSION_ANSWER,
+    StationClaimSerializer,
+    ErrorBodySerializer,
+    StationExchangeSerializer,
+    StationHeartbeatSerializer,
+    card_identity,
+)
+from cards.station_protocol import Heartbeat
 from cms.models import PersonalizationJob, PinMailer, Station
-from cms.personalization.jobs import CardIdentity, job_abandon, job_heartbeat
+from cms.personalization.claims import station_claim
+from cms.personalization.jobs import job_abandon, job_heartbeat
 from cms.personalization.mailer import pin_mailer_print
-from cms.personalization.session import session_exchange_for_account, station_claim
+from cms.personalization.session import session_exchange_for_account
 from cms.personalization.stations import (
     EnrollmentCode,
     station_code_renew,
@@ -34,26 +43,7 @@ from cms.personalization.stations import (
 )
 from core.roles import Role
 
-ST = Role.STATION
-HEX = r"^[0-9A-Fa-f]*$"
-_HEX = re.compile(r"[0-9A-Fa-f]*")
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class CardResponseField(serializers.Field[str, str, str, Any]):
-    """A card response in hex. A plain check: ``RegexField`` runs ``CharField``'s per-character
-    surrogate scan on each of the ~130 responses a card sends, which cost more than the rest
-    of the view; the service decodes and checks them again."""
-
-    default_error_messages = {"invalid": "A response is a hex string of at most 8192 digits."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or len(data) > 8192 or _HEX.fullmatch(data) is None:
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value: str) -> str:
-        return value
+OP, SO, AU, ST = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR, Role.STATION)
 
 
 class StationOutputSerializer(serializers.ModelSerializer[Station]):
@@ -183,38 +173,31 @@ class StationEnrollApi(APIView):
         return Response(self.OutputSerializer(body).data, status=201)
 
 
+_REFUSALS = {
+    400: ErrorBodySerializer,
+    403: ErrorBodySerializer,
+    404: ErrorBodySerializer,
+    409: ErrorBodySerializer,
+}
+
+
 class StationClaimApi(APIView):
     """Claim the job of the inserted card (or, without a card, learn which card to insert);
     the answer carries the first APDU batch. 204: nothing to do."""
 
     roles = (ST,)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
-        atr = serializers.RegexField(HEX, max_length=66, required=False)
-        chip_serial = serializers.RegexField(HEX, max_length=32, required=False)
-        desfire_uid = serializers.RegexField(HEX, max_length=14, required=False, allow_blank=True)
-        reader = serializers.CharField(max_length=100, required=False, allow_blank=True)
-
     @extend_schema(
-        request=InputSerializer,
-        responses={200: OpenApiResponse(description="first batch"), 204: None},
+        request=StationClaimSerializer,
+        responses={200: CLAIM_ANSWER, 204: None, **_REFUSALS},
         operation_id="station_claim",
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = StationClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         station = station_for_account(request.user)  # type: ignore[arg-type]
         station_touch(station)
-        identity = None
-        if data.get("chip_serial"):
-            identity = CardIdentity(
-                atr=data.get("atr", ""),
-                chip_serial=data["chip_serial"].upper(),
-                desfire_uid=data.get("desfire_uid", "").upper(),
-                reader=data.get("reader", ""),
-            )
-        payload = station_claim(station=station, identity=identity)
+        payload = station_claim(station=station, identity=card_identity(serializer.validated_data))
         if payload is None:
             return Response(status=204)
         return Response(payload)
@@ -225,18 +208,13 @@ class StationExchangeApi(APIView):
 
     roles = (ST,)
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
-        seq = serializers.IntegerField(min_value=0)
-        responses = serializers.ListField(child=CardResponseField(), required=False, max_length=512)
-        error = serializers.CharField(max_length=200, required=False)
-
     @extend_schema(
-        request=InputSerializer,
-        responses=OpenApiResponse(description="next batch or outcome"),
+        request=StationExchangeSerializer,
+        responses={200: SESSION_ANSWER, **_REFUSALS},
         operation_id="station_exchange",
     )
     def post(self, request: Request, session_id: UUID) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = StationExchangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         payload = session_exchange_for_account(
@@ -250,14 +228,22 @@ class StationExchangeApi(APIView):
 
 
 class StationHeartbeatApi(APIView):
+    """Renew the lease of a job the station holds (409 once it lost it)."""
+
     roles = (ST,)
 
-    @extend_schema(request=None, responses=None, operation_id="station_heartbeat")
+    @extend_schema(
+        request=None,
+        responses={200: StationHeartbeatSerializer, **_REFUSALS},
+        operation_id="station_heartbeat",
+    )
     def post(self, request: Request, job_id: UUID) -> Response:
         station = station_for_account(request.user)  # type: ignore[arg-type]
         station_touch(station)
         job = job_heartbeat(job_id=job_id, station=station)
-        return Response({"job": str(job.pk), "lease_expires_at": job.lease_expires_at})
+        assert job.lease_expires_at is not None
+        body: Heartbeat = {"job": str(job.pk), "lease_expires_at": job.lease_expires_at.isoformat()}
+        return Response(body)
 
 
 class JobOutputSerializer(serializers.ModelSerializer[PersonalizationJob]):

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "cms",
     "api",
     "console",
+    "demo",
 ]
 
 MIDDLEWARE = [

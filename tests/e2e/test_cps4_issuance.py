@@ -98,11 +98,11 @@ def test_cps4_personalized_activated_and_usable(
     from cardsim.card import load_state
     from cms.choices import CardStatus
     from cms.models import CardCertificate, PinMailer
-    from cms.personalization import setup
     from cms.personalization.keys import KeyVersions, card_keys_derive
     from cms.personalization.mailer import pin_mailer_print
     from cms.personalization.stations import station_create
     from cms.services.cards import card_transition
+    from demo import setup
     from pki.models import CertificateAuthority
 
     # --- stock and request for the virtual card in the reader --------------------------------
