@@ -20,17 +20,17 @@ from api.views.cms.common import caller_of
 from api.views.station_protocol import (
     CLAIM_ANSWER,
     SESSION_ANSWER,
-    StationClaimSerializer,
     ErrorBodySerializer,
+    StationClaimSerializer,
     StationExchangeSerializer,
     StationHeartbeatSerializer,
     card_identity,
 )
 from cards.station_protocol import Heartbeat
-from cms.models import PersonalizationJob, PinMailer, Station
+from cms.models import PersonalizationJob, Station
 from cms.personalization.claims import station_claim
 from cms.personalization.jobs import job_abandon, job_heartbeat
-from cms.personalization.mailer import pin_mailer_print
+from cms.personalization.mailer import pin_mailer_list, pin_mailer_print
 from cms.personalization.session import session_exchange_for_account
 from cms.personalization.stations import (
     EnrollmentCode,
@@ -39,6 +39,7 @@ from cms.personalization.stations import (
     station_disable,
     station_enroll,
     station_for_account,
+    station_list,
     station_touch,
 )
 from core.roles import Role
@@ -75,7 +76,7 @@ class StationListApi(APIView):
 
     @extend_schema(responses=StationOutputSerializer(many=True), operation_id="stations_list")
     def get(self, request: Request) -> Response:
-        stations = Station.objects.select_related("site").order_by("site__code", "name")
+        stations = station_list()
         return Response(StationOutputSerializer(stations, many=True).data)
 
 
@@ -294,10 +295,8 @@ class PinMailerListApi(APIView):
 
     @extend_schema(responses=None, operation_id="pin_mailers_list")
     def get(self, request: Request) -> Response:
-        rows = PinMailer.objects.order_by("created_at").values(
-            "id", "card_id", "request_id", "created_at", "printed_at", "printed_by"
-        )[:500]
-        return Response(list(rows))
+        rows = pin_mailer_list()
+        return Response(rows)
 
 
 class PinMailerPrintApi(APIView):

@@ -7,6 +7,7 @@ and deleted once printed: PIN and PUK exist in clear only in memory, while rende
 from __future__ import annotations
 
 import io
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
@@ -27,8 +28,17 @@ def _context(mailer_id: UUID) -> str:
     return f"pin-mailer:{mailer_id}"
 
 
+def pin_mailer_list(limit: int = 500) -> list[dict[str, Any]]:
+    """The print queue, oldest first: metadata only, never the PDF."""
+    rows = PinMailer.objects.order_by("created_at").values(
+        "id", "card_id", "request_id", "created_at", "printed_at", "printed_by"
+    )[:limit]
+    return [dict(row) for row in rows]
+
+
 def pin_mailer_render(*, request: CardRequest, pin: Secret, puk: Secret) -> bytes:
     """The mailer PDF: holder's name and address on the front, PIN and PUK inside."""
+    # reportlab loads when a mailer is rendered (once per issued card), not with every process.
     from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
     from reportlab.pdfgen import canvas  # type: ignore[import-untyped]

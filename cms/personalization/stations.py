@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from cms import effects
@@ -251,6 +252,11 @@ def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Stat
         certificate_revoked=revoked,
     )
     return station
+
+
+def station_list() -> QuerySet[Station]:
+    """Every station with its site, by site and name."""
+    return Station.objects.select_related("site").order_by("site__code", "name")
 
 
 def station_for_account(user: User) -> Station:
