@@ -116,11 +116,11 @@ class Scene:
         self.count = 0
 
     def queue(self, serial: str, uid: str) -> Any:
-        from cms.identifiers import luhn_valid
+        from cms.identifiers import luhn_digit
 
         self.count += 1
         body = f"999{self.count:07d}"
-        national_id = "8" + body + next(d for d in "0123456789" if luhn_valid(body + d))
+        national_id = "8" + body + luhn_digit(body)
         self.setup.blank_card_register(
             product=self.product, pool=self.pool, chip_serial=serial, desfire_uid=uid
         )
