@@ -34,7 +34,7 @@ from cards.programs.cps4 import cps4_program  # noqa: E402
 from cards.scp03 import Scp03Host, Scp03StaticKeys  # noqa: E402
 from cards.transport import FunctionTransport, transmit_apdu  # noqa: E402
 from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool  # noqa: E402
-from tests.cards.scenario import Issuer, load_key_pool, make_scenario  # noqa: E402
+from demo.scenario import Issuer, load_key_pool, make_scenario  # noqa: E402
 
 
 class Timed:

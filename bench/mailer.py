@@ -63,7 +63,7 @@ def main() -> None:
         from django.conf import settings
         from django.db import transaction
 
-        from cards.products import CPS4
+        from cards.products import CPS4, card_serial, registry_card_number
         from cms.callers import Caller
         from cms.choices import CardStatus, ProductStatus
         from cms.mailers.letter import Letter, address_lines, render
@@ -78,7 +78,6 @@ def main() -> None:
         from cms.mailers.wording import LetterKind
         from cms.models import Card, Holder, Product, SitePool
         from cms.personalization.keys import card_keys_provision
-        from cms.services.cards import card_number_format
 
         settings.MAILER_RUN_MAX_LETTERS = args.letters
         card_keys_provision(CPS4, test=True)
@@ -94,7 +93,7 @@ def main() -> None:
                     city="Paris",
                     country="FR",
                 ),
-                card_number=card_number_format(i + 1),
+                card_number=registry_card_number(card_serial(f"{i + 1:010d}")),
                 date=dt.date(2026, 12, 5),
                 reference=reference_format(i + 1),
                 pin=f"{i % 10000:04d}",
@@ -123,8 +122,9 @@ def main() -> None:
         )  # fmt: skip
         cards = Card.objects.bulk_create(
             Card(
-                chip_serial=f"{i:016X}", product=product, pool=site, holder=h, card_type="CPS",
-                status=CardStatus.ISSUED, card_number=card_number_format(i + 1),
+                chip_serial=card_serial(f"{i + 1:010d}").hex().upper(), product=product,
+                pool=site, holder=h, card_type="CPS", status=CardStatus.ISSUED,
+                card_number=registry_card_number(card_serial(f"{i + 1:010d}")),
             )
             for i, h in enumerate(holders)
         )  # fmt: skip

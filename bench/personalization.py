@@ -104,8 +104,8 @@ class Scene:
         from django.contrib.auth.models import Group, User
 
         from cms.callers import Caller
-        from cms.personalization import setup
         from core.roles import Role
+        from demo import setup
 
         self.setup = setup
         self.product = setup.products_and_keys()
@@ -116,11 +116,11 @@ class Scene:
         self.count = 0
 
     def queue(self, serial: str, uid: str) -> Any:
-        from cms.identifiers import luhn_valid
+        from cms.identifiers import luhn_digit
 
         self.count += 1
         body = f"999{self.count:07d}"
-        national_id = "8" + body + next(d for d in "0123456789" if luhn_valid(body + d))
+        national_id = "8" + body + luhn_digit(body)
         self.setup.blank_card_register(
             product=self.product, pool=self.pool, chip_serial=serial, desfire_uid=uid
         )
@@ -132,7 +132,7 @@ class Scene:
 
 def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Figures:
     from cardsim.card import Card, InProcessReader, KeyPool
-    from cms.personalization.inprocess import ServiceApi
+    from demo.inprocess import ServiceApi
     from personalization_station.relay import CardLink, personalize
 
     station = scene.setup.station_enrolled(scene.pool, name=f"bench-inproc-{key_delay_ms:.0f}")

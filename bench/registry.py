@@ -54,15 +54,18 @@ FIRST = ["Claire", "Paul", "Anne", "Louis", "Marie", "Jean", "Lea", "Hugo", "Emm
 PROFESSIONS = ["10", "21", "40", "50", "60", "70", "91"]
 
 
-def _luhn_digit(body: str) -> str:
-    from cms.identifiers import luhn_valid
-
-    return next(d for d in "0123456789" if luhn_valid(body + d))
-
-
 def rpps(n: int) -> str:
+    from cms.identifiers import luhn_digit
+
     body = f"{n:010d}"
-    return f"8{body}{_luhn_digit(body)}"
+    return f"8{body}{luhn_digit(body)}"
+
+
+def chip_serial(n: int) -> str:
+    """A CPS chip serial (EF.SN.ICC), which is also the card's number."""
+    from cards.products import card_serial, registry_card_number
+
+    return registry_card_number(card_serial(f"{n:010d}"))
 
 
 def name(rng: random.Random) -> str:
@@ -137,7 +140,6 @@ def bulk_load(n: int) -> list[tuple[str, str, str, str]]:
     from django.utils import timezone
 
     from cms.models import Product
-    from cms.services.cards import card_number_format
 
     product = Product.objects.create(
         name="CPS4", version="bench", status="issued", validity_years=6, definition={},
@@ -165,7 +167,7 @@ def bulk_load(n: int) -> list[tuple[str, str, str, str]]:
                                 rng.choice(PROFESSIONS), "CPS", "active", "", "", f"{dept}000",
                                 "", dept, now, now))  # fmt: skip
                 if i % (n // 200 or 1) == 0:
-                    sample.append((last, rpps(20_000_000 + i), card_number_format(i + 1),
+                    sample.append((last, rpps(20_000_000 + i), chip_serial(i + 1),
                                    f"04{i:012X}"))  # fmt: skip
         with raw.cursor().copy(
             "COPY cms_card (id, card_number, chip_serial, desfire_uid, transport_key_version, "
@@ -173,7 +175,8 @@ def bulk_load(n: int) -> list[tuple[str, str, str, str]]:
             "created_at) FROM STDIN"
         ) as copy:
             for i, hid in enumerate(holder_ids):
-                copy.write_row((uuid.uuid4(), card_number_format(i + 1), f"{i:016X}",
+                number = chip_serial(i + 1)
+                copy.write_row((uuid.uuid4(), number, number,
                                 f"04{i:012X}", 0, product.pk, hid, "CPS", "ACTIVE", "", False,
                                 now))  # fmt: skip
         cur.execute("ANALYZE cms_holder")

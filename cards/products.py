@@ -13,9 +13,10 @@ manufacturer put on it before personalization) is described in ``BlankCard``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "CPS3",
@@ -34,9 +35,12 @@ __all__ = [
     "PinPolicy",
     "Product",
     "Scp03Profile",
+    "add_years",
     "card_number",
     "card_serial",
     "get_product",
+    "registry_card_number",
+    "serial_of_card_number",
 ]
 
 
@@ -537,6 +541,33 @@ def card_number(serial: bytes) -> str:
     if len(serial) != 10 or serial[:5] != ISSUER_PREFIX or not digits.isdigit():
         raise ValueError(f"EF.SN.ICC {serial.hex().upper()} is not 80 25 00 00 01 + 10 BCD digits")
     return digits
+
+
+def registry_card_number(serial: bytes) -> str:
+    """The card number the agency keeps and prints (registry, card body, PIN mailer, deny list):
+    ANS's issuer number followed by the card number of EF.SN.ICC, 20 digits, the chip's serial
+    itself (docs/adr/0012-card-number.md). ValueError for a serial that is no CPS EF.SN.ICC."""
+    return ISSUER_PREFIX.hex() + card_number(serial)
+
+
+def serial_of_card_number(number: str) -> bytes:
+    """EF.SN.ICC of a registry card number (the inverse of ``registry_card_number``)."""
+    issuer = ISSUER_PREFIX.hex()
+    if len(number) != 20 or not number.startswith(issuer):
+        raise ValueError(f"card number {number!r} is not {issuer} + 10 digits")
+    return card_serial(number[len(issuer) :])
+
+
+_Day = TypeVar("_Day", dt.date, dt.datetime)
+
+
+def add_years(day: _Day, years: int) -> _Day:
+    """``day`` moved on by ``years`` calendar years (29 February → 28 February): the one rule for
+    every validity period, the card's (EF_ACTUA), the registry's expiry and the certificates'."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
 
 
 def get_product(name: str, version: int) -> Product:

@@ -1,9 +1,11 @@
-"""The lifecycle's side effects on the PKI and on the contactless deny list.
+"""The registry's effects on the PKI and on the contactless deny list.
 
-This is the one place where the registry reaches into ``pki.services``: pki knows nothing of cards,
-so a card finds its certificates through ``CardCertificate`` links and acts on each. Every call runs
-inside the caller's transaction (the pki services join it), so a refused effect undoes the whole
-transition.
+This is the one way from ``cms`` to ``pki.services`` (pki knows nothing of cards or stations):
+the lifecycle's certificate effects (hold, release, revoke every certificate of a card, found
+through its ``CardCertificate`` links), the certificates a personalization session issues and
+links, or retires when keys are generated again, and a station's client certificate. Every call
+runs inside the caller's transaction (the pki services join it), so a refused effect undoes the
+whole change.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from cms import lifecycle
 from cms.choices import CardStatus, DenyReason, RevokeReason
 from cms.lifecycle import Effect, Transition
-from cms.models import Card, DenyListEntry
+from cms.models import Card, CardCertificate, DenyListEntry
 from core.actors import Actor
 from pki import services as pki_services
 from pki.choices import CertificateStatus
+from pki.domain.names import Holder
+from pki.domain.reasons import RevocationReason
 from pki.models import Certificate
 
 _DENY_REASON = {
@@ -35,11 +41,24 @@ def _certificates(card: Card) -> list[Certificate]:
     )
 
 
+def _hold(*, certificate_id: int, actor: Actor) -> Certificate:
+    return pki_services.certificate_hold(certificate_id=certificate_id, actor=actor)
+
+
+def _release_hold(*, certificate_id: int, actor: Actor) -> Certificate:
+    return pki_services.certificate_release_hold(certificate_id=certificate_id, actor=actor)
+
+
+def _revoke(*, certificate_id: int, actor: Actor, reason: RevocationReason) -> Certificate:
+    return pki_services.certificate_revoke(
+        certificate_id=certificate_id, reason=reason, actor=actor
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _CertificateEffect:
     """What a certificate effect does to each certificate of the card in one of ``acts_on``: it
-    calls ``service`` (looked up in ``pki.services`` at call time), and the audit event lists
-    the ids it changed under ``key``."""
+    calls ``service``, and the audit event lists the ids it changed under ``key``."""
 
     key: str
     acts_on: frozenset[str]
@@ -48,19 +67,13 @@ class _CertificateEffect:
 
 _CERTIFICATE_EFFECTS = {
     Effect.HOLD_CERTIFICATES: _CertificateEffect(
-        "held",
-        frozenset({CertificateStatus.VALID}),
-        lambda **kwargs: pki_services.certificate_hold(**kwargs),
+        "held", frozenset({CertificateStatus.VALID}), _hold
     ),
     Effect.RELEASE_HOLD: _CertificateEffect(
-        "released",
-        frozenset({CertificateStatus.ON_HOLD}),
-        lambda **kwargs: pki_services.certificate_release_hold(**kwargs),
+        "released", frozenset({CertificateStatus.ON_HOLD}), _release_hold
     ),
     Effect.REVOKE_CERTIFICATES: _CertificateEffect(
-        "revoked",
-        frozenset({CertificateStatus.VALID, CertificateStatus.ON_HOLD}),
-        lambda **kwargs: pki_services.certificate_revoke(**kwargs),
+        "revoked", frozenset({CertificateStatus.VALID, CertificateStatus.ON_HOLD}), _revoke
     ),
 }
 
@@ -131,3 +144,67 @@ def apply(
             done["allowed"] = contactless_allow(card=card)
         # SUPERSEDE_REPLACED_CARD is a card transition: cms.services.cards carries it out.
     return done
+
+
+# --- personalization: a card's certificates while it is written --------------------------------
+
+
+def card_certificates_retire(*, card: Card, actor: Actor) -> dict[str, int]:
+    """Revoke (cessation of operation) and unlink the certificates linked to a card being
+    written: a resumed session generated its keys again. Returns the retired ids by slot."""
+    retired: dict[str, int] = {}
+    for link in CardCertificate.objects.filter(card=card).select_related("certificate"):
+        if link.certificate.status != CertificateStatus.REVOKED:
+            _revoke(
+                certificate_id=link.certificate_id,
+                actor=actor,
+                reason=RevocationReason.CESSATION_OF_OPERATION,
+            )
+        retired[link.slot] = link.certificate_id
+        link.delete()
+    return retired
+
+
+def card_certificate_issue(
+    *,
+    card: Card,
+    slot: str,
+    authority: str,
+    profile: str,
+    public_key: rsa.RSAPublicKey,
+    holder: Holder,
+    actor: Actor,
+) -> Certificate:
+    """Certify the key of a card slot, on hold until the card is activated, and link it."""
+    certificate = pki_services.certificate_issue(
+        authority=authority,
+        profile=profile,
+        public_key=public_key,
+        holder=holder,
+        on_hold=True,
+        actor=actor,
+    )
+    CardCertificate.objects.create(card=card, slot=slot, certificate=certificate)
+    return certificate
+
+
+# --- stations' client certificates ---------------------------------------------------------------
+
+
+def station_certificate_issue(
+    *, authority: str, profile: str, csr: bytes, common_name: str, actor: Actor
+) -> Certificate:
+    """A station's client certificate from the CSR it made."""
+    return pki_services.certificate_issue(
+        authority=authority, profile=profile, csr=csr, common_name=common_name, actor=actor
+    )
+
+
+def station_certificate_revoke(
+    *, certificate: Certificate, reason: RevocationReason, actor: Actor
+) -> bool:
+    """Revoke a station's certificate unless it already is; True if it changed."""
+    if certificate.status == CertificateStatus.REVOKED:
+        return False
+    _revoke(certificate_id=certificate.pk, actor=actor, reason=reason)
+    return True

@@ -53,6 +53,13 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def luhn_digit(body: str) -> str:
+    """The Luhn check digit that makes ``body`` followed by it valid (``luhn_valid``)."""
+    if not body or not body.isdigit():
+        raise ValueError(f"{body!r} is not a string of decimal digits")
+    return next(d for d in "0123456789" if luhn_valid(body + d))
+
+
 def _fixed_digits(local: str, length: int, name: str) -> None:
     if len(local) != length or not _DIGITS.fullmatch(local):
         raise IdentifierError(f"{name} must be {length} digits, got {len(local)} characters")

@@ -308,21 +308,6 @@ class CardRequest(models.Model):
         return f"{self.kind} {self.holder_id} ({self.status})"
 
 
-class CardNumberCounter(models.Model):
-    """The last card number sequence used (one row, locked while a number is taken)."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last = models.PositiveBigIntegerField(default=0)
-
-    class Meta:
-        constraints = (
-            models.CheckConstraint(condition=Q(id=1), name="%(app_label)s_%(class)s_single_row"),
-        )
-
-    def __str__(self) -> str:
-        return f"card number counter at {self.last}"
-
-
 # --- personalization (cms.personalization) and PIN mailers (cms.mailers) ----------------------
 
 from cms.mailers.choices import MailerStatus, PrintRunStatus  # noqa: E402

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,19 +119,20 @@ class CmsClient:
         """The TLS context of https calls (None: the system defaults, no client certificate)."""
         return self._context
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        """POST JSON; returns (status, decoded body). Retries transient failures."""
+    def post(self, path: str, body: Mapping[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """POST JSON (a request of ``cards.station_protocol``, or the enrollment's); returns
+        (status, decoded body). Retries transient failures."""
         return self._call("POST", path, body or {})
 
-    def _request(self, method: str, path: str, body: dict[str, Any]) -> urllib.request.Request:
+    def _request(self, method: str, path: str, body: Mapping[str, Any]) -> urllib.request.Request:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Token {self._token}"
-        data = json.dumps(body).encode()
+        data = json.dumps(dict(body)).encode()
         url = self.base + path  # the scheme was checked in __init__
         return urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
 
-    def _call(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _call(self, method: str, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         waited = 0.0
         delay = self.backoff.first
         while True:

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cards.errors import CardError, TransportError
-from cards.transport import Transport, is_sensitive, transmit_apdu
+from cards.station_protocol import (
+    BatchMessage,
+    ClaimRequest,
+    ExchangeRequest,
+    ProtocolError,
+    SessionState,
+    batch_read,
+    claim_request,
+    exchange_answers,
+    exchange_error,
+)
+from cards.transport import Transport, transmit_apdu
 
 log = logging.getLogger("personalization_station.relay")
 
@@ -25,9 +36,12 @@ MAX_ROUND_TRIPS = 200
 
 
 class Api(Protocol):
-    """The CMS seen from the station: ``post(path, body) -> (status, json)``."""
+    """The CMS seen from the station: ``post(path, body) -> (status, json)``, the body one of
+    the protocol's requests (``cards.station_protocol``)."""
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    def post(
+        self, path: str, body: ClaimRequest | ExchangeRequest | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """POST a JSON body to ``/api/v1/<path>``."""
         ...
 
@@ -91,44 +105,21 @@ def identify(link: CardLink) -> Identity:
     return Identity(link.atr.hex().upper(), serial.data.hex().upper(), uid.hex().upper())
 
 
-def _steps(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
-    steps = batch.get("steps")
-    if not isinstance(steps, list) or not steps:
-        raise RelayError("the server sent a batch without steps")
-    checked = []
-    for step in steps:
-        try:
-            apdu = bytes.fromhex(str(step["apdu"]))
-            expect = {int(str(sw), 16) for sw in step["expect"]}
-            interface = str(step.get("interface", "contact"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RelayError(f"malformed step in the server's batch: {exc}") from None
-        if not 4 <= len(apdu) <= 261:
-            raise RelayError("a command APDU of the batch has an impossible length")
-        checked.append(
-            {
-                "label": str(step.get("label", ""))[:80],
-                "apdu": apdu,
-                "expect": expect,
-                "sensitive": bool(step.get("sensitive")) or is_sensitive(apdu),
-                "interface": interface,
-            }
-        )
-    return checked
-
-
-def run_batch(batch: Mapping[str, Any], link: CardLink) -> list[bytes]:
+def run_batch(batch: BatchMessage | Mapping[str, Any], link: CardLink) -> list[bytes]:
     """Send the steps in order; stop after the first unexpected status word."""
+    try:
+        steps = batch_read(batch).steps
+    except ProtocolError as exc:
+        raise RelayError(str(exc)) from None
     out: list[bytes] = []
-    for step in _steps(batch):
-        apdu: bytes = step["apdu"]
-        response = transmit_apdu(link.transport(step["interface"]), apdu, step["label"])
-        if step["sensitive"]:
-            log.debug("%s: %s [redacted] → %04X", step["label"], apdu[:4].hex(), response.sw)
+    for step in steps:
+        response = transmit_apdu(link.transport(step.interface.value), step.apdu, step.label)
+        if step.sensitive:
+            log.debug("%s: %s [redacted] → %04X", step.label, step.apdu[:4].hex(), response.sw)
         else:
-            log.debug("%s: %s → %s", step["label"], apdu.hex(), response.encode().hex())
+            log.debug("%s: %s → %s", step.label, step.apdu.hex(), response.encode().hex())
         out.append(response.encode())
-        if response.sw not in step["expect"]:
+        if response.sw not in step.expect:
             break
     return out
 
@@ -155,19 +146,19 @@ def personalize(
     progress(f"card {identity.chip_serial} (ATR {identity.atr}, UID {identity.desfire_uid or '-'})")
     status, payload = api.post(
         "station/claim",
-        {
-            "atr": identity.atr,
-            "chip_serial": identity.chip_serial,
-            "desfire_uid": identity.desfire_uid,
-            "reader": link.reader,
-        },
+        claim_request(
+            atr=identity.atr,
+            chip_serial=identity.chip_serial,
+            desfire_uid=identity.desfire_uid,
+            reader=link.reader,
+        ),
     )
     round_trips = 1
     apdus = 0
     if status == 204:
         return Outcome("no_job", round_trips=1, chip_serial=identity.chip_serial)
     session = str(payload.get("session", ""))
-    while payload.get("state") == "running":
+    while payload.get("state") == SessionState.RUNNING:
         if round_trips > MAX_ROUND_TRIPS:
             raise RelayError("the session does not end; giving up")
         progress(_progress_line(payload))
@@ -177,14 +168,13 @@ def personalize(
         except TransportError as exc:
             progress(f"card lost during batch {seq}: {exc}")
             _, payload = api.post(
-                f"station/sessions/{session}/exchange", {"seq": seq, "error": str(exc)[:200]}
+                f"station/sessions/{session}/exchange", exchange_error(seq, str(exc))
             )
             round_trips += 1
             break
         apdus += len(responses)
         _, payload = api.post(
-            f"station/sessions/{session}/exchange",
-            {"seq": seq, "responses": [r.hex().upper() for r in responses]},
+            f"station/sessions/{session}/exchange", exchange_answers(seq, responses)
         )
         round_trips += 1
     return Outcome(

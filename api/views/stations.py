@@ -1,14 +1,13 @@
-"""Stations (security officers), station enrollment (one-time code) and the station relay
-(claim, exchange, heartbeat). The PIN mailer queue is in ``api.views.cms.mailers``."""
+"""Stations (security officers), station enrollment (one-time code), the station relay
+(claim, exchange, heartbeat) and the PIN mailer print queue."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from uuid import UUID
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -18,9 +17,19 @@ from rest_framework.views import APIView
 
 from api.serializers import JsonInputSerializer
 from api.views.cms.common import caller_of
+from api.views.station_protocol import (
+    CLAIM_ANSWER,
+    SESSION_ANSWER,
+    StationClaimSerializer,
+    StationExchangeSerializer,
+    StationHeartbeatSerializer,
+    card_identity,
+)
+from cards.station_protocol import Heartbeat
 from cms.models import PersonalizationJob, Station
-from cms.personalization.jobs import CardIdentity, job_abandon, job_heartbeat
-from cms.personalization.session import session_exchange_for_account, station_claim
+from cms.personalization.claims import station_claim
+from cms.personalization.jobs import job_abandon, job_heartbeat
+from cms.personalization.session import session_exchange_for_account
 from cms.personalization.stations import (
     EnrollmentCode,
     station_code_renew,
@@ -28,30 +37,11 @@ from cms.personalization.stations import (
     station_disable,
     station_enroll,
     station_for_account,
+    station_list,
     station_touch,
 )
 from core.errors import Conflict, Forbidden, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
-
-HEX = r"^[0-9A-Fa-f]*$"
-_HEX = re.compile(r"[0-9A-Fa-f]*")
-
-
-@extend_schema_field({"type": "string", "pattern": r"^[0-9A-Fa-f]{0,8192}$"})
-class CardResponseField(serializers.Field[str, str, str, Any]):
-    """A card response in hex. A plain check: ``RegexField`` runs ``CharField``'s per-character
-    surrogate scan on each of the ~130 responses a card sends, which cost more than the rest
-    of the view; the service decodes and checks them again."""
-
-    default_error_messages = {"invalid": "A response is a hex string of at most 8192 digits."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or len(data) > 8192 or _HEX.fullmatch(data) is None:
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value: str) -> str:
-        return value
 
 
 class StationOutputSerializer(serializers.ModelSerializer[Station]):
@@ -83,7 +73,7 @@ class StationListApi(APIView):
 
     @extend_schema(responses=StationOutputSerializer(many=True), operation_id="stations_list")
     def get(self, request: Request) -> Response:
-        stations = Station.objects.select_related("site").order_by("site__code", "name")
+        stations = station_list()
         return Response(StationOutputSerializer(stations, many=True).data)
 
 
@@ -192,32 +182,17 @@ class StationClaimApi(APIView):
     roles = (Role.STATION,)
     errors = (NotFound, Conflict, PolicyViolation, ServiceUnavailable)
 
-    class InputSerializer(JsonInputSerializer):
-        atr = serializers.RegexField(HEX, max_length=66, required=False)
-        chip_serial = serializers.RegexField(HEX, max_length=32, required=False)
-        desfire_uid = serializers.RegexField(HEX, max_length=14, required=False, allow_blank=True)
-        reader = serializers.CharField(max_length=100, required=False, allow_blank=True)
-
     @extend_schema(
-        request=InputSerializer,
-        responses={200: OpenApiResponse(description="first batch"), 204: None},
+        request=StationClaimSerializer,
+        responses={200: CLAIM_ANSWER, 204: None},
         operation_id="station_claim",
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = StationClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         station = station_for_account(request.user)  # type: ignore[arg-type]
         station_touch(station)
-        identity = None
-        if data.get("chip_serial"):
-            identity = CardIdentity(
-                atr=data.get("atr", ""),
-                chip_serial=data["chip_serial"].upper(),
-                desfire_uid=data.get("desfire_uid", "").upper(),
-                reader=data.get("reader", ""),
-            )
-        payload = station_claim(station=station, identity=identity)
+        payload = station_claim(station=station, identity=card_identity(serializer.validated_data))
         if payload is None:
             return Response(status=204)
         return Response(payload)
@@ -229,18 +204,13 @@ class StationExchangeApi(APIView):
     roles = (Role.STATION,)
     errors = (Conflict, PolicyViolation, ServiceUnavailable)
 
-    class InputSerializer(JsonInputSerializer):
-        seq = serializers.IntegerField(min_value=0)
-        responses = serializers.ListField(child=CardResponseField(), required=False, max_length=512)
-        error = serializers.CharField(max_length=200, required=False)
-
     @extend_schema(
-        request=InputSerializer,
-        responses=OpenApiResponse(description="next batch or outcome"),
+        request=StationExchangeSerializer,
+        responses={200: SESSION_ANSWER},
         operation_id="station_exchange",
     )
     def post(self, request: Request, session_id: UUID) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = StationExchangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         payload = session_exchange_for_account(
@@ -254,15 +224,23 @@ class StationExchangeApi(APIView):
 
 
 class StationHeartbeatApi(APIView):
+    """Renew the lease of a job the station holds (409 once it lost it)."""
+
     roles = (Role.STATION,)
     errors = (Conflict,)
 
-    @extend_schema(request=None, responses=None, operation_id="station_heartbeat")
+    @extend_schema(
+        request=None,
+        responses={200: StationHeartbeatSerializer},
+        operation_id="station_heartbeat",
+    )
     def post(self, request: Request, job_id: UUID) -> Response:
         station = station_for_account(request.user)  # type: ignore[arg-type]
         station_touch(station)
         job = job_heartbeat(job_id=job_id, station=station)
-        return Response({"job": str(job.pk), "lease_expires_at": job.lease_expires_at})
+        assert job.lease_expires_at is not None
+        body: Heartbeat = {"job": str(job.pk), "lease_expires_at": job.lease_expires_at.isoformat()}
+        return Response(body)
 
 
 class JobOutputSerializer(serializers.ModelSerializer[PersonalizationJob]):

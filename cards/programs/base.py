@@ -68,27 +68,14 @@ class Step:
         )
         return f"Step({self.label!r}, {shown}, {self.interface.value})"
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the station relay (hex APDU, SW list)."""
-        return {
-            "label": self.label,
-            "apdu": self.apdu.hex().upper(),
-            "expect": [f"{sw:04X}" for sw in self.expect],
-            "sensitive": self.sensitive,
-            "interface": self.interface.value,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Commands the station sends in one round trip, in order."""
+    """Commands the station sends in one round trip, in order (on the wire:
+    ``cards.station_protocol.batch_message``)."""
 
     label: str
     steps: tuple[Step, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for the station relay."""
-        return {"label": self.label, "steps": [s.to_dict() for s in self.steps]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Personalization jobs: queued requests routed to site pools, claimed by stations under a lease.
 
-A claim locks candidate job rows with ``SELECT … FOR UPDATE SKIP LOCKED``: two stations asking at
+The claim itself, with the station's session start, is in ``cms.personalization.claims``. A claim
+locks candidate job rows with ``SELECT … FOR UPDATE SKIP LOCKED``: two stations asking at
 the same moment never get the same job, and neither waits for the other. A claimed job's lease is
 renewed by every round trip of its session (and by heartbeats); a job whose lease ran out goes back
 to the queue with its card (the card keeps its checkpoint and is resumed when reinserted).
@@ -18,10 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cms.callers import Caller
-from cms.choices import CardStatus, RequestStatus
-from cms.models import Card, CardRequest, PersonalizationJob, PersonalizationSession, Station
+from cms.choices import RequestStatus
+from cms.models import CardRequest, PersonalizationJob, PersonalizationSession, Station
 from cms.personalization.choices import JobStatus, SessionStatus
-from cms.services.requests import request_personalization_start, request_queue
+from cms.personalization.live import session_forget
+from cms.services.requests import request_fail, request_queue
 from core.audit import audit_event_create
 from core.errors import Conflict, Forbidden, NotFound
 from core.roles import Role
@@ -89,8 +91,6 @@ def jobs_sync() -> int:
 
 
 def _session_interrupt(job: PersonalizationJob, reason: str) -> None:
-    from cms.personalization.session import session_forget
-
     for session in PersonalizationSession.objects.select_for_update().filter(
         job=job, status=SessionStatus.RUNNING
     ):
@@ -101,7 +101,8 @@ def _session_interrupt(job: PersonalizationJob, reason: str) -> None:
         session_forget(session.pk)
 
 
-def _release(job: PersonalizationJob, reason: str) -> None:
+def job_release_locked(job: PersonalizationJob, reason: str) -> None:
+    """Back to the queue, its running session interrupted; the caller holds the job row lock."""
     _session_interrupt(job, reason)
     job.status = JobStatus.QUEUED
     job.station = None
@@ -133,7 +134,7 @@ def job_lease_expire(*, job_id: UUID) -> bool:
         )
         if job is None:
             return False
-        _release(job, LEASE_EXPIRED)
+        job_release_locked(job, LEASE_EXPIRED)
     return True
 
 
@@ -155,7 +156,7 @@ def jobs_release_for_station(*, station: Station, reason: str) -> int:
         )
     )
     for job in jobs:
-        _release(job, reason)
+        job_release_locked(job, reason)
     return len(jobs)
 
 
@@ -168,86 +169,7 @@ def job_release(*, job_id: UUID, station: Station, reason: str) -> None:
             .first()
         )
         if job is not None:
-            _release(job, reason)
-
-
-@transaction.atomic
-def job_claim(*, station: Station, identity: CardIdentity | None) -> PersonalizationJob | None:
-    """Claim the oldest job of the station's site (for the inserted card when it is given).
-
-    Returns None when there is nothing to do. The request moves to personalizing and its card to
-    PERSONALIZING on its first claim; a reclaimed job (lease expired, card reinserted) keeps them.
-    """
-    now = timezone.now()
-    candidates = PersonalizationJob.objects.select_for_update(
-        skip_locked=True, of=("self",)
-    ).filter(
-        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.CLAIMED, lease_expires_at__lt=now),
-        Q(pool__isnull=True) | Q(pool_id=station.site_id),
-    )
-    if identity is not None:
-        candidates = candidates.filter(card__chip_serial=identity.chip_serial.upper())
-    job = candidates.select_related("request").order_by("created_at", "pk").first()
-    if job is None:
-        if identity is not None:
-            _explain_no_job(station, identity)
-        return None
-    if job.status == JobStatus.CLAIMED:
-        _release(job, LEASE_EXPIRED)
-    job.status = JobStatus.CLAIMED
-    job.station = station
-    job.lease_expires_at = now + lease_duration()
-    job.attempts += 1
-    job.save(update_fields=["status", "station", "lease_expires_at", "attempts", "updated_at"])
-    if job.request.status == RequestStatus.QUEUED:  # re-checked under its lock by the service
-        request_personalization_start(request_id=job.request_id, caller=SYSTEM)
-    audit_event_create(
-        actor=SYSTEM.actor,
-        action="personalization.job_claim",
-        object_type="personalization_job",
-        object_id=str(job.pk),
-        details={
-            "station": str(station.pk),
-            "card_id": str(job.card_id),
-            "attempt": job.attempts,
-            "reader": identity.reader if identity else "",
-        },
-    )
-    return job
-
-
-def _explain_no_job(station: Station, identity: CardIdentity) -> None:
-    """Why the inserted card has no job here. Only a card of the station's own site is
-    explained; for any other serial (unknown, elsewhere, or routed to another site) the answer
-    is one generic refusal, so a station cannot probe the registry."""
-    serial = identity.chip_serial.upper()
-    card = Card.objects.filter(chip_serial=serial).first()
-    job = (
-        PersonalizationJob.objects.filter(
-            card=card, status__in=(JobStatus.QUEUED, JobStatus.CLAIMED)
-        ).first()
-        if card is not None
-        else None
-    )
-    own_site = card is not None and (
-        job.pool_id == station.site_id if job is not None else card.pool_id == station.site_id
-    )
-    if card is None or not own_site:
-        raise NotFound(
-            f"Card {serial} has no personalization job at this station's site.",
-            extra={"chip_serial": serial},
-        )
-    if job is not None:
-        raise Conflict(
-            f"Card {serial} is being personalized by another station.",
-            extra={"card_status": card.status},
-        )
-    if card.status in (CardStatus.IN_STOCK, CardStatus.ALLOCATED):
-        return  # a blank card of this site with no job yet: nothing to do, no error
-    raise Conflict(
-        f"Card {serial} is {card.status}: it has no personalization job.",
-        extra={"card_status": card.status},
-    )
+            job_release_locked(job, reason)
 
 
 def job_heartbeat(*, job_id: UUID, station: Station) -> PersonalizationJob:
@@ -316,8 +238,6 @@ def job_abandon(*, job_id: UUID, caller: Caller, note: str = "") -> Personalizat
     """Give up an interrupted personalization whose card will not come back (lost, broken):
     the request fails with the card spoiled (its certificates revoked by the lifecycle effects)
     and is queued again by the next sync; the sealed PIN/PUK are dropped. Twice is a no-op."""
-    from cms.services.requests import request_fail
-
     if not (caller.system or {Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER} & set(caller.roles)):
         raise Forbidden("Only issuance operators and security officers abandon a job.")
     job = PersonalizationJob.objects.select_for_update().filter(pk=job_id).first()

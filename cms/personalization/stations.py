@@ -3,7 +3,8 @@
 A station's credential is an API token of its own machine account (role ``station``), and
 optionally a client certificate (profile ``station_client``) issued from a CSR the station made.
 Disabling a station deactivates its account and revokes its tokens, so its next call gets 401.
-The certificate in force is revoked in the same transaction when the station enrolls again
+Its certificate goes through ``cms.effects`` (the one way to the PKI); the certificate in force is
+revoked in the same transaction when the station enrolls again
 (superseded) or is disabled (cessation of operation).
 """
 
@@ -15,21 +16,24 @@ import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from cms import effects
 from cms.callers import Caller
 from cms.models import SitePool, Station, StationEnrollmentCode
 from cms.personalization.choices import StationStatus
+from cms.personalization.jobs import jobs_release_for_station
 from core.actors import Actor
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.models import ApiToken
 from core.roles import Role
 from core.tokens import api_token_create, api_token_revoke
-from pki import services as pki_services
-from pki.choices import CertificateStatus
 from pki.domain.reasons import RevocationReason
 from pki.selectors import authority_list
 
@@ -148,8 +152,7 @@ def _certificate_revoke(station: Station, actor: Actor, reason: RevocationReason
     certificate = station.certificate
     assert certificate is not None
     serial = format(int(certificate.serial), "X")
-    if certificate.status != CertificateStatus.REVOKED:
-        pki_services.certificate_revoke(certificate_id=certificate.pk, reason=reason, actor=actor)
+    effects.station_certificate_revoke(certificate=certificate, reason=reason, actor=actor)
     station.certificate = None
     station.certificate_serial = ""
     return serial
@@ -191,16 +194,13 @@ def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
     superseded = _certificate_revoke(station, actor, RevocationReason.SUPERSEDED)
     certificate_pem = None
     if csr_pem is not None:
-        cert = pki_services.certificate_issue(
+        cert = effects.station_certificate_issue(
             authority=_station_authority(),
             profile=STATION_PROFILE,
             csr=csr_pem,
             common_name=f"{station.site.code}-{station.name}"[:64],
             actor=actor,
         )
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         certificate_pem = (
             x509.load_der_x509_certificate(bytes(cert.der)).public_bytes(Encoding.PEM).decode()
         )
@@ -223,8 +223,6 @@ def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
 def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Station:
     """Refuse the station from its next call on: account deactivated, tokens revoked, its
     claimed jobs put back in the queue."""
-    from cms.personalization.jobs import jobs_release_for_station
-
     _require_officer(caller)
     station = (
         Station.objects.select_for_update(of=("self",))
@@ -254,6 +252,11 @@ def station_disable(*, station_id: UUID, caller: Caller, note: str = "") -> Stat
         certificate_revoked=revoked,
     )
     return station
+
+
+def station_list() -> QuerySet[Station]:
+    """Every station with its site, by site and name."""
+    return Station.objects.select_related("site").order_by("site__code", "name")
 
 
 def station_for_account(user: User) -> Station:

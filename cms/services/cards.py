@@ -14,16 +14,14 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from cards.products import add_years, registry_card_number
 from cms import effects, lifecycle
 from cms.callers import Caller
 from cms.choices import ApprovalStatus, CardStatus, RevokeReason
-from cms.identifiers import luhn_valid
 from cms.lifecycle import Effect, Transition
-from cms.models import IN_SERVICE, Card, CardNumberCounter, CardTransitionApproval, Holder
+from cms.models import IN_SERVICE, Card, CardTransitionApproval, Holder
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
-
-CARD_NUMBER_PREFIX = "8025000001"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,22 +31,27 @@ class TransitionOutcome:
     approval: CardTransitionApproval | None = None
 
 
-def card_number_format(sequence: int) -> str:
-    """``8025000001`` + 9-digit sequence + a Luhn check digit over the 19 digits before it."""
-    body = f"{CARD_NUMBER_PREFIX}{sequence:09d}"
-    if len(body) != 19:
-        raise OverflowError("card number sequence exhausted")
-    for check in "0123456789":
-        if luhn_valid(body + check):
-            return body + check
-    raise AssertionError("unreachable: one Luhn digit always fits")
+def card_number_of(card: Card) -> str:
+    """The card's number, given at allocation: its chip serial (EF.SN.ICC, issuer number and card
+    number), the number on the card body, mailer, deny list and certificates
+    (docs/adr/0012-card-number.md). 409 for a chip serial that is no CPS serial."""
+    try:
+        return registry_card_number(bytes.fromhex(card.chip_serial))
+    except ValueError:
+        raise Conflict(
+            f"Card {card.chip_serial} has no CPS serial (80 25 00 00 01 + 10 BCD digits); "
+            "it cannot be given a card number.",
+            extra={"card_id": str(card.pk)},
+        ) from None
 
 
-def _next_card_number() -> str:
-    counter, _ = CardNumberCounter.objects.select_for_update().get_or_create(id=1)
-    counter.last += 1
-    counter.save(update_fields=["last"])
-    return card_number_format(counter.last)
+def card_expiry(card: Card, now: dt.datetime, valid_until: dt.date | None) -> dt.datetime:
+    """The registry's expiry of a card issued ``now``: the start of the end date written on the
+    card (EF_ACTUA), in the configured time zone; without one (a card not written by a session),
+    the product's validity from today, by the same rule."""
+    if valid_until is None:
+        valid_until = add_years(timezone.localdate(now), card.product.validity_years)
+    return timezone.make_aware(dt.datetime.combine(valid_until, dt.time()))
 
 
 def _reason(value: str | None) -> RevokeReason | None:
@@ -118,6 +121,7 @@ def _apply(
     approved_by: Caller | None = None,
     holder: Holder | None = None,
     extra: dict[str, object] | None = None,
+    valid_until: dt.date | None = None,
 ) -> Card:
     """Move a locked card along ``transition`` and carry out its effects, in one transaction."""
     now = timezone.now()
@@ -129,15 +133,16 @@ def _apply(
         if holder is None:
             raise BadInput("Allocation needs a holder.")
         card.holder, card.card_type = holder, holder.card_type
-        card.card_number = _next_card_number()
+        card.card_number = card_number_of(card)
         update += ["holder", "card_type", "card_number"]
     elif transition.name == "wipe":
-        # Erased back to blank: the card number is retired with the content, never reused.
+        # Erased back to blank: the number goes with the holder; the chip keeps its serial and
+        # gets the same number again when it is allocated to someone else.
         card.holder, card.card_type, card.card_number = None, "", None
         update += ["holder", "card_type", "card_number"]
     elif transition.name == "issue":
         card.issued_at = now
-        card.expires_at = now + dt.timedelta(days=365 * card.product.validity_years)
+        card.expires_at = card_expiry(card, now, valid_until)
         update += ["issued_at", "expires_at"]
     elif transition.name == "activate":
         card.activated_at = now
@@ -203,9 +208,11 @@ def card_transition(
     caller: Caller,
     reason: str | None = None,
     holder: Holder | None = None,
+    valid_until: dt.date | None = None,
 ) -> TransitionOutcome:
     """Apply a transition of the lifecycle table to a card (or, for a dual-control transition
-    asked by a person, record it until a second person approves)."""
+    asked by a person, record it until a second person approves). ``valid_until``: the end
+    date written on a card being issued (its registry expiry)."""
     revoke_reason = _reason(reason)
     card = _locked_card(card_id)
     if transition not in lifecycle.BY_NAME:
@@ -220,7 +227,14 @@ def card_transition(
     t = _checked(transition, card, caller, revoke_reason)
     if t.dual_control and not caller.system:
         return _approval_request(card=card, transition=t, caller=caller, reason=revoke_reason)
-    _apply(card=card, transition=t, caller=caller, reason=revoke_reason, holder=holder)
+    _apply(
+        card=card,
+        transition=t,
+        caller=caller,
+        reason=revoke_reason,
+        holder=holder,
+        valid_until=valid_until,
+    )
     return TransitionOutcome(card=card, applied=True)
 
 

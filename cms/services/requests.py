@@ -7,6 +7,7 @@ request is queued again with another blank card). Moves are declared in
 
 from __future__ import annotations
 
+import datetime as dt
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
@@ -256,14 +257,19 @@ def request_personalization_start(*, request_id: UUID, caller: Caller) -> CardRe
 
 
 @transaction.atomic
-def request_complete(*, request_id: UUID, caller: Caller) -> CardRequest:
-    """Personalization verified: the card becomes ISSUED (certificates on hold)."""
+def request_complete(
+    *, request_id: UUID, caller: Caller, valid_until: dt.date | None = None
+) -> CardRequest:
+    """Personalization verified: the card becomes ISSUED (certificates on hold), its registry
+    expiry the end date written on it (``valid_until``)."""
     request = _locked(request_id)
     if request.status == RequestStatus.DONE:
         return request
     _check("complete", request, caller)
     assert request.card_id is not None
-    card_transition(card_id=request.card_id, transition="issue", caller=caller)
+    card_transition(
+        card_id=request.card_id, transition="issue", caller=caller, valid_until=valid_until
+    )
     request.status = RequestStatus.DONE
     request.completed_at = timezone.now()
     request.save(update_fields=["status", "completed_at"])

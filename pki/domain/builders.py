@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from cards.products import add_years  # the one calendar rule of card and certificate validity
 from pki.domain import crl_der, der, extensions
 from pki.domain.errors import MalformedRequest, ProfileViolation
 from pki.domain.names import Holder
@@ -67,20 +68,13 @@ def random_serial(rng: Callable[[int], bytes]) -> int:
     return (raw & ((1 << (SERIAL_BITS - 1)) - 1)) | (1 << (SERIAL_BITS - 1))
 
 
-def _add_years(moment: dt.datetime, years: int) -> dt.datetime:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February
-        return moment.replace(year=moment.year + years, day=28)
-
-
 def validity_window(profile: Profile, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """``(not_before, not_after)`` of a certificate issued at ``now`` (seconds precision)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     start = now.astimezone(dt.UTC).replace(microsecond=0)
     if profile.validity_years is not None:
-        return start, _add_years(start, profile.validity_years)
+        return start, add_years(start, profile.validity_years)
     return start, start + dt.timedelta(days=profile.validity_days)
 
 

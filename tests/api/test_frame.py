@@ -194,4 +194,4 @@ def test_schema_generates_without_a_warning(tmp_path):
         "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")
     )
     text = (tmp_path / "schema.yaml").read_text()
-    assert "StationClaimInputRequest" in text and "tokenAuth" in text
+    assert "StationClaimRequest" in text and "StationRunning" in text and "tokenAuth" in text

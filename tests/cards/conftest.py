@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cardsim.card import KeyPool
-from tests.cards.scenario import Issuer, load_key_pool
+from demo.scenario import Issuer, load_key_pool
 
 
 @pytest.fixture(scope="session")

@@ -50,13 +50,14 @@ from cards.programs.cps4 import (
     cps4_rollback,
     desfire_identity_record,
 )
+from cards.station_protocol import batch_message
 from cards.transport import FunctionTransport, Transport
 from cardsim import contact
 from cardsim import rsa as card_rsa
 from cardsim.card import Card, KeyPool
 from cardsim.desfire import CONFIG_FORMAT_DISABLED, CONFIG_RANDOM_UID
 from cardsim.fs import Node
-from tests.cards.scenario import Issuer, Scenario, make_scenario
+from demo.scenario import Issuer, Scenario, make_scenario
 
 PKCS15_DF = CPS4.contact.application.fid
 
@@ -199,7 +200,7 @@ def test_sensitive_steps_are_flagged_and_serializable(key_pool: KeyPool) -> None
     assert isinstance(program.send(None), Checkpoint)
     first = program.send(None)
     assert isinstance(first, Batch)
-    as_json = json.dumps(first.to_dict())
+    as_json = json.dumps(batch_message(first))
     assert "INITIALIZE UPDATE" in as_json
     part1 = next(s for s in first.steps if "part 1" in s.label)
     assert part1.sensitive
@@ -747,7 +748,7 @@ def test_run_batch_stops_at_the_first_unexpected_status() -> None:
 def test_offline_unblock_against_the_personalized_card(key_pool: KeyPool, issuer: Issuer) -> None:
     from cards import unblock
     from cards.iso7816 import IsoCard
-    from tests.cards.scenario import ADMIN_MASTER
+    from demo.scenario import ADMIN_MASTER
 
     scenario = make_scenario(key_pool)
     _run(scenario, issuer)

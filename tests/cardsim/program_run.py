@@ -29,7 +29,7 @@ from cards.programs.base import (
 from cards.programs.cps4 import Cps4Inputs, Identity, Secret, StockRecord
 from cards.scp03 import Scp03StaticKeys
 from cardsim.card import TEST_SCP03_MASTER, Card, CardRemovedError
-from tests.cards.scenario import ADMIN_MASTER, app_keys, picc_key
+from demo.scenario import ADMIN_MASTER, app_keys, picc_key
 
 BLANK_TRANSPORT_KEY = bytes(16)  # a blank cardsim DESFire: PICC master key AES zeros, version 0
 

@@ -10,7 +10,7 @@ from cards.programs.base import CertificateReply, CertificateRequest
 from cards.programs.cps4 import Cps4Result, cps4_program, cps4_rollback
 from cardsim import contact
 from cardsim.card import Card, KeyPool
-from tests.cards.scenario import Issuer
+from demo.scenario import Issuer
 from tests.cardsim.program_run import Trace, cps4_inputs, drive
 
 

@@ -88,29 +88,23 @@ def card_make(
     needs_holder = status not in (CardStatus.IN_STOCK, CardStatus.SPOILED, CardStatus.DESTROYED)
     if needs_holder and holder is None:
         holder = holder_make(national_id=_rpps(n), last_name=f"HOLDER{n}")
+    chip_serial = f"8025000001{n:010d}"  # a CPS EF.SN.ICC: the card number is the chip serial
     return Card.objects.create(
-        chip_serial=f"{n:016X}",
+        chip_serial=chip_serial,
         desfire_uid=f"04{n:012X}",
         product=product,
         status=status,
         holder=holder if needs_holder or holder else None,
         card_type=holder.card_type if holder else "",
-        card_number=_card_number(n) if holder else None,
+        card_number=chip_serial if holder else None,
     )
 
 
 def _rpps(n: int) -> str:
-    from cms.identifiers import luhn_valid
+    from cms.identifiers import luhn_digit
 
     body = f"9{n:09d}"
-    check = next(d for d in "0123456789" if luhn_valid(body + d))
-    return f"8{body}{check}"
-
-
-def _card_number(n: int) -> str:
-    from cms.services.cards import card_number_format
-
-    return card_number_format(900_000_000 + n)
+    return f"8{body}{luhn_digit(body)}"
 
 
 @pytest.fixture(scope="session")

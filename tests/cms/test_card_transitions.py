@@ -118,18 +118,28 @@ def test_revoke_records_the_reason(cps4, caller_for):
     assert card.status == CardStatus.REVOKED and card.revoke_reason == "stolen"
 
 
-def test_allocation_numbers_the_card_and_binds_the_holder(cps4, holder, system):
+def test_allocation_numbers_the_card_with_its_chip_serial_and_binds_the_holder(
+    cps4, holder, system
+):
     card = card_make(cps4)
     card_transition(card_id=card.pk, transition="allocate", caller=system, holder=holder)
     card.refresh_from_db()
     assert card.holder == holder and card.card_type == "CPS"
+    assert card.card_number == card.chip_serial
     assert card.card_number.startswith("8025000001") and len(card.card_number) == 20
-    from cms.identifiers import luhn_valid
-
-    assert luhn_valid(card.card_number)
 
 
-def test_wipe_returns_a_blank_card_and_retires_its_number(cps4, system):
+def test_a_chip_serial_that_is_no_cps_serial_gets_no_number(cps4, holder, system):
+    card = card_make(cps4)
+    Card.objects.filter(pk=card.pk).update(chip_serial="00112233445566778899")
+    with pytest.raises(Conflict) as refused:
+        card_transition(card_id=card.pk, transition="allocate", caller=system, holder=holder)
+    assert "no CPS serial" in refused.value.message
+    card.refresh_from_db()
+    assert card.status == CardStatus.IN_STOCK and card.card_number is None
+
+
+def test_wipe_returns_a_blank_card_and_drops_its_number(cps4, system):
     card = card_make(cps4, CardStatus.PERSONALIZING)
     card_transition(card_id=card.pk, transition="wipe", caller=system)
     card.refresh_from_db()

@@ -100,10 +100,10 @@ def test_cps4_personalized_activated_and_usable(
     from cms.choices import CardStatus
     from cms.mailers.services import pin_mailer_print
     from cms.models import CardCertificate, PinMailer
-    from cms.personalization import setup
     from cms.personalization.keys import KeyVersions, card_keys_derive
     from cms.personalization.stations import station_create
     from cms.services.cards import card_transition
+    from demo import setup
     from pki.models import CertificateAuthority
 
     # --- stock and request for the virtual card in the reader --------------------------------

@@ -72,7 +72,7 @@ class Scene:
 @pytest.fixture
 def scene(pki_software: str, card_keys: Path, make_user: Callable[..., Any]) -> Scene:  # noqa: F811
     from cms.callers import Caller
-    from cms.personalization import setup
+    from demo import setup
 
     product = setup.products_and_keys()
     pool = setup.site()
@@ -102,7 +102,7 @@ def link_of(card: Any) -> Any:
 
 def card_queued(scene: Scene, card: Any, national_id: str = "810002813839") -> Any:
     """Register the virtual card in stock and queue a request that allocates it."""
-    from cms.personalization import setup
+    from demo import setup
 
     uid = card.desfire_chip.state.uid.hex().upper()
     setup.blank_card_register(

@@ -45,9 +45,9 @@ def test_enrollment_code_works_once_and_disabling_refuses_the_next_call(
 def test_an_expired_code_is_refused(scene):
     import datetime as dt
 
-    from cms.personalization import setup
     from cms.personalization.stations import station_create, station_enroll
     from core.errors import Forbidden
+    from demo import setup
 
     issued = station_create(
         site_code=scene.pool.code,
@@ -63,8 +63,9 @@ def test_two_stations_claiming_one_job_at_once_never_share_it(scene, virtual_car
     from django.db import connection
 
     from cms.models import PersonalizationJob
-    from cms.personalization import setup
-    from cms.personalization.jobs import job_claim, jobs_sync
+    from cms.personalization.claims import job_claim
+    from cms.personalization.jobs import jobs_sync
+    from demo import setup
 
     card_queued(scene, virtual_card)
     jobs_sync()

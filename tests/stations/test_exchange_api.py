@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_another_station_cannot_answer_for_a_session(scene, virtual_card):
     from cms.models import PersonalizationSession
-    from cms.personalization import setup
+    from demo import setup
 
     payload = _claimed(scene, virtual_card)
     other = setup.station_enrolled(scene.pool, name="neighbour")

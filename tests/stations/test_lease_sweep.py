@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _claimed(scene: Any, card: Any) -> dict[str, Any]:
     """Claim the queued card's job the way a station does; the first batch in hand."""
+    from cms.personalization.claims import station_claim
     from cms.personalization.jobs import CardIdentity
-    from cms.personalization.session import station_claim
 
     card_queued(scene, card)
     payload = station_claim(

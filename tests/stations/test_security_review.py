@@ -33,8 +33,8 @@ def station_csr() -> bytes:
 
 
 def _enroll_with_certificate(scene: Any, csr: bytes, name: str = "bench-c") -> Any:
-    from cms.personalization import setup
     from cms.personalization.stations import station_create, station_enroll
+    from demo import setup
 
     issued = station_create(site_code=scene.pool.code, name=name, caller=setup.SYSTEM)
     return station_enroll(code=issued.code, csr_pem=csr)
@@ -44,9 +44,9 @@ def _enroll_with_certificate(scene: Any, csr: bytes, name: str = "bench-c") -> A
 
 
 def test_re_enrollment_revokes_the_previous_station_certificate_as_superseded(scene, station_csr):
-    from cms.personalization import setup
     from cms.personalization.stations import station_code_renew, station_enroll
     from core.models import AuditEvent
+    from demo import setup
     from pki.models import Certificate
 
     first = _enroll_with_certificate(scene, station_csr)
@@ -69,8 +69,8 @@ def test_re_enrollment_revokes_the_previous_station_certificate_as_superseded(sc
 
 
 def test_re_enrollment_without_a_csr_still_revokes_the_old_certificate(scene, station_csr):
-    from cms.personalization import setup
     from cms.personalization.stations import station_code_renew, station_enroll
+    from demo import setup
     from pki.models import Certificate
 
     first = _enroll_with_certificate(scene, station_csr)
@@ -82,9 +82,9 @@ def test_re_enrollment_without_a_csr_still_revokes_the_old_certificate(scene, st
 
 
 def test_disabling_a_station_revokes_its_certificate_once(scene, station_csr):
-    from cms.personalization import setup
     from cms.personalization.stations import station_disable
     from core.models import AuditEvent
+    from demo import setup
     from pki.models import Certificate
 
     enrolled = _enroll_with_certificate(scene, station_csr)
@@ -138,11 +138,11 @@ def test_the_access_credential_is_never_stored_in_clear(scene, virtual_card):
 
 def test_a_resumed_session_writes_the_same_sealed_access_credential(scene, virtual_card):
     from cms.models import PersonalizationSession
-    from cms.personalization import session as session_module
+    from cms.personalization.sealing import secrets_open
     from personalization_station.relay import personalize
 
     interrupted = _interrupted(scene, virtual_card)
-    sealed = session_module._open_secrets(interrupted).access_credential
+    sealed = secrets_open(interrupted).access_credential
     assert sealed.hex().upper() not in _row_text(PersonalizationSession)
 
     virtual_card.insert()
@@ -201,9 +201,10 @@ def test_the_rollback_switch_is_audited(scene, virtual_card):
 
 def test_a_station_learns_nothing_of_cards_outside_its_site(scene, virtual_card, key_pool):
     from cardsim.card import Card as VirtualCard
-    from cms.personalization import setup
-    from cms.personalization.jobs import CardIdentity, job_claim, jobs_sync
+    from cms.personalization.claims import job_claim
+    from cms.personalization.jobs import CardIdentity, jobs_sync
     from core.errors import NotFound
+    from demo import setup
 
     card_queued(scene, virtual_card)
     jobs_sync()
@@ -239,9 +240,9 @@ def _interrupted(scene: Any, virtual_card: Any) -> Any:
 
 def test_abandoning_an_interrupted_job_drops_its_sealed_secrets(scene, virtual_card):
     from cms.models import Card, CardRequest, PersonalizationSession
-    from cms.personalization import setup
     from cms.personalization.jobs import job_abandon
     from core.models import AuditEvent
+    from demo import setup
 
     session = _interrupted(scene, virtual_card)
     job_abandon(job_id=session.job_id, caller=setup.SYSTEM, note="card lost in the post")

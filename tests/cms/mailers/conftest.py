@@ -45,9 +45,9 @@ def site(db):
 @pytest.fixture
 def issued_cards(cps4, site) -> Callable[..., list[Any]]:
     """``issued_cards(n)``: n issued cards of n holders with postal addresses (bulk inserts)."""
+    from cards.products import card_serial, registry_card_number
     from cms.choices import CardStatus
     from cms.models import Card, Holder
-    from cms.services.cards import card_number_format
     from tests.cms.conftest import _rpps
 
     def _make(count: int, *, pool=site) -> list[Card]:
@@ -67,13 +67,13 @@ def issued_cards(cps4, site) -> Callable[..., list[Any]]:
         )
         return Card.objects.bulk_create(
             Card(
-                chip_serial=f"AB{n:014X}",
+                chip_serial=card_serial(f"{800_000_000 + n:010d}").hex().upper(),
                 product=cps4,
                 pool=pool,
                 holder=holder,
                 card_type="CPS",
                 status=CardStatus.ISSUED,
-                card_number=card_number_format(800_000_000 + n),
+                card_number=registry_card_number(card_serial(f"{800_000_000 + n:010d}")),
             )
             for n, holder in zip(numbers, holders, strict=True)
         )

@@ -55,7 +55,7 @@ def number_printed_mailers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cms", "0004_station_certificate_seal_access_credential"),
+        ("cms", "0005_card_number_is_the_chip_serial"),
     ]
 
     operations = [

@@ -54,14 +54,16 @@ from cardsim.rig import (
 )
 from cms.callers import Caller
 from cms.choices import CardStatus
+from cms.identifiers import luhn_digit
 from cms.models import Card, CardCertificate, CardRequest, Holder, Product, SitePool, Station
-from cms.personalization import setup
 from cms.personalization.choices import StationStatus
 from cms.personalization.stations import station_code_renew, station_create
 from cms.services.cards import card_transition
 from cms.services.holders import HolderData, holder_create
 from cms.services.stock import pool_create
 from core.errors import ApplicationError
+from demo import setup
+from demo.inprocess import ServiceApi
 
 ROOT = Path(__file__).resolve().parents[3]
 SITE_CODE = "demo-site"
@@ -137,15 +139,6 @@ def _station_code(pool: SitePool, officer: Caller) -> tuple[Station, str]:
     return issued.station, issued.code
 
 
-def _luhn_digit(body: str) -> str:
-    for digit in "0123456789":
-        from cms.identifiers import luhn_valid
-
-        if luhn_valid(body + digit):
-            return digit
-    raise AssertionError("a Luhn check digit always exists")
-
-
 def _new_holder(officer: Caller) -> Holder:
     """A demo holder with an RPPS number of the 999… demo range not used yet."""
     taken = Holder.objects.filter(national_id__startswith="8999").count()
@@ -153,7 +146,7 @@ def _new_holder(officer: Caller) -> Holder:
     firsts = ("Claire", "Louis", "Camille", "Hugo", "Léa", "Jules", "Inès", "Paul")
     for n in range(taken + 1, taken + 1000):
         body = f"999{n:07d}"
-        national_id = f"8{body}{_luhn_digit(body)}"
+        national_id = f"8{body}{luhn_digit(body)}"
         if Holder.objects.filter(national_id=national_id).exists():
             continue
         return holder_create(
@@ -421,7 +414,6 @@ class Command(BaseCommand):
     ) -> Outcome:
         from cardsim.card import Card as VirtualCard
         from cardsim.card import InProcessReader
-        from cms.personalization.inprocess import ServiceApi
         from personalization_station.relay import CardLink, personalize
 
         _say(f"path: in process (cardsim's in-process card, the station relay on the services); "

@@ -83,6 +83,7 @@ def holder_demo(national_id: str = "810002813839") -> Holder:
             last_name="MARTIN",
             first_name="Claire",
             profession="10",
+            address_line1="12 rue de la Roquette",
             postal_code="75011",
             city="PARIS",
         ),

@@ -1,10 +1,10 @@
-"""Server-side stand-ins for the CPS4 program tests and the benchmark: master keys, diversification,
-a throwaway CA issuing the two certificates, and a fresh blank virtual card (``cardsim``, in
-process) with the inputs the server would compute for it.
+"""Server-side stand-ins for the CPS4 program's tests and the card benchmark (``bench/cards.py``):
+master keys, diversification, a throwaway CA issuing the two certificates, and a fresh blank
+virtual card (``cardsim``, in process) with the inputs the server would compute for it.
 
 The card is cardsim's, the card side implemented apart from the host library (DESIGN.md §2), so a
-host-side logic error cannot hide behind a card side that shares it. Test code only: the real
-server diversifies inside its key backend and issues through the PKI.
+host-side logic error cannot hide behind a card side that shares it. Never the server's path: the
+real server diversifies inside its key backend and issues through the PKI.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import datetime as dt
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -29,12 +28,13 @@ from cards.programs.cps4 import Cps4Inputs, Identity, Secret, StockRecord
 from cards.scp03 import Scp03StaticKeys
 from cards.transport import FunctionTransport, Transport
 from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool
+from cardsim.rig import KEY_POOL
 
 DESFIRE_MASTERS = {0: bytes(range(16, 32)), 1: bytes(range(32, 48)), 2: bytes(range(48, 64))}
 PICC_MASTER = bytes(range(64, 80))
 ADMIN_MASTER = bytes(range(80, 112))
 TRANSPORT_KEY = bytes(16)  # a blank cardsim DESFire: PICC master key AES zeros, version 0
-KEY_POOL_FILE = Path(__file__).resolve().parents[2] / "cardsim" / "fixtures" / "test-keypool.pem"
+KEY_POOL_FILE = KEY_POOL
 
 
 def load_key_pool() -> KeyPool:

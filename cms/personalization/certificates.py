@@ -1,0 +1,96 @@
+"""The card's certificates during personalization: the holder as the PKI names it, the issuing
+authority of each profile, and the program's certificate request answered (through
+``cms.effects``, the one way to the PKI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from django.conf import settings
+from django.db import transaction
+
+from cards.products import card_number, serial_of_card_number
+from cards.programs.base import CertificateReply, CertificateRequest
+from cms import effects
+from cms.choices import Profession
+from cms.models import Card, PersonalizationSession
+from cms.personalization.jobs import SYSTEM
+from core.audit import audit_event_create
+from core.errors import Conflict
+from pki.choices import CaKind
+from pki.domain.names import Holder as PkiHolder
+from pki.models import CertificateAuthority
+from pki.selectors import authority_list
+
+
+def authority_for(profile: str, authorities: Iterable[CertificateAuthority]) -> str:
+    """The short name of the issuing authority that issues ``profile``; 409 if none does."""
+    for ca in authorities:
+        if profile in (ca.profiles or []) and ca.kind == CaKind.ISSUING:
+            return str(ca.short_name)
+    raise Conflict(f"No issuing authority issues the {profile} profile; run pki_init.")
+
+
+def pki_holder(card: Card) -> PkiHolder:
+    """The card's holder as its certificates name them, with the card number of the registry."""
+    holder = card.holder
+    assert holder is not None and card.card_number is not None
+    try:
+        title = str(Profession(holder.profession).label)
+        code = int(holder.profession)
+    except ValueError:
+        title, code = holder.profession, None
+    return PkiHolder(
+        national_id=holder.national_id,
+        surname=holder.last_name.upper(),
+        given_name=holder.first_name.upper(),
+        title=title,
+        card_serial=card_number(serial_of_card_number(card.card_number)),
+        profession_code=code,
+        # The registry holds no e-mail address yet: the signature profile needs one, so the
+        # holder's national id at a configured (MSSanté-like) domain stands in for it.
+        email=f"{holder.national_id}@{settings.PERSONALIZATION_EMAIL_DOMAIN}",
+    )
+
+
+@transaction.atomic
+def certificates_issue(
+    session: PersonalizationSession, request: CertificateRequest
+) -> CertificateReply:
+    """Issue the card's certificates on hold and link them; earlier certificates of the card
+    (an interrupted run that generated keys again) are retired first."""
+    card = (
+        Card.objects.select_for_update(of=("self",))
+        .select_related("holder")
+        .get(pk=session.card_id)
+    )
+    if card.card_number is None or serial_of_card_number(card.card_number) != request.card_serial:
+        raise Conflict(f"The card read is not card {card}.")
+    retired = effects.card_certificates_retire(card=card, actor=SYSTEM.actor)
+    if retired:
+        audit_event_create(
+            actor=SYSTEM.actor,
+            action="personalization.certificates_unlink",
+            object_type="card",
+            object_id=str(card.pk),
+            details={"session_id": str(session.pk), "certificates": retired},
+        )
+    holder = pki_holder(card)
+    authorities = authority_list()
+    out: dict[str, bytes] = {}
+    for slot, profile in request.profiles.items():
+        public = load_der_public_key(request.spki_der(slot))
+        assert isinstance(public, rsa.RSAPublicKey)
+        cert = effects.card_certificate_issue(
+            card=card,
+            slot=slot,
+            authority=authority_for(profile, authorities),
+            profile=profile,
+            public_key=public,
+            holder=holder,
+            actor=SYSTEM.actor,
+        )
+        out[slot] = bytes(cert.der)
+    return CertificateReply(out)

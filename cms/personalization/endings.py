@@ -1,0 +1,157 @@
+"""How a personalization session ends, each in one transaction with its audit event:
+
+- done: the request completes (the card ISSUED, its certificates on hold, the registry's expiry the
+  card's own date), the PIN mailer is queued, the job closes;
+- wiped or spoiled (``fail``): the rollback ran (or could not); the request fails, the job closes
+  and the request is queued again with another blank card;
+- aborted: nothing was written (wrong card, identification failed); the card goes back to stock.
+
+Every ending drops the sealed secrets of the job's sessions and answers the station's last call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cards.programs.cps4 import PHASES, Cps4Result
+from cards.station_protocol import Outcome, Progress
+from cms.models import CardRequest, PersonalizationJob, PersonalizationSession
+from cms.personalization.choices import JobStatus, SessionStatus
+from cms.personalization.cpu import cpu_take
+from cms.personalization.jobs import SYSTEM
+from cms.personalization.mailer import pin_mailer_create
+from cms.personalization.sealing import secrets_open
+from cms.services.requests import request_complete, request_fail, request_queue
+from core.audit import audit_event_create
+from core.errors import Conflict
+
+log = logging.getLogger("cms.personalization")
+
+
+def progress(session: PersonalizationSession) -> Progress:
+    completed = list((session.checkpoint or {}).get("completed", []))
+    return {"completed": completed, "phases": list(PHASES), "mode": session.mode}
+
+
+def outcome(session: PersonalizationSession) -> Outcome:
+    """The station's answer once the session is not running."""
+    return {
+        "session": str(session.pk),
+        "job": str(session.job_id),
+        "state": session.status,
+        "message": session.error,
+        "card_id": str(session.card_id),
+        "progress": progress(session),
+    }
+
+
+def _end(
+    session: PersonalizationSession, status: SessionStatus, error: str = "", **fields: Any
+) -> None:
+    session.status = status
+    session.error = error[:500]
+    session.ended_at = timezone.now()
+    session.sealed_secrets = None
+    PersonalizationSession.objects.filter(pk=session.pk).update(
+        status=status,
+        error=session.error,
+        ended_at=session.ended_at,
+        sealed_secrets=None,
+        server_cpu_ms=F("server_cpu_ms") + cpu_take(),
+        **fields,
+    )
+    # Earlier interrupted sessions of the job kept the sealed secrets for a resume: drop them.
+    PersonalizationSession.objects.filter(job_id=session.job_id).exclude(pk=session.pk).update(
+        sealed_secrets=None
+    )
+
+
+@transaction.atomic
+def commit(session: PersonalizationSession, result: Cps4Result) -> Outcome:
+    """The card is written and verified: issued, with its PIN mailer queued."""
+    session = PersonalizationSession.objects.select_for_update().get(pk=session.pk)
+    job = PersonalizationJob.objects.select_for_update().get(pk=session.job_id)
+    sealed = secrets_open(session)
+    request = request_complete(
+        request_id=job.request_id, caller=SYSTEM, valid_until=session.valid_until
+    )
+    mailer = pin_mailer_create(request=request, pin=sealed.pin, puk=sealed.puk)
+    job.status = JobStatus.DONE
+    job.lease_expires_at = None
+    job.save(update_fields=["status", "lease_expires_at", "updated_at"])
+    session.checkpoint = result.checkpoint.to_dict()
+    session.phase = result.checkpoint.phase
+    _end(session, SessionStatus.DONE, checkpoint=session.checkpoint, phase=session.phase)
+    audit_event_create(
+        actor=SYSTEM.actor,
+        action="personalization.complete",
+        object_type="personalization_session",
+        object_id=str(session.pk),
+        details={
+            "card_id": str(session.card_id),
+            "request_id": str(request.pk),
+            "station": str(session.station_id),
+            "batches": session.batches,
+            "pin_mailer_id": str(mailer.pk),
+            "key_versions": session.key_versions,
+        },
+    )
+    return outcome(session)
+
+
+def _requeue(request_id: UUID) -> None:
+    try:
+        with transaction.atomic():
+            request_queue(request_id=request_id, caller=SYSTEM)
+    except Conflict as exc:
+        log.warning("request %s stays failed: %s", request_id, exc.message)
+
+
+def _close_job(session: PersonalizationSession) -> PersonalizationJob:
+    job = PersonalizationJob.objects.select_for_update().get(pk=session.job_id)
+    job.status = JobStatus.CANCELLED
+    job.lease_expires_at = None
+    job.save(update_fields=["status", "lease_expires_at", "updated_at"])
+    return job
+
+
+def fail(session: PersonalizationSession, *, spoiled: bool, error: str) -> Outcome:
+    """Card wiped (or spoiled): request failed (certificates revoked by the lifecycle effects),
+    job closed, request queued again with another blank card."""
+    with transaction.atomic():
+        job = _close_job(session)
+        request_fail(request_id=job.request_id, caller=SYSTEM, spoiled=spoiled, note=error)
+        _end(session, SessionStatus.SPOILED if spoiled else SessionStatus.WIPED, error)
+        audit_event_create(
+            actor=SYSTEM.actor,
+            action="personalization.fail",
+            object_type="personalization_session",
+            object_id=str(session.pk),
+            details={"card_id": str(session.card_id), "spoiled": spoiled, "error": error[:200]},
+        )
+    _requeue(job.request_id)
+    return outcome(session)
+
+
+def abort(session: PersonalizationSession, error: str) -> Outcome:
+    """Nothing was written (wrong card, identification failed): the card goes back to stock."""
+    with transaction.atomic():
+        job = _close_job(session)
+        request = CardRequest.objects.get(pk=job.request_id)
+        request_fail(request_id=request.pk, caller=SYSTEM, spoiled=False, note=error)
+        _end(session, SessionStatus.ABORTED, error)
+        audit_event_create(
+            actor=SYSTEM.actor,
+            action="personalization.abort",
+            object_type="personalization_session",
+            object_id=str(session.pk),
+            details={"card_id": str(session.card_id), "error": error[:200]},
+        )
+    _requeue(job.request_id)
+    return outcome(session)
