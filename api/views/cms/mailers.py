@@ -29,7 +29,7 @@ from cms.mailers.services import (
     print_run_reconcile,
 )
 from cms.models import PinMailer, PrintRun
-from core.errors import BadInput, Conflict, PolicyViolation, ServiceUnavailable
+from core.errors import BadInput, Conflict, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
 
 MAILER_READERS = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
@@ -181,7 +181,7 @@ class PrintRunCreateApi(APIView):
     """Gather a site's queued letters into a print run (``site_id`` null: letters of no site)."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
-    errors = (Conflict,)
+    errors = (NotFound, Conflict)
 
     class InputSerializer(JsonInputSerializer):
         site_id = IdField(allow_null=True)
