@@ -15,7 +15,7 @@ from tests.cms.mailers.conftest import (  # noqa: F401 - shared fixtures
     site,
 )
 from tests.cms.mailers.pdf import codes, page_count
-from tests.stations.conftest import card_key_dir, card_keys  # noqa: F401 - shared fixtures
+from tests.cms.personalization.conftest import card_key_dir, card_keys  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.django_db
 

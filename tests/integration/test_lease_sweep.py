@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 
 from tests.cardsim.conftest import key_pool  # noqa: F401 - shared session fixture
+from tests.cms.personalization.conftest import card_key_dir, card_keys, scene, virtual_card  # noqa: F401
+from tests.cms.personalization.test_lease_sweep import _claimed
 from tests.conftest import wait_until
 from tests.pki.conftest import pki_software, software_key_dir  # noqa: F401 - shared fixtures
-from tests.stations.conftest import card_key_dir, card_keys, scene, virtual_card  # noqa: F401
-from tests.stations.test_lease_sweep import _claimed
 
 pytestmark = pytest.mark.integration
 

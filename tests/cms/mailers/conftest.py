@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.stations.conftest import card_key_dir, card_keys  # noqa: F401 - shared fixtures
+from tests.cms.personalization.conftest import card_key_dir, card_keys  # noqa: F401 - shared fixtures
 
 _numbers = itertools.count(1)
 

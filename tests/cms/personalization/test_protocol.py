@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.stations.conftest import DrfApi, card_queued, link_of
+from tests.cms.personalization.conftest import DrfApi, card_queued, link_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

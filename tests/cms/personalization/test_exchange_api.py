@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stations.conftest import DrfApi
-from tests.stations.test_lease_sweep import _claimed
+from tests.cms.personalization.conftest import DrfApi
+from tests.cms.personalization.test_lease_sweep import _claimed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -112,3 +112,17 @@ def card_queued(scene: Scene, card: Any, national_id: str = "810002813839") -> A
     return setup.request_queued(
         holder=holder, product=scene.product, pool=scene.pool, operator=scene.operator
     )
+
+
+def interrupted_session(scene: Any, virtual_card: Any) -> Any:
+    """A job whose personalization tore mid-card: its session interrupted, secrets still sealed."""
+    from cms.models import PersonalizationSession
+    from personalization_station.relay import personalize
+    from tests.cms.personalization.tear_plan import STATION_IDENTIFICATION_APDUS
+
+    card_queued(scene, virtual_card)
+    virtual_card.faults.tear_at = virtual_card.apdu_count + STATION_IDENTIFICATION_APDUS + 60
+    assert personalize(scene.api(), link_of(virtual_card)).state == "interrupted"
+    session = PersonalizationSession.objects.get(status="interrupted")
+    assert session.sealed_secrets is not None
+    return session

@@ -3,7 +3,9 @@ masters stay encrypted at rest, and the PKCS#11 store computes the same keys on 
 
 from __future__ import annotations
 
+import io
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,40 @@ def test_pkcs11_store_computes_the_same_keys(softhsm) -> None:
     assert store.has_key("admin.v1") and os.environ.get(hsm.pin_env)
     keys = scp03_card_keys(store, "scp03-issuer.v48", KDD, length=32)
     assert keys["enc"].hex().upper().startswith("9AAC5D0B3601F894")
+
+
+# DESFire transport masters in the card key store
+
+
+def test_transport_masters_are_imported_from_stdin_and_diversified_per_card(card_keys, db):
+    from django.core.management import CommandError, call_command
+
+    from cards.crypto import an10922_diversify_aes128
+    from cms.personalization.keys import FACTORY_TRANSPORT_KEY, transport_key
+    from core.errors import PolicyViolation
+    from core.models import AuditEvent
+
+    version = 200 + secrets.randbelow(50)  # the key directory is shared by the session
+    master = secrets.token_bytes(16)
+    m = bytes.fromhex("04112233445566") + bytes(3) + b"ANS-CPS4"
+    with pytest.raises(PolicyViolation, match=f"--version {version}"):
+        transport_key(version, m=m)
+    out = io.StringIO()
+    call_command(
+        "card_keys_import_transport",
+        "--version",
+        str(version),
+        stdin=io.StringIO(master.hex() + "\n"),
+        stdout=out,
+    )
+    assert f"desfire-transport.v{version}" in out.getvalue() and master.hex() not in out.getvalue()
+    assert transport_key(version, m=m) == an10922_diversify_aes128(master, m)
+    assert transport_key(0, m=m) == FACTORY_TRANSPORT_KEY
+    event = AuditEvent.objects.get(action="card_keys.transport_import")
+    assert master.hex() not in str(event.details) and event.details == {"version": version}
+    with pytest.raises(CommandError, match="already holds"):
+        call_command(
+            "card_keys_import_transport", "--version", str(version), stdin=io.StringIO("00" * 16)
+        )
+    with pytest.raises(CommandError, match="factory"):
+        call_command("card_keys_import_transport", "--version", "0", stdin=io.StringIO("00" * 16))

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.stations.test_security_review import _interrupted
+from tests.cms.personalization.conftest import interrupted_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +20,7 @@ def test_an_operator_abandons_an_interrupted_job_through_the_api(
     from core.models import AuditEvent
     from pki.models import Certificate
 
-    session = _interrupted(scene, virtual_card)
+    session = interrupted_session(scene, virtual_card)
     operator = api_client_for("issuance_operator")
     url = f"/api/v1/stations/jobs/{session.job_id}/abandon"
 
@@ -46,7 +46,7 @@ def test_an_operator_abandons_an_interrupted_job_through_the_api(
 def test_abandon_refuses_other_roles_unknown_jobs_and_long_notes(
     scene, virtual_card, api_client_for
 ):
-    session = _interrupted(scene, virtual_card)
+    session = interrupted_session(scene, virtual_card)
     url = f"/api/v1/stations/jobs/{session.job_id}/abandon"
     assert api_client_for("auditor").post(url, {}, format="json").status_code == 403
     assert api_client_for("station").post(url, {}, format="json").status_code == 403

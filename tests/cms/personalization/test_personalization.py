@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from tests.stations.conftest import card_queued, link_of
+from tests.cms.personalization.conftest import card_queued, link_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

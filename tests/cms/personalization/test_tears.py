@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stations.conftest import card_queued, link_of
-from tests.stations.tear_plan import STATION_IDENTIFICATION_APDUS, measure
+from tests.cms.personalization.conftest import card_queued, link_of
+from tests.cms.personalization.tear_plan import STATION_IDENTIFICATION_APDUS, measure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,7 +98,7 @@ def test_the_tear_plan_matches_a_station_run(scene, virtual_card):
     relayed = virtual_card.apdu_count - start - STATION_IDENTIFICATION_APDUS
     assert relayed == PLAN.apdus, (
         f"a station run took {relayed} APDUs, the tear plan measured {PLAN.apdus}: has the "
-        "program or the certificate size changed? (see tests/stations/tear_plan.py)"
+        "program or the certificate size changed? (see tests/cms/personalization/tear_plan.py)"
     )
 
 

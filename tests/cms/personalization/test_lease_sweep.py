@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import time_machine
 
-from tests.stations.conftest import card_queued
+from tests.cms.personalization.conftest import card_queued
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +75,7 @@ def test_a_round_trip_after_the_sweep_ends_and_the_card_resumes(scene, virtual_c
     from cms.personalization.session import session_exchange
     from cms.personalization.tasks import jobs_lease_sweep_task
     from personalization_station.relay import personalize
-    from tests.stations.conftest import link_of
+    from tests.cms.personalization.conftest import link_of
 
     payload = _claimed(scene, virtual_card)
     job = PersonalizationJob.objects.get(pk=payload["job"])

@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from tests.stations.conftest import card_queued, link_of
+from tests.cms.personalization.conftest import card_queued, link_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.stations.conftest import DrfApi, card_queued
+from tests.cms.personalization.conftest import DrfApi, card_queued
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
