@@ -24,8 +24,9 @@ from cards import crypto
 from cards.desfire import aid_bytes
 from cards.products import CPS4, card_number
 from cards.programs.base import CertificateReply, CertificateRequest, Interface
-from cards.programs.cps4 import Cps4Inputs, Identity, Secret, StockRecord
+from cards.programs.cps4 import Cps4Inputs, Identity, StockRecord
 from cards.scp03 import Scp03StaticKeys
+from cards.secret import Secret
 from cards.transport import FunctionTransport, Transport
 from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool
 from cardsim.rig import KEY_POOL

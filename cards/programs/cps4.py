@@ -75,6 +75,7 @@ from cards.programs.base import (
 )
 from cards.programs.flow import Flow, Item, Progress, Stage, merge
 from cards.scp03 import Scp03Host, Scp03StaticKeys
+from cards.secret import Secret
 
 __all__ = [
     "PHASES",
@@ -113,32 +114,6 @@ DF_OK = (0x9100,)
 DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")
 PICC_AID = 0x000000
 GET_UID = bytes.fromhex("FFCA000000")
-
-
-class Secret:
-    """A PIN or PUK: its repr and str never show the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The clear value, for the one place that needs it (the APDU inside SCP03)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('****')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and secrets.compare_digest(
-            self._value.encode(), other._value.encode()
-        )
-
-    def __hash__(self) -> int:
-        return hash(("Secret", len(self._value)))
 
 
 @dataclass(frozen=True, slots=True)

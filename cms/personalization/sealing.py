@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from cards.products import Product
-from cards.programs.cps4 import Secret
+from cards.secret import Secret
 from cms.models import PersonalizationSession
 from cms.personalization import keys as card_keys
 from core.errors import Conflict

@@ -45,11 +45,11 @@ from cards.programs.cps4 import (
     Cps4Inputs,
     Cps4Result,
     RollbackResult,
-    Secret,
     cps4_program,
     cps4_rollback,
     desfire_identity_record,
 )
+from cards.secret import Secret
 from cards.station_protocol import batch_message
 from cards.transport import FunctionTransport, Transport
 from cardsim import contact

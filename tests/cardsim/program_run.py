@@ -26,8 +26,9 @@ from cards.programs.base import (
     Step,
     run_batch,
 )
-from cards.programs.cps4 import Cps4Inputs, Identity, Secret, StockRecord
+from cards.programs.cps4 import Cps4Inputs, Identity, StockRecord
 from cards.scp03 import Scp03StaticKeys
+from cards.secret import Secret
 from cardsim.card import TEST_SCP03_MASTER, Card, CardRemovedError
 from demo.scenario import ADMIN_MASTER, app_keys, picc_key
 
