@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_list, env_required
+from config.env import env_bool, env_list, env_required
 from config.settings.base import *  # noqa: F403
 from config.settings.base import CARD_KEY_STORE, DATABASES, PKI_DEFAULT_KEY_BACKEND
 
@@ -51,3 +51,11 @@ if not _cache.startswith(("redis://", "rediss://")):
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Stations: the token goes with the station's own client certificate, verified by the front.
+STATION_CERTIFICATE_BINDING = env_bool("STATION_CERTIFICATE_BINDING", True)
+CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", [])
+if STATION_CERTIFICATE_BINDING and not CMS_TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "CMS_TRUSTED_PROXIES must list the TLS front's address(es) (it passes the stations' "
+        "client certificates), or STATION_CERTIFICATE_BINDING=false"
+    )
