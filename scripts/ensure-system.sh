@@ -15,6 +15,7 @@ if [ "$profile" = test ]; then
     softhsm2 opensc pcsc-tools                  # PKCS#11 HSM, standard middleware
     postgresql-client redis-server              # psql/pg_isready, the Celery broker
     chromium                                    # console tests (Playwright drives it)
+    nginx wrk nghttp2-client                    # the production topology's front, load generators
   )
 fi
 if [ "${WITH_POSTGRES_SERVER:-0}" = 1 ]; then packages+=(postgresql); fi

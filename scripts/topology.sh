@@ -16,11 +16,15 @@
 # and topology.env, the settings every process of the topology reads (source it to talk to it).
 # Ports: unique free ports on 127.0.0.1, chosen at `up`. Other knobs, read at `up`:
 # TOPOLOGY_OCSP_MAX_AGE (default 60), TOPOLOGY_OCSP_CACHE (1; 0: nginx passes /ocsp uncached),
-# TOPOLOGY_WEB_WORKERS (2), TOPOLOGY_NGINX_WORKERS (1), TOPOLOGY_PUBLISH_TICK (300 s).
+# TOPOLOGY_WEB_REPLICAS (2 gunicorn processes), TOPOLOGY_WEB_THREADS (4), TOPOLOGY_NGINX_WORKERS
+# (1), TOPOLOGY_PUBLISH_TICK (300 s).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PY:-$ROOT/.venv/bin/python}"
+# initdb and pg_ctl of the newest PostgreSQL installed (Debian keeps them off the PATH)
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+[ -n "$PG_BIN" ] && PATH="$PG_BIN:$PATH"
 BIN="$(dirname "$PY")"
 DIR="$(mkdir -p "${TOPOLOGY_DIR:-var/topology}" && cd "${TOPOLOGY_DIR:-var/topology}" && pwd)"
 ENV_FILE="$DIR/topology.env"
@@ -73,8 +77,9 @@ PY
 }
 
 write_env() {
-  local ports pg redis web http https
-  read -r pg redis web http https <<<"$(free_ports 5)"
+  local pg redis http https web
+  local replicas=${TOPOLOGY_WEB_REPLICAS:-2}
+  read -r pg redis http https web <<<"$(free_ports $((4 + replicas)))"
   local pgdata="$DIR/pg"
   if [ "$(id -u)" -eq 0 ]; then
     # the postgres account must reach its data: TOPOLOGY_DIR may sit under a private (0700) dir
@@ -91,7 +96,8 @@ PERSONALIZATION_EMAIL_DOMAIN=cps.mssante.invalid
 TOPOLOGY_PG_PORT=$pg
 TOPOLOGY_PG_DATA=$pgdata
 TOPOLOGY_REDIS_PORT=$redis
-TOPOLOGY_WEB_PORT=$web
+TOPOLOGY_WEB_PORT=${web%% *}
+TOPOLOGY_WEB_PORTS="$web"
 TOPOLOGY_HTTP_PORT=$http
 TOPOLOGY_HTTPS_PORT=$https
 DATABASE_URL=postgresql://postgres@127.0.0.1:$pg/cms
@@ -102,8 +108,7 @@ CMS_TRUSTED_PROXIES=127.0.0.1
 STATION_CERTIFICATE_BINDING=true
 PKI_OCSP_CACHE_MAX_AGE=${TOPOLOGY_OCSP_MAX_AGE:-60}
 PKI_PUBLISH_TICK_SECONDS=${TOPOLOGY_PUBLISH_TICK:-300}
-GUNICORN_BIND=127.0.0.1:$web
-GUNICORN_WORKERS=${TOPOLOGY_WEB_WORKERS:-2}
+GUNICORN_THREADS=${TOPOLOGY_WEB_THREADS:-4}
 TOPOLOGY_NGINX_WORKERS=${TOPOLOGY_NGINX_WORKERS:-1}
 TOPOLOGY_OCSP_CACHE=${TOPOLOGY_OCSP_CACHE:-1}
 TOPOLOGY_TLS_CA=$DIR/tls/ca.pem
@@ -142,12 +147,20 @@ redis_stop() {
   stop_pid "$RUN/redis.pid" redis
 }
 
-web_start() {
-  "$BIN/gunicorn" -c deploy/gunicorn.conf.py --daemon --pid "$RUN/web.pid" \
-    --error-logfile "$LOG/web.log" config.wsgi:application
-  wait_for 60 "gunicorn" curl -sf -o /dev/null "http://127.0.0.1:$TOPOLOGY_WEB_PORT/pki/ca/none.cer" \
-    -w '%{http_code}' || true
-  wait_for 60 "gunicorn" pid_alive "$RUN/web.pid"
+web_start() {  # one gunicorn process per port (deploy/gunicorn.conf.py says why)
+  local port
+  for port in $TOPOLOGY_WEB_PORTS; do
+    GUNICORN_BIND="127.0.0.1:$port" "$BIN/gunicorn" -c deploy/gunicorn.conf.py --daemon \
+      --pid "$RUN/web-$port.pid" --error-logfile "$LOG/web-$port.log" config.wsgi:application
+  done
+  for port in $TOPOLOGY_WEB_PORTS; do
+    wait_for 60 "gunicorn on $port" curl -s -o /dev/null "http://127.0.0.1:$port/pki/ca/none.cer"
+  done
+}
+
+web_stop() {
+  local port
+  for port in $TOPOLOGY_WEB_PORTS; do stop_pid "$RUN/web-$port.pid" "gunicorn $port" "${1:-TERM}"; done
 }
 
 worker_start() {  # worker_start QUEUE
@@ -196,18 +209,23 @@ for ca in chosen.values():
 nginx_render() {
   local conf="$RUN/cms.conf" ocsp="$RUN/ocsp.conf"
   mkdir -p "$DIR/nginx-cache" "$RUN"/{client_body,proxy,fastcgi,uwsgi,scgi}
+  cp deploy/nginx/proxy-params.conf "$RUN/proxy-params.conf"
   if [ "$TOPOLOGY_OCSP_CACHE" = 1 ]; then
-    cp deploy/nginx/ocsp-location.conf "$ocsp"
+    sed "s|@PROXY_PARAMS@|$RUN/proxy-params.conf|" deploy/nginx/ocsp-location.conf >"$ocsp"
   else  # the same front without the cache (bench: "cache off")
-    grep -v -E '^proxy_cache|^proxy_no_cache' deploy/nginx/ocsp-location.conf >"$ocsp"
+    grep -v -E '^proxy_cache|^proxy_no_cache' deploy/nginx/ocsp-location.conf \
+      | sed "s|@PROXY_PARAMS@|$RUN/proxy-params.conf|" >"$ocsp"
   fi
-  sed -e "s|@UPSTREAM@|127.0.0.1:$TOPOLOGY_WEB_PORT|" \
+  local servers="" port
+  for port in $TOPOLOGY_WEB_PORTS; do servers+="    server 127.0.0.1:$port;\\n"; done
+  sed -e "s|@UPSTREAM_SERVERS@|$servers|" \
       -e "s|@CACHE_DIR@|$DIR/nginx-cache|" \
       -e "s|@LOG_DIR@|$LOG|g" \
       -e "s|@HTTP_LISTEN@|127.0.0.1:$TOPOLOGY_HTTP_PORT|" \
       -e "s|@HTTPS_LISTEN@|127.0.0.1:$TOPOLOGY_HTTPS_PORT|" \
       -e "s|@HTTPS_PORT@|$TOPOLOGY_HTTPS_PORT|" \
       -e "s|@OCSP_INCLUDE@|$ocsp|g" \
+      -e "s|@PROXY_PARAMS@|$RUN/proxy-params.conf|g" \
       -e "s|@TLS_CERT@|$DIR/tls/server.pem|" \
       -e "s|@TLS_KEY@|$DIR/tls/server.key|" \
       -e "s|@STATION_CA@|$DIR/tls/station-ca.pem|" \
@@ -216,7 +234,7 @@ nginx_render() {
   sed -e "s|@USER@|$(id -un)|" -e "s|@WORKERS@|$TOPOLOGY_NGINX_WORKERS|" \
       -e "s|@RUN_DIR@|$RUN|g" -e "s|@LOG_DIR@|$LOG|g" \
       deploy/nginx/standalone.conf.in >"$RUN/nginx.conf"
-  if grep -q '@[A-Z_]*@' "$conf" "$RUN/nginx.conf"; then die "unfilled placeholder in nginx config"; fi
+  if grep -q '@[A-Z_][A-Z_]*@' "$conf" "$ocsp" "$RUN/nginx.conf"; then die "unfilled placeholder in nginx config"; fi
 }
 
 nginx_start() {
@@ -247,7 +265,7 @@ component_stop() {  # component_stop NAME [SIGNAL]
                 [ -f "$TOPOLOGY_PG_DATA/postmaster.pid" ] && kill -KILL "$(head -1 "$TOPOLOGY_PG_DATA/postmaster.pid")"
               else postgres_stop; fi ;;
     redis) if [ "$signal" = KILL ]; then stop_pid "$RUN/redis.pid" redis KILL; else redis_stop; fi ;;
-    web) stop_pid "$RUN/web.pid" gunicorn "$signal" ;;
+    web) web_stop "$signal" ;;
     nginx) stop_pid "$RUN/nginx.pid" nginx "$([ "$signal" = TERM ] && echo QUIT || echo "$signal")" ;;
     worker-default) stop_pid "$RUN/worker-default.pid" "worker default" "$signal" ;;
     worker-signing) stop_pid "$RUN/worker-signing.pid" "worker signing" "$signal" ;;
@@ -259,16 +277,17 @@ component_stop() {  # component_stop NAME [SIGNAL]
 COMPONENTS=(postgres redis web worker-default worker-signing beat nginx)
 
 up() {
-  if [ -f "$ENV_FILE" ] && pid_alive "$RUN/web.pid"; then die "already up in $DIR (down first)"; fi
+  if [ -f "$ENV_FILE" ] && pid_alive "$RUN/nginx.pid"; then die "already up in $DIR (down first)"; fi
   for tool in nginx redis-server initdb pg_ctl openssl curl; do
-    command -v "$tool" >/dev/null || die "$tool is missing (make system installs it)"
+    command -v "$tool" >/dev/null || die "$tool is missing (make system and make services install it)"
   done
   rm -rf "$RUN" "$LOG" "$DIR/var" "$DIR/tls" "$DIR/redis" "$DIR/nginx-cache" "$DIR/pg"
   mkdir -p "$RUN" "$LOG" "$DIR/var"
   write_env
   load_env
   # a failed start leaves nothing running
-  trap 'say "start failed; stopping what was started"; down_all; exit 1' ERR
+  trap 'status=$?; if [ "$status" -ne 0 ] \
+    && [ "${TOPOLOGY_KEEP_ON_FAILURE:-0}" != 1 ]; then say "start failed; stopping what was started"; down_all; fi' EXIT
   postgres_start
   "$BIN/python" - <<PY
 import psycopg
@@ -287,7 +306,7 @@ PY
   worker_start signing
   beat_start
   nginx_start
-  trap - ERR
+  trap - EXIT
   say "up: https://127.0.0.1:$TOPOLOGY_HTTPS_PORT (API, console, stations), http://127.0.0.1:$TOPOLOGY_HTTP_PORT (/pki, /ocsp); settings in $ENV_FILE"
 }
 
@@ -304,6 +323,13 @@ status() {
   for name in "${COMPONENTS[@]}"; do
     case "$name" in
       postgres) file="$TOPOLOGY_PG_DATA/postmaster.pid" ;;
+      web)
+        local port
+        for port in $TOPOLOGY_WEB_PORTS; do
+          file="$RUN/web-$port.pid"
+          if pid_alive "$file"; then echo "web-$port up $(cat "$file")"; else echo "web-$port down"; fi
+        done
+        continue ;;
       *) file="$RUN/$name.pid" ;;
     esac
     if [ -f "$file" ] && kill -0 "$(head -1 "$file")" 2>/dev/null; then
