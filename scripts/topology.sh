@@ -10,6 +10,7 @@
 #   scripts/topology.sh restart postgres|redis|web|nginx|worker-default|worker-signing|beat
 #   scripts/topology.sh kill9 worker-default|worker-signing|beat|web
 #   scripts/topology.sh start worker-default|worker-signing|beat
+#   scripts/topology.sh ocsp-cache on|off   nginx with or without the OCSP cache (reloaded)
 #   scripts/topology.sh manage ARGS...   manage.py with the topology's settings
 #
 # TOPOLOGY_DIR (default var/topology) holds everything: logs, pid files, keys, the nginx cache,
@@ -348,6 +349,11 @@ case "${1:-}" in
   kill9) load_env; component_stop "$2" KILL ;;
   stop) load_env; component_stop "$2" ;;
   start) load_env; component_start "$2" ;;
+  ocsp-cache)
+    load_env
+    case "${2:-}" in on) TOPOLOGY_OCSP_CACHE=1 ;; off) TOPOLOGY_OCSP_CACHE=0 ;; *) die "on or off" ;; esac
+    nginx_render
+    nginx -p "$RUN" -c "$RUN/nginx.conf" -e "$LOG/error.log" -s reload ;;
   manage) load_env; shift; exec "$PY" manage.py "$@" ;;
-  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
