@@ -18,7 +18,8 @@
 # Ports: unique free ports on 127.0.0.1, chosen at `up`. Other knobs, read at `up`:
 # TOPOLOGY_OCSP_MAX_AGE (default 60), TOPOLOGY_OCSP_CACHE (1; 0: nginx passes /ocsp uncached),
 # TOPOLOGY_WEB_REPLICAS (2 gunicorn processes), TOPOLOGY_WEB_THREADS (4), TOPOLOGY_NGINX_WORKERS
-# (1), TOPOLOGY_PUBLISH_TICK (300 s).
+# (1), TOPOLOGY_PUBLISH_TICK (300 s), TOPOLOGY_FULL_CRL_INTERVAL (6 h), TOPOLOGY_DELTA_CRL_INTERVAL
+# (1 h).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -60,7 +61,13 @@ stop_pid() {  # stop_pid PIDFILE NAME [SIGNAL]: signal, wait up to 30 s, then SI
   local file=$1 name=$2 signal=${3:-TERM}
   pid_alive "$file" || { rm -f "$file"; return 0; }
   local pid; pid=$(cat "$file")
-  kill "-$signal" "$pid" 2>/dev/null || true
+  if [ "$signal" = KILL ] && [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then
+    # a daemon leading its own process group (celery --detach, gunicorn --daemon): kill -9
+    # takes its children with it, as the OOM killer or systemd would
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  else
+    kill "-$signal" "$pid" 2>/dev/null || true
+  fi
   for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || { rm -f "$file"; return 0; }; sleep 0.2; done
   say "$name ($pid) did not stop: SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
@@ -109,6 +116,8 @@ CMS_TRUSTED_PROXIES=127.0.0.1
 STATION_CERTIFICATE_BINDING=true
 PKI_OCSP_CACHE_MAX_AGE=${TOPOLOGY_OCSP_MAX_AGE:-60}
 PKI_PUBLISH_TICK_SECONDS=${TOPOLOGY_PUBLISH_TICK:-300}
+PKI_FULL_CRL_INTERVAL_SECONDS=${TOPOLOGY_FULL_CRL_INTERVAL:-21600}
+PKI_DELTA_CRL_INTERVAL_SECONDS=${TOPOLOGY_DELTA_CRL_INTERVAL:-3600}
 GUNICORN_THREADS=${TOPOLOGY_WEB_THREADS:-4}
 TOPOLOGY_NGINX_WORKERS=${TOPOLOGY_NGINX_WORKERS:-1}
 TOPOLOGY_OCSP_CACHE=${TOPOLOGY_OCSP_CACHE:-1}

@@ -18,7 +18,8 @@ OCSP_CEILING = 3
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     top = Topology(
         tmp_path_factory.mktemp("topology"),
-        knobs={"TOPOLOGY_OCSP_MAX_AGE": str(OCSP_CEILING)},
+        # every publication task finds a full CRL due (the kill -9 test sends its own)
+        knobs={"TOPOLOGY_OCSP_MAX_AGE": str(OCSP_CEILING), "TOPOLOGY_FULL_CRL_INTERVAL": "1"},
     )
     try:
         top.up()

@@ -84,3 +84,64 @@ def test_postgresql_restarted_during_a_personalization(
         f"WHERE r.id = '{made['request']}'"
     )
     assert status == "ISSUED", out
+
+
+REVOKE_MANY = """
+import json
+from cryptography.hazmat.primitives.asymmetric import rsa
+from core.actors import Actor
+from pki import services
+from pki.domain.names import Holder
+from pki.domain.reasons import RevocationReason
+from pki.models import CertificateAuthority
+
+actor = Actor.system("fault test")
+ca = [c for c in CertificateAuthority.objects.all() if "cps_auth" in (c.profiles or [])][0]
+public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+for n in range(COUNT):
+    holder = Holder(national_id=f"82{n:010d}", surname="FAULT", given_name="CRL", title="Médecin",
+                    card_serial=f"27{n:08d}", profession_code=10)
+    cert = services.certificate_issue(authority=ca.short_name, profile="cps_auth", actor=actor,
+                                      public_key=public, holder=holder)
+    services.certificate_revoke(certificate_id=cert.pk, reason=RevocationReason.SUPERSEDED,
+                                actor=actor)
+print(json.dumps(ca.short_name))
+"""
+
+SEND_PUBLISH = """
+import json
+from pki.tasks import pki_publish_task
+print(json.dumps(pki_publish_task.delay().id))
+"""
+
+
+def test_signing_worker_killed_during_a_crl_publication(topology: Topology) -> None:
+    from cryptography import x509
+
+    authority = topology.python("COUNT = 40\n" + REVOKE_MANY, timeout=600)
+    ca_id = topology.psql(f"SELECT id FROM pki_certificateauthority WHERE short_name='{authority}'")
+    numbers = f"SELECT number FROM pki_crlpublication WHERE authority_id={ca_id} ORDER BY id"
+    before = topology.psql(numbers).split()
+    log = topology.directory / "log" / "worker-signing.log"
+
+    task = topology.python(SEND_PUBLISH)
+    _wait(lambda: task in log.read_text(), "the signing worker receiving the publication")
+    topology.script("kill9", "worker-signing")
+    topology.script("start", "worker-signing")
+    # the next run publishes (a task of beat's; sent here rather than waiting for the tick)
+    topology.python(SEND_PUBLISH)
+    _wait(lambda: len(topology.psql(numbers).split()) > len(before), "a new CRL", 180)
+
+    after = [int(n) for n in topology.psql(numbers).split()]
+    assert after == sorted(set(after)), after  # strictly increasing, none reused
+    der = bytes.fromhex(
+        topology.psql(
+            f"SELECT encode(der, 'hex') FROM pki_crlpublication WHERE authority_id={ca_id} "
+            "AND kind='full' ORDER BY number DESC LIMIT 1"
+        )
+    )
+    listed = {entry.serial_number for entry in x509.load_der_x509_crl(der)}
+    revoked = topology.psql(
+        f"SELECT serial FROM pki_certificate WHERE issuer_id={ca_id} AND status='revoked'"
+    ).split()
+    assert {int(s) for s in revoked} <= listed  # no stored entry missing from the CRL
