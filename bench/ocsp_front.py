@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -194,13 +195,17 @@ def main() -> int:
             ["openssl", "ocsp", "-index", str(work / "index.txt"), "-port", str(port),
              "-rsigner", str(work / "rsigner.pem"), "-rkey", str(work / "rkey.pem"),
              "-CA", str(work / "ca.pem"), "-nmin", "60", "-multi", "2"],
-            stdout=subprocess.DEVNULL, stderr=log,
+            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        while b"waiting" not in (work / "responder.log").read_bytes():
-            if time.monotonic() > deadline or responder.poll() is not None:
-                raise RuntimeError("openssl ocsp did not start")
-            time.sleep(0.1)
+        while True:  # ready once it answers a real request (-multi logs to syslog, not stderr)
+            try:
+                statuses(f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/", bodies[:1])
+                break
+            except OSError:
+                if time.monotonic() > deadline or responder.poll() is not None:
+                    raise RuntimeError("openssl ocsp did not start") from None
+                time.sleep(0.2)
 
         front = topology.http
         ours = statuses(f"{front}/ocsp", f"{front}/ocsp/", bodies)
@@ -258,8 +263,8 @@ def main() -> int:
             print(f"ratio {method:4}       {cached:8.2f}  (target >= 3); cache off: {uncached:.2f}")
         print(json.dumps({k: v["rate"] for k, v in results.items()}))
     finally:
-        if responder is not None:
-            responder.terminate()
+        if responder is not None:  # the -multi parent and its children
+            os.killpg(responder.pid, signal.SIGKILL)
             responder.wait(timeout=10)
         topology.down()
     return 0

@@ -163,10 +163,11 @@ def test_cps4_issued_through_the_front_then_ocsp_and_crl(
     # --- a revocation shows through the cache once the ceiling has passed ------------------------
     # activation releases the hold: good, as the origin says at once
     topology.python(
-        "import json\nfrom cms.models import CardRequest\nfrom cms.personalization import setup\n"
-        "from cms.services.cards import card_transition\n"
+        "import json\nfrom django.contrib.auth.models import User\nfrom cms.callers import Caller\n"
+        "from cms.models import CardRequest\nfrom cms.services.cards import card_transition\n"
         f"r = CardRequest.objects.get(pk={made['request']!r})\n"
-        "card_transition(card_id=r.card_id, transition='activate', caller=setup.SYSTEM)\n"
+        "operator = Caller.for_user(User.objects.get(username='topology-operator'))\n"
+        "card_transition(card_id=r.card_id, transition='activate', caller=operator)\n"
         "print(json.dumps(True))"
     )
     assert _get_ocsp(topology.origin, der_request)[0].certificate_status == ocsp.OCSPCertStatus.GOOD
