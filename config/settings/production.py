@@ -51,11 +51,7 @@ if not _cache.startswith(("redis://", "rediss://")):
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Stations: the token goes with the station's own client certificate, verified by the front.
+# Stations: the token goes with the station's own client certificate, verified by the front
+# (deploy/nginx), whose address (as gunicorn sees it) is the only one believed: on this host.
 STATION_CERTIFICATE_BINDING = env_bool("STATION_CERTIFICATE_BINDING", True)
-CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", [])
-if STATION_CERTIFICATE_BINDING and not CMS_TRUSTED_PROXIES:
-    raise ImproperlyConfigured(
-        "CMS_TRUSTED_PROXIES must list the TLS front's address(es) (it passes the stations' "
-        "client certificates), or STATION_CERTIFICATE_BINDING=false"
-    )
+CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
