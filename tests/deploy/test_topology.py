@@ -185,7 +185,7 @@ def test_cps4_issued_through_the_front_then_ocsp_and_crl(
         "--serial",
         str(auth.serial_number),
         "--reason",
-        "keyCompromise",
+        "key_compromise",
     )
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
     time.sleep(OCSP_CEILING + 1)
