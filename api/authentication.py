@@ -1,16 +1,28 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+from urllib.parse import unquote
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from cms.models import Station
+from core.roles import Role, roles_of
 from core.tokens import api_token_user
 
 
 class TokenAuthentication(BaseAuthentication):
-    """``Authorization: Token <token>``, checked against the stored digest."""
+    """``Authorization: Token <token>``, checked against the stored digest.
+
+    A station's token is also bound to its client certificate when
+    ``STATION_CERTIFICATE_BINDING`` is on: the front (deploy/nginx) verifies the certificate
+    and passes it on; presented with no certificate or another one, the token is refused.
+    """
 
     keyword = "Token"
 
@@ -27,7 +39,39 @@ class TokenAuthentication(BaseAuthentication):
         found = api_token_user(clear=clear)
         if found is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if settings.STATION_CERTIFICATE_BINDING and Role.STATION in roles_of(found[0]):
+            _station_certificate_check(request, found[0])
         return found
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def presented_certificate_sha256(meta: dict[str, Any]) -> str | None:
+    """SHA-256 (hex) of the client certificate the front verified, or None: no certificate, not
+    verified, or headers that do not come from a declared proxy (``CMS_TRUSTED_PROXIES``)."""
+    if meta.get("REMOTE_ADDR") not in settings.CMS_TRUSTED_PROXIES:
+        return None
+    if meta.get("HTTP_X_SSL_CLIENT_VERIFY") != "SUCCESS":
+        return None
+    escaped = meta.get("HTTP_X_SSL_CLIENT_CERT", "")
+    try:
+        cert = x509.load_pem_x509_certificate(unquote(escaped).encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    der = cert.public_bytes(Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _station_certificate_check(request: Request, user: Any) -> None:
+    expected = (
+        Station.objects.filter(account=user)
+        .values_list("certificate__fingerprint_sha256", flat=True)
+        .first()
+    )
+    presented = presented_certificate_sha256(request.META)
+    if expected is None or presented is None or presented != expected:
+        raise exceptions.AuthenticationFailed(
+            "A station's token is accepted only with that station's own client certificate "
+            "(mutual TLS through the front); enroll with --certificate."
+        )

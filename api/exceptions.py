@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
@@ -61,6 +62,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         extra = {} if isinstance(exc.detail, str) else {"detail": _flatten(exc.detail)}
         return Response(error_body(str(message), extra), status=exc.status_code, headers=headers)
     view = context.get("view")
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable or restarting: transient, the transaction rolled back;
+        # 503 tells clients (the station among them) to try again.
+        logger.warning("database unavailable in %s: %s", type(view).__name__ if view else "?", exc)
+        return Response(
+            error_body("The database is unavailable; try again shortly."),
+            status=503,
+            headers={"Retry-After": "2"},
+        )
     logger.exception("unhandled error in %s", type(view).__name__ if view else "API view")
     return Response(error_body("Internal error; it has been logged."), status=500)
 

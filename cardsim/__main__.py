@@ -69,6 +69,9 @@ class Simulator:
                     product = str(request.get("product", self.args.product))
                     self.card = self._open(Path(request["state"]), product)
                     self._replug(swap=True)
+                delay_ms = float(request.get("contactless_delay_ms", 0))
+                if delay_ms > 0 and self.contactless is not None:
+                    self.contactless.hold(delay_ms / 1000)
                 self.card.insert()
                 return {"ok": True, "serial": self.card.serial.hex()}
             if op == "fault":

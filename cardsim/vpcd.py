@@ -42,6 +42,11 @@ class VpcdLink:
         self.wake = threading.Event()  # set to drop the connection (card removed / swapped)
         self.connected = threading.Event()
         self._sock: socket.socket | None = None
+        self._held_until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Keep this interface out of its reader ``seconds`` longer (a slot seen late)."""
+        self._held_until = time.monotonic() + seconds
 
     def replug(self, interface: Interface | None = None) -> None:
         """Drop the current connection (the reader sees the card leave); optionally swap cards."""
@@ -57,7 +62,12 @@ class VpcdLink:
         delay = 0.05
         unplugged_at = 0.0
         while not self.stop.is_set():
-            if not self.interface.card.present or time.monotonic() - unplugged_at < MIN_ABSENCE_S:
+            now = time.monotonic()
+            if (
+                not self.interface.card.present
+                or now - unplugged_at < MIN_ABSENCE_S
+                or now < self._held_until
+            ):
                 self.stop.wait(0.05)
                 continue
             try:

@@ -91,8 +91,20 @@ def card_present(reader: str) -> bool:
     return True
 
 
-def wait_for_card(reader: str, *, timeout: float | None = None, poll: float = 0.25) -> CardLink:
-    """Block until a card is in ``reader``; a link with its ATR and both interfaces."""
+# pcscd may report a dual-interface card in the contact reader before the contactless one: the
+# station waits this long for the second interface before it goes on (and claims) without it.
+DUAL_INTERFACE_WAIT = 3.0
+
+
+def wait_for_card(
+    reader: str,
+    *,
+    timeout: float | None = None,
+    poll: float = 0.25,
+    dual_wait: float = DUAL_INTERFACE_WAIT,
+) -> CardLink:
+    """Block until a card is in ``reader``; a link with its ATR and both interfaces (the
+    contactless one waited for up to ``dual_wait`` seconds when the reader has a sibling)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         contact = PcscTransport(reader)
@@ -109,12 +121,23 @@ def wait_for_card(reader: str, *, timeout: float | None = None, poll: float = 0.
     contactless: PcscTransport | None = None
     sibling = contactless_sibling(reader, reader_names())
     if sibling is not None:
-        contactless = PcscTransport(sibling)
-        try:
-            contactless.connect()
-        except TransportError:
-            contactless = None
+        contactless = _connect_within(sibling, dual_wait, poll)
     return CardLink(atr=atr, contact=contact, contactless=contactless, reader=reader)
+
+
+def _connect_within(reader: str, seconds: float, poll: float) -> PcscTransport | None:
+    """A connection to the card in ``reader`` once it shows there, or None after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        transport = PcscTransport(reader)
+        try:
+            transport.connect()
+            return transport
+        except TransportError:
+            transport.close()
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll)
 
 
 def wait_for_removal(reader: str, *, poll: float = 0.25) -> None:

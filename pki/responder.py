@@ -172,15 +172,28 @@ class HttpReply:
 
 
 def cache_headers(
-    *, modified: dt.datetime, expires: dt.datetime, now: dt.datetime
+    *,
+    modified: dt.datetime,
+    expires: dt.datetime,
+    now: dt.datetime,
+    ceiling: int | None = None,
 ) -> list[tuple[str, str]]:
-    """RFC 5019 §6 caching headers of an answer valid until ``expires``."""
+    """RFC 5019 §6 caching headers of an answer valid until ``expires``, kept by caches at most
+    ``ceiling`` seconds when given (an OCSP answer must not hide a revocation longer)."""
     max_age = max(0, int((expires - now).total_seconds()))
+    if ceiling is not None and max_age > ceiling:
+        max_age = max(0, ceiling)
+        expires = now + dt.timedelta(seconds=max_age)
     return [
         ("Cache-Control", f"public, max-age={max_age}, no-transform, must-revalidate"),
         ("Last-Modified", http_date(modified.timestamp())),
         ("Expires", http_date(expires.timestamp())),
     ]
+
+
+def cache_ceiling() -> int:
+    """``PKI_OCSP_CACHE_MAX_AGE``: the longest a cache may keep an OCSP answer (seconds)."""
+    return int(getattr(settings, "PKI_OCSP_CACHE_MAX_AGE", 60))
 
 
 def error_reply(status: ocsp.OCSPResponseStatus, http_status: int = 200) -> HttpReply:
@@ -197,7 +210,9 @@ def http_reply(data: bytes, *, now: dt.datetime) -> HttpReply:
     found = answer(data, now=now)
     headers = [("Content-Type", OCSP_RESPONSE_TYPE)]
     if found.cacheable and found.this_update is not None and found.next_update is not None:
-        headers += cache_headers(modified=found.this_update, expires=found.next_update, now=now)
+        headers += cache_headers(
+            modified=found.this_update, expires=found.next_update, now=now, ceiling=cache_ceiling()
+        )
         etag = hashlib.sha1(found.der, usedforsecurity=False).hexdigest()
         headers.append(("ETag", f'"{etag}"'))
     else:

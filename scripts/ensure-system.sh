@@ -18,6 +18,7 @@ if [ "$profile" = test ]; then
     redis-server                                # the Celery broker
     chromium                                    # console tests (Playwright drives it)
     poppler-utils                               # pdftoppm: PIN mailer tests render the PDFs
+    nginx wrk nghttp2-client                    # the production topology's front, load generators
   )
 fi
 if [ "${WITH_POSTGRES_SERVER:-0}" = 1 ]; then packages+=(postgresql); fi

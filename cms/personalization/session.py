@@ -222,9 +222,10 @@ def _exchange(
         job_release(job_id=session.job_id, station=station, reason=f"station: {error[:200]}")
         return outcome(_running(session.pk))
     live = live_get(session.pk)
-    if live is None:
-        # This process does not hold the generator (restart or another replica): resume from
-        # the checkpoint; the answers to the lost batch are not needed (the card's state since
+    if live is None or live.seq != session.seq:
+        # This process does not hold the generator (restart or another replica), or holds a
+        # stale one (another web process ran the later round trips): resume from the
+        # checkpoint; the answers to the lost batch are not needed (the card's state since
         # the checkpoint is what the resumed program checks).
         return session_begin(session)
     with live.lock:

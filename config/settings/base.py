@@ -222,6 +222,13 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 500)
 
+# --- The front (deploy/nginx): the addresses of the proxies whose X-SSL-Client-* headers (the
+# client certificate nginx verified) are believed; a header from anyone else is ignored.
+CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", [])
+# A station's token is accepted only with that station's own verified client certificate
+# (api.authentication): on in production, off where no TLS front is (embedded default, tests).
+STATION_CERTIFICATE_BINDING = env_bool("STATION_CERTIFICATE_BINDING", False)
+
 # --- PKI (owned by the pki app: key backends, hierarchy file, publication schedule)
 PKI_KEY_BACKENDS: dict[str, dict[str, object]] = {
     "software": {
@@ -257,6 +264,9 @@ PKI_OCSP_RESPONDER_RENEWAL_DAYS = env_int("PKI_OCSP_RESPONDER_RENEWAL_DAYS", 30)
 # The web process may sign OCSP answers with the delegated responder key (never a CA key) when no
 # pre-signed answer fits: a nonce, a non-SHA-1 CertID, an unknown serial (docs/adr/0002).
 PKI_OCSP_LIVE_SIGNING = env_bool("PKI_OCSP_LIVE_SIGNING", True)
+# The longest an HTTP cache (the nginx front, a relying party) may keep an OCSP answer, whatever
+# its nextUpdate: the promised delay before a revocation is seen through a cache.
+PKI_OCSP_CACHE_MAX_AGE = env_int("PKI_OCSP_CACHE_MAX_AGE", 60)
 CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "task": "pki.tasks.pki_publish_task",
     "schedule": env_int("PKI_PUBLISH_TICK_SECONDS", 300),

@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_list, env_required, env_str
+from config.env import env_bool, env_list, env_required, env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import CARD_KEY_STORE, LOGGING, PKI_DEFAULT_KEY_BACKEND
 
@@ -55,3 +55,7 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Stations: the token goes with the station's own client certificate, verified by the front
+# (deploy/nginx), whose address (as gunicorn sees it) is the only one believed: on this host.
+STATION_CERTIFICATE_BINDING = env_bool("STATION_CERTIFICATE_BINDING", True)
+CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", ["127.0.0.1", "::1"])

@@ -1,0 +1,147 @@
+"""Faults against the production topology (issue 12, item 4; DESIGN.md §11)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cardsim.pcscd_support import CONTACT_READER, Simulator, simulator_running
+from tests.deploy.support import REPO, Topology, scene
+
+pytestmark = [pytest.mark.integration, pytest.mark.pcscd, pytest.mark.slow]
+
+
+@pytest.fixture
+def slow_card(pcscd: object, tmp_path: Path) -> Iterator[Simulator]:
+    simulator = Simulator(tmp_path / "card")
+    simulator.key_delay_ms = 3000  # on-card key generation takes long: a window for the fault
+    with simulator_running(simulator) as running:
+        yield running
+
+
+def _wait(predicate: object, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen")
+        time.sleep(0.2)
+
+
+def test_postgresql_restarted_during_a_personalization(
+    topology: Topology, slow_card: Simulator, tmp_path: Path
+) -> None:
+    from cardsim.card import Card as VirtualCard
+    from cardsim.card import load_state
+
+    virtual = VirtualCard(load_state(slow_card.state))
+    made = scene(
+        topology,
+        serial=virtual.serial.hex(),
+        uid=virtual.desfire_chip.state.uid.hex(),
+        national_id="810002813847",
+        stations=["fault-pg"],
+    )
+    credential = tmp_path / "station" / "credential.json"
+    credential.parent.mkdir()
+    base = [sys.executable, "-m", "personalization_station", "--credential", str(credential),
+            "--ca-file", topology.tls_ca]  # fmt: skip
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    enrolled = subprocess.run(
+        [*base, "enroll", "--cms", topology.https, "--code", made["codes"][0], "--certificate"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    station = subprocess.Popen(
+        [*base, "run", "--reader", CONTACT_READER, "--once", "--retry-seconds", "120"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        # the session is under way (past identification: keys are being generated on the card)
+        _wait(
+            lambda: (
+                topology.psql(
+                    "SELECT count(*) FROM cms_personalizationsession WHERE status = 'running' "
+                    "AND seq >= 3"
+                )
+                == "1"
+            ),
+            "a running session",
+        )
+        topology.script("restart", "postgres")
+        out, _ = station.communicate(timeout=300)
+    finally:
+        if station.poll() is None:
+            station.kill()
+            station.wait()
+    assert station.returncode == 0, out
+    status = topology.psql(
+        "SELECT c.status FROM cms_card c JOIN cms_cardrequest r ON r.card_id = c.id "
+        f"WHERE r.id = '{made['request']}'"
+    )
+    assert status == "ISSUED", out
+
+
+REVOKE_MANY = """
+import json
+from cryptography.hazmat.primitives.asymmetric import rsa
+from core.actors import Actor
+from pki import services
+from pki.domain.names import Holder
+from pki.domain.reasons import RevocationReason
+from pki.models import CertificateAuthority
+
+actor = Actor.system("fault test")
+ca = [c for c in CertificateAuthority.objects.all() if "cps_auth" in (c.profiles or [])][0]
+public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+for n in range(COUNT):
+    holder = Holder(national_id=f"82{n:010d}", surname="FAULT", given_name="CRL", title="Médecin",
+                    card_serial=f"27{n:08d}", profession_code=10)
+    cert = services.certificate_issue(authority=ca.short_name, profile="cps_auth", actor=actor,
+                                      public_key=public, holder=holder)
+    services.certificate_revoke(certificate_id=cert.pk, reason=RevocationReason.SUPERSEDED,
+                                actor=actor)
+print(json.dumps(ca.short_name))
+"""
+
+SEND_PUBLISH = """
+import json
+from pki.tasks import pki_publish_task
+print(json.dumps(pki_publish_task.delay().id))
+"""
+
+
+def test_signing_worker_killed_during_a_crl_publication(topology: Topology) -> None:
+    from cryptography import x509
+
+    authority = topology.python("COUNT = 40\n" + REVOKE_MANY, timeout=600)
+    ca_id = topology.psql(f"SELECT id FROM pki_certificateauthority WHERE short_name='{authority}'")
+    numbers = f"SELECT number FROM pki_crlpublication WHERE authority_id={ca_id} ORDER BY id"
+    before = topology.psql(numbers).split()
+    log = topology.directory / "log" / "worker-signing.log"
+
+    task = topology.python(SEND_PUBLISH)
+    _wait(lambda: task in log.read_text(), "the signing worker receiving the publication")
+    topology.script("kill9", "worker-signing")
+    topology.script("start", "worker-signing")
+    # the next run publishes (a task of beat's; sent here rather than waiting for the tick)
+    topology.python(SEND_PUBLISH)
+    _wait(lambda: len(topology.psql(numbers).split()) > len(before), "a new CRL", 180)
+
+    after = [int(n) for n in topology.psql(numbers).split()]
+    assert after == sorted(set(after)), after  # strictly increasing, none reused
+    der = bytes.fromhex(
+        topology.psql(
+            f"SELECT encode(der, 'hex') FROM pki_crlpublication WHERE authority_id={ca_id} "
+            "AND kind='full' ORDER BY number DESC LIMIT 1"
+        )
+    )
+    listed = {entry.serial_number for entry in x509.load_der_x509_crl(der)}
+    revoked = topology.psql(
+        f"SELECT serial FROM pki_certificate WHERE issuer_id={ca_id} AND status='revoked'"
+    ).split()
+    assert {int(s) for s in revoked} <= listed  # no stored entry missing from the CRL
