@@ -20,7 +20,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -33,10 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.deploy.support import Topology  # noqa: E402 - after the path
+from ops.topology import Topology
 
 # Run in the topology: N certificates of the CPS auth profile, one in ten revoked; the data
 # `openssl ocsp` needs (its index, the responder certificate and key, the CA).

@@ -31,8 +31,8 @@ def _csr(name: str) -> bytes:
 
 
 def _enrolled(scene: Any, name: str) -> Any:
-    from cms.personalization import setup
     from cms.personalization.stations import station_create, station_enroll
+    from demo import setup
 
     issued = station_create(site_code=scene.pool.code, name=name, caller=setup.SYSTEM)
     return station_enroll(code=issued.code, csr_pem=_csr(name))
@@ -70,8 +70,8 @@ def test_a_station_token_goes_with_its_own_certificate_only(scene: Any, binding:
 def test_a_re_enrolled_station_is_refused_with_its_old_certificate(
     scene: Any, binding: None
 ) -> None:
-    from cms.personalization import setup
     from cms.personalization.stations import station_code_renew, station_enroll
+    from demo import setup
 
     first = _enrolled(scene, "renewed")
     renewed = station_code_renew(station_id=first.station.pk, caller=setup.SYSTEM)

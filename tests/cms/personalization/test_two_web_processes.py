@@ -23,16 +23,16 @@ class TwoProcesses(DrfApi):
         self.process_a: dict[Any, Any] = {}
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        from cms.personalization import session
+        from cms.personalization import live
 
         if "/exchange" in path:
             self.exchanges += 1
             if self.exchanges == 3:  # to process B: it holds no program yet
-                self.process_a = dict(session._LIVE)
-                session._LIVE.clear()
+                self.process_a = dict(live._LIVE)
+                live._LIVE.clear()
             elif self.exchanges == 5:  # back to process A, whose programs are behind
-                session._LIVE.clear()
-                session._LIVE.update(self.process_a)
+                live._LIVE.clear()
+                live._LIVE.update(self.process_a)
         return super().post(path, body)
 
 
