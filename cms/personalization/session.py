@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -241,7 +241,13 @@ def _exchange(
         except ProtocolError as exc:
             raise BadInput(str(exc)) from None
         live.apdus += len(reply)
-        return _advance(session, live, reply)
+        try:
+            return _advance(session, live, reply)
+        except (DatabaseError, InterfaceError):
+            # The database failed mid-step (a restart): the transaction is rolled back, but the
+            # generator has moved on. Drop it; the station's retry resumes from the checkpoint.
+            session_forget(session.pk)
+            raise
 
 
 def _advance(
