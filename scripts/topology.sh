@@ -91,7 +91,7 @@ write_env() {
   local pgdata="$DIR/pg"
   if [ "$(id -u)" -eq 0 ]; then
     # the postgres account must reach its data: TOPOLOGY_DIR may sit under a private (0700) dir
-    pgdata="$(mktemp -d /tmp/cms-topology-pg.XXXXXX)"
+    pgdata="$(mktemp -d -t cms-topology-pg.XXXXXX)"  # under $TMPDIR
   fi
   umask 077
   cat >"$ENV_FILE" <<ENV
@@ -323,7 +323,7 @@ PY
 down_all() {
   local i
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do component_stop "${COMPONENTS[$i]}" || true; done
-  if [ "$(id -u)" -eq 0 ] && [[ "$TOPOLOGY_PG_DATA" == /tmp/cms-topology-pg.* ]]; then
+  if [ "$(id -u)" -eq 0 ] && [[ "$(basename "$TOPOLOGY_PG_DATA")" == cms-topology-pg.* ]]; then
     rm -rf "$TOPOLOGY_PG_DATA"
   fi
 }
