@@ -207,7 +207,10 @@ def backup_restore(*, source: Path) -> Manifest:
                 tar.extractall(folder, filter="data")
         except (OSError, tarfile.TarError) as exc:
             raise BackupError(f"cannot read the archive {source}: {exc}") from None
-        manifest = Manifest.from_json((folder / MANIFEST).read_bytes())
+        try:
+            manifest = Manifest.from_json((folder / MANIFEST).read_bytes())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BackupError(f"the archive has no readable {MANIFEST}: {exc!r}") from None
         for name, digest in manifest.files.items():
             member = folder / name
             if not member.is_file() or _sha256(member) != digest:
@@ -216,7 +219,12 @@ def backup_restore(*, source: Path) -> Manifest:
         # every key goes somewhere, and nowhere holds a different file of the same name
         placed: list[tuple[Path, Path]] = []
         for name in keys:
-            _, store, filename = name.split("/", 2)
+            parts = name.split("/")
+            # exactly keys/<store>/<file>: a name with more parts, or a "..", would write
+            # outside the key store
+            if len(parts) != 3 or parts[0] != "keys" or any(p in ("", ".", "..") for p in parts):
+                raise BackupError(f"the archive names a key file outside a key store: {name!r}")
+            _, store, filename = parts
             if store not in stores:
                 raise BackupError(
                     f"the archive holds keys of the software store {store!r}, which this "

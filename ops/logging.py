@@ -39,13 +39,22 @@ class MaskSecrets(logging.Filter):
         super().__init__(name)
         self.secrets = _secret_values()
 
+    def _mask(self, text: str) -> str:
+        for value in self.secrets:
+            text = text.replace(value, MASK)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
         message = record.getMessage()
-        masked = message
-        for value in self.secrets:
-            masked = masked.replace(value, MASK)
+        masked = self._mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # a traceback can quote a secret too (a connection string in an exception message):
+            # format it here, masked; formatters reuse exc_text
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._mask(record.exc_text)
         return True

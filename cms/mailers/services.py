@@ -17,6 +17,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from cms.callers import Caller
@@ -259,7 +260,8 @@ def print_run_create(*, site_id: int | None, caller: Caller) -> PrintRun:
             raise NotFound(f"No site {site_id}.")
     queued = (
         PinMailer.objects.select_for_update(skip_locked=True)
-        .filter(status=MailerStatus.QUEUED, site=site)
+        # A letter printed on its own waits for its own confirmation: a run would print it twice.
+        .filter(status=MailerStatus.QUEUED, site=site, print_count=0)
         .order_by("created_at", "id")
     )
     ids = list(queued.values_list("pk", flat=True)[: settings.MAILER_RUN_MAX_LETTERS])
@@ -312,7 +314,7 @@ def print_run_print(*, run_id: int, caller: Caller) -> bytes:
     run.printed_at = now
     run.save(update_fields=["status", "print_count", "printed_at"])
     PinMailer.objects.filter(pk__in=[m.pk for m in mailers]).update(
-        printed_at=now, printed_by=caller.actor.label[:150]
+        printed_at=now, printed_by=caller.actor.label[:150], print_count=F("print_count") + 1
     )
     audit_event_create(
         actor=caller.actor,

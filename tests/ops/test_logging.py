@@ -25,3 +25,18 @@ def test_a_record_without_secrets_is_left_as_it_is(monkeypatch: pytest.MonkeyPat
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "card %s issued", ("42",), None)
     MaskSecrets().filter(record)
     assert (record.msg, record.args) == ("card %s issued", ("42",))
+
+
+def test_a_secret_quoted_in_a_traceback_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PKI_KEY_PASSPHRASE", "correct horse battery staple")
+    try:
+        raise RuntimeError("cannot unlock with 'correct horse battery staple'")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "unlock failed", (), sys.exc_info()
+        )
+    MaskSecrets().filter(record)
+    line = logging.Formatter().format(record)
+    assert "correct horse battery staple" not in line and MASK in line

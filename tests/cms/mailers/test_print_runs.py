@@ -285,3 +285,35 @@ def test_the_letter_carries_the_holder_address_and_the_card_number(queued_mailer
         mailer.card.card_number,
         mailer.reference,
     } <= found
+
+
+def test_a_letter_printed_on_its_own_stays_out_of_runs(queued_mailers, operator, site):
+    """It waits for its own confirmation: a run would print its codes a second time."""
+    from cms.mailers.services import pin_mailer_confirm, pin_mailer_print, print_run_create
+
+    alone, _other = queued_mailers(2)
+    pin_mailer_print(mailer_id=alone.pk, caller=operator)
+    run = print_run_create(site_id=site.pk, caller=operator)
+    assert run.mailer_count == 1
+    alone.refresh_from_db()
+    assert alone.run_id is None and alone.status == "queued"
+    assert pin_mailer_confirm(mailer_id=alone.pk, caller=operator).status == "posted"
+
+
+def test_a_letter_sent_back_by_its_run_counts_its_print_and_can_be_confirmed(
+    queued_mailers, operator, site
+):
+    from cms.mailers.services import (
+        pin_mailer_confirm,
+        print_run_create,
+        print_run_print,
+        print_run_reconcile,
+    )
+
+    kept, returned = queued_mailers(2)
+    run = print_run_create(site_id=site.pk, caller=operator)
+    print_run_print(run_id=run.pk, caller=operator)
+    print_run_reconcile(run_id=run.pk, references=[kept.reference], caller=operator)
+    returned.refresh_from_db()
+    assert returned.status == "queued" and returned.print_count == 1
+    assert pin_mailer_confirm(mailer_id=returned.pk, caller=operator).status == "posted"
