@@ -4,6 +4,7 @@ from api.exceptions import api_not_found
 from api.views.audit import AuditEventListApi
 from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
+from api.views.dual_control import dual_control_v1
 from api.views.me import MeApi
 from api.views.schema import DocsApi, SchemaApi
 from api.views.stations import stations_v1
@@ -14,6 +15,7 @@ v1 = [
     path("audit/events", AuditEventListApi.as_view(), name="audit-event-list"),
     *cms_v1,
     *stations_v1,
+    *dual_control_v1,
 ]
 
 

@@ -53,3 +53,53 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user_id})"
+
+
+class DualControlAct(models.Model):
+    """A sensitive act that one person asks for and a second person approves (DESIGN.md §3).
+
+    The act runs when the second person approves it, inside the approval's transaction, through the
+    handler registered for its ``kind`` (``core.dual_control``). ``params`` holds what the handler
+    needs and never a secret.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting a second person"
+        EXECUTED = "executed", "Approved and carried out"
+        REFUSED = "refused", "Refused by the second person"
+        CANCELLED = "cancelled", "Withdrawn by its requester"
+        EXPIRED = "expired", "Not approved in time"
+
+    kind = models.CharField(max_length=64)
+    params = models.JSONField(default=dict)
+    summary = models.CharField(max_length=300)
+    reason = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, related_name="dual_control_requested"
+    )
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        "auth.User",
+        on_delete=models.PROTECT,
+        related_name="dual_control_decided",
+        null=True,
+        blank=True,
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    result = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ("-requested_at",)
+        indexes = (models.Index(fields=("status", "kind"), name="core_dualctl_status_kind_idx"),)
+        constraints = (
+            models.CheckConstraint(
+                condition=~models.Q(decided_by=models.F("requested_by")),
+                name="%(app_label)s_%(class)s_two_people",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
