@@ -40,6 +40,7 @@ class CardType(models.TextChoices):
 class HolderStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     LEFT_PROFESSION = "left_profession", "Left the profession"
+    STRUCK_OFF = "struck_off", "Struck off"
     DECEASED = "deceased", "Deceased"
 
 
@@ -68,6 +69,15 @@ class RevokeReason(models.TextChoices):
     DECEASED = "deceased", "Holder deceased"
     SUPERSEDED = "superseded", "Superseded"
     COMPROMISED = "compromised", "Compromised"
+    STRUCK_OFF = "struck_off", "Holder struck off"
+
+
+class LossReason(models.TextChoices):
+    """What a holder reports about a card to be replaced (cms.services.replacement)."""
+
+    LOST = "lost", "Lost"
+    STOLEN = "stolen", "Stolen"
+    DAMAGED = "damaged", "Damaged"
 
 
 class ProductStatus(models.TextChoices):

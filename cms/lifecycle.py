@@ -100,6 +100,7 @@ REVOCATION_REASON: dict[RevokeReason, RevocationReason] = {
     RevokeReason.DAMAGED: RevocationReason.SUPERSEDED,
     RevokeReason.HOLDER_LEFT: RevocationReason.CESSATION_OF_OPERATION,
     RevokeReason.DECEASED: RevocationReason.CESSATION_OF_OPERATION,
+    RevokeReason.STRUCK_OFF: RevocationReason.PRIVILEGE_WITHDRAWN,
 }
 # Certificates of a card that never left personalization were never in service.
 UNFINISHED_CARD_REASON = RevocationReason.CESSATION_OF_OPERATION

@@ -14,6 +14,7 @@ from cms.choices import (
     CardType,
     DenyReason,
     HolderStatus,
+    LossReason,
     ProductStatus,
     Profession,
     RequestKind,
@@ -264,6 +265,22 @@ class CardRequest(models.Model):
         SitePool, on_delete=models.PROTECT, related_name="requests", null=True, blank=True
     )
     requires_second_approval = models.BooleanField(default=False)
+    # A replacement after loss or theft: stations serve it before ordinary requests.
+    expedited = models.BooleanField(default=False)
+    loss_reason = models.CharField(
+        max_length=8, choices=LossReason.choices, blank=True, help_text="why a card is replaced"
+    )
+    identity_check = models.CharField(
+        max_length=200, blank=True, help_text="how the holder's identity was checked"
+    )
+    # A temporary card lent until the replacement is activated, then revoked (superseded).
+    temporary_card = models.ForeignKey(
+        Card,
+        on_delete=models.PROTECT,
+        related_name="temporary_for_requests",
+        null=True,
+        blank=True,
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )

@@ -54,7 +54,8 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> ClaimAn
 
 @transaction.atomic
 def job_claim(*, station: Station, identity: CardIdentity | None) -> PersonalizationJob | None:
-    """Claim the oldest job of the station's site (for the inserted card when it is given).
+    """Claim the oldest job of the station's site, an expedited replacement's first (for the
+    inserted card when it is given).
 
     Returns None when there is nothing to do. The request moves to personalizing and its card to
     PERSONALIZING on its first claim; a reclaimed job (lease expired, card reinserted) keeps them.
@@ -68,7 +69,12 @@ def job_claim(*, station: Station, identity: CardIdentity | None) -> Personaliza
     )
     if identity is not None:
         candidates = candidates.filter(card__chip_serial=identity.chip_serial.upper())
-    job = candidates.select_related("request").order_by("created_at", "pk").first()
+    # Expedited replacements (a lost or stolen card) first, then oldest first.
+    job = (
+        candidates.select_related("request")
+        .order_by("-request__expedited", "created_at", "pk")
+        .first()
+    )
     if job is None:
         if identity is not None:
             _explain_no_job(station, identity)

@@ -19,7 +19,7 @@ from cms import effects, lifecycle
 from cms.callers import Caller
 from cms.choices import ApprovalStatus, CardStatus, RevokeReason
 from cms.lifecycle import Effect, Transition
-from cms.models import IN_SERVICE, Card, CardTransitionApproval, Holder
+from cms.models import Card, CardTransitionApproval, Holder
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 
@@ -187,17 +187,31 @@ def _apply(
 
 
 def _supersede_replaced(*, card: Card, caller: Caller) -> list[str]:
-    """A renewal or replacement card coming into service revokes the card it replaces."""
+    """A renewal or replacement card coming into service revokes the card it replaces (reason
+    ``damaged`` for a card returned damaged, else ``superseded``) and the temporary card lent
+    meanwhile (``superseded``)."""
     request = getattr(card, "request", None)
-    old_id = request.replaces_id if request is not None else None
-    if old_id is None:
+    if request is None:
         return []
-    old = _locked_card(old_id)
-    if old.status not in IN_SERVICE or old.migration_overlap:
-        return []  # already out of service, or a CPS3 kept through its migration grace period
-    revoke = lifecycle.BY_NAME["revoke"]
-    _apply(card=old, transition=revoke, caller=caller, reason=RevokeReason.SUPERSEDED)
-    return [str(old.pk)]
+    replaced_reason = (
+        RevokeReason.DAMAGED
+        if request.loss_reason == RevokeReason.DAMAGED
+        else RevokeReason.SUPERSEDED
+    )
+    superseded = []
+    for old_id, reason in (
+        (request.replaces_id, replaced_reason),
+        (request.temporary_card_id, RevokeReason.SUPERSEDED),
+    ):
+        if old_id is None or old_id == card.pk:
+            continue
+        old = _locked_card(old_id)
+        if old.status not in lifecycle.LIVE_STATUSES or old.migration_overlap:
+            continue  # already out of service, or a CPS3 kept through its migration grace period
+        revoke = lifecycle.BY_NAME["revoke"]
+        _apply(card=old, transition=revoke, caller=caller, reason=reason)
+        superseded.append(str(old.pk))
+    return superseded
 
 
 @transaction.atomic
@@ -329,3 +343,15 @@ def card_transition_reject(*, approval_id: int, caller: Caller) -> CardTransitio
         details={"transition": t.name, "approval_id": approval.pk},
     )
     return approval
+
+
+def card_revoke_consequence(*, card_id: UUID, reason: RevokeReason, caller: Caller) -> bool:
+    """Revoke a card in service as the consequence of a registry fact the caller was allowed to
+    record (a holder who left the profession, was struck off or died; a bulk revocation approved
+    under dual control), whatever the caller's card roles. Joins the caller's transaction; False
+    when the card is already out of service."""
+    card = _locked_card(card_id)
+    if card.status not in lifecycle.LIVE_STATUSES:
+        return False
+    _apply(card=card, transition=lifecycle.BY_NAME["revoke"], caller=caller, reason=reason)
+    return True

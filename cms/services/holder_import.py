@@ -17,7 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from cms.callers import Caller
+from cms.choices import HolderStatus
 from cms.models import Holder
+from cms.services.holder_events import holder_status_consequences
 from cms.services.holders import HolderData, _require_write, holder_data_clean
 from core.audit import audit_event_create
 from core.errors import ApplicationError, BadInput
@@ -37,7 +39,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "country": ("country",),  # ISO alpha-2; the RPPS extract's INSEE codes (99100) are not read
 }
 REQUIRED = ("national_id", "last_name", "first_name", "profession")
-STATUS_ALIASES = {"actif": "active", "cessation": "left_profession", "décédé": "deceased"}
+STATUS_ALIASES = {
+    "actif": "active",
+    "cessation": "left_profession",
+    "radié": "struck_off",
+    "radie": "struck_off",
+    "décédé": "deceased",
+    "decede": "deceased",
+}
 _UPDATABLE = [
     "last_name",
     "first_name",
@@ -68,6 +77,9 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    # Holders no longer active: their cards revoked, their open requests cancelled.
+    cards_revoked: int = 0
+    requests_cancelled: int = 0
 
 
 def _decode(content: bytes) -> str:
@@ -141,7 +153,11 @@ def holder_import(*, content: bytes, caller: Caller, chunk_size: int = 5000) -> 
     with transaction.atomic():
         ids = list(valid)
         for start in range(0, len(ids), chunk_size):
-            _upsert_chunk([valid[i][1] for i in ids[start : start + chunk_size]], report)
+            left = _upsert_chunk([valid[i][1] for i in ids[start : start + chunk_size]], report)
+            for holder in left:
+                done = holder_status_consequences(holder=holder, caller=caller)
+                report.cards_revoked += len(done.revoked_cards)
+                report.requests_cancelled += len(done.cancelled_requests)
         if report.created or report.updated:
             audit_event_create(
                 actor=caller.actor,
@@ -154,12 +170,16 @@ def holder_import(*, content: bytes, caller: Caller, chunk_size: int = 5000) -> 
                     "updated": report.updated,
                     "unchanged": report.unchanged,
                     "rejected": len(report.rejected),
+                    "cards_revoked": report.cards_revoked,
+                    "requests_cancelled": report.requests_cancelled,
                 },
             )
     return report
 
 
-def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
+def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> list[Holder]:
+    """Create and update one chunk; returns the holders whose status changed away from active
+    (or who are registered inactive with cards, which a new holder never has)."""
     existing = {
         h.national_id: h
         for h in Holder.objects.select_for_update().filter(
@@ -168,6 +188,7 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
     }
     new: list[Holder] = []
     changed: list[Holder] = []
+    left: list[Holder] = []
     now = timezone.now()
     for values in chunk:
         holder = existing.get(values["national_id"])
@@ -178,6 +199,8 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
         if not diff:
             report.unchanged += 1
             continue
+        if "status" in diff and values["status"] != HolderStatus.ACTIVE:
+            left.append(holder)
         for k in diff:
             setattr(holder, k, values[k])
         holder.updated_at = now
@@ -189,3 +212,4 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
         Holder.objects.bulk_update(changed, [*_UPDATABLE, "updated_at"], batch_size=1000)
     report.created += len(new)
     report.updated += len(changed)
+    return left

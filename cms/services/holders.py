@@ -145,4 +145,8 @@ def holder_update(*, holder_id: UUID, changes: dict[str, str], caller: Caller) -
         object_id=str(holder.pk),
         details={"national_id": holder.national_id, "fields": changed},
     )
+    if "status" in changed:
+        from cms.services.holder_events import holder_status_consequences
+
+        holder_status_consequences(holder=holder, caller=caller)
     return holder

@@ -152,6 +152,7 @@ SPECTACULAR_SETTINGS = {
                 "CardType",
                 "DenyReason",
                 "HolderStatus",
+                "LossReason",
                 "ProductStatus",
                 "Profession",
                 "RequestKind",

@@ -136,6 +136,8 @@ class HolderImportApi(APIView):
         created = serializers.IntegerField()
         updated = serializers.IntegerField()
         unchanged = serializers.IntegerField()
+        cards_revoked = serializers.IntegerField()
+        requests_cancelled = serializers.IntegerField()
         rejected_count = serializers.IntegerField()
         rejected = serializers.ListField(child=serializers.DictField())
 
@@ -156,6 +158,8 @@ class HolderImportApi(APIView):
             "created": report.created,
             "updated": report.updated,
             "unchanged": report.unchanged,
+            "cards_revoked": report.cards_revoked,
+            "requests_cancelled": report.requests_cancelled,
             "rejected_count": len(report.rejected),
             "rejected": [
                 {"line": r.line, "national_id": r.national_id, "errors": r.errors}

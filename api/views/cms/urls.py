@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api.views.cms import cards, holders, mailers, products, requests, stock
+from api.views.cms import after_issuance, cards, holders, mailers, products, requests, stock
 
 cms_v1 = [
     path("holders", holders.HolderListApi.as_view(), name="holder-list"),
@@ -36,6 +36,18 @@ cms_v1 = [
         cards.CardApprovalRejectApi.as_view(),
         name="card-approval-reject",
     ),
+    # --- after issuance (issue 15) ---
+    path(
+        "cards/<uuid:card_id>/report-loss",
+        after_issuance.CardReportLossApi.as_view(),
+        name="card-report-loss",
+    ),
+    path(
+        "requests/<uuid:request_id>/temporary-card",
+        after_issuance.RequestTemporaryCardApi.as_view(),
+        name="request-temporary-card",
+    ),
+    # --- end after issuance ---
     path("contactless/deny-list", cards.DenyListApi.as_view(), name="contactless-deny-list"),
     path("requests", requests.RequestListApi.as_view(), name="request-list"),
     path("requests/create", requests.RequestCreateApi.as_view(), name="request-create"),

@@ -29,7 +29,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             f"rows {report.total}: created {report.created}, updated {report.updated}, "
-            f"unchanged {report.unchanged}, rejected {len(report.rejected)} "
+            f"unchanged {report.unchanged}, rejected {len(report.rejected)}, "
+            f"cards revoked {report.cards_revoked}, requests cancelled {report.requests_cancelled} "
             f"(sha256 {report.sha256})"
         )
         if options["rejected"]:
