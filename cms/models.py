@@ -171,7 +171,15 @@ class Card(models.Model):
                 name="%(app_label)s_%(class)s_holder_after_allocation",
             ),
         )
-        indexes = (models.Index(fields=("pool", "status"), name="cms_card_pool_status_idx"),)
+        indexes = (
+            models.Index(fields=("pool", "status"), name="cms_card_pool_status_idx"),
+            # The daily expiry sweep: cards in service by end date (cms.services.expiry).
+            models.Index(
+                fields=("expires_at",),
+                name="cms_card_live_expiry_idx",
+                condition=Q(status__in=("ISSUED", "ACTIVE", "SUSPENDED")),
+            ),
+        )
 
     def __str__(self) -> str:
         return self.card_number or self.chip_serial
@@ -576,3 +584,40 @@ class PinMailer(models.Model):
 
     def __str__(self) -> str:
         return f"PIN mailer {self.reference}"
+
+
+class RenewalInvitation(models.Model):
+    """A card whose certificates expire before it does, invited to renew them on the card (the
+    daily expiry sweep, cms.services.expiry). ``done`` once the card holds no valid certificate
+    expiring by ``certificates_not_after`` any more."""
+
+    class Status(models.TextChoices):
+        INVITED = "invited", "Invited"
+        DONE = "done", "Done"
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="renewal_invitations")
+    certificates_not_after = models.DateTimeField(
+        help_text="the earliest expiry of its certificates"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.INVITED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("certificates_not_after", "id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("card", "certificates_not_after"),
+                name="%(app_label)s_%(class)s_one_per_card_and_expiry",
+            ),
+        )
+        indexes = (
+            models.Index(
+                fields=("certificates_not_after",),
+                condition=Q(status="invited"),
+                name="cms_renewal_invited_idx",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"renewal invitation {self.card_id} ({self.status})"

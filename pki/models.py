@@ -103,6 +103,12 @@ class Certificate(models.Model):
                 name="pki_cert_listed_idx",
                 condition=~Q(status="valid"),
             ),
+            # certificates expiring soon (the registry's daily expiry sweep)
+            models.Index(
+                fields=["not_after"],
+                name="pki_cert_valid_expiry_idx",
+                condition=Q(status="valid"),
+            ),
             # listed rows whose entry was not stored (written by other code): encoded at
             # publication; normally empty, so finding them costs nothing
             models.Index(

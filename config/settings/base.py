@@ -337,6 +337,19 @@ MAILER_RUN_MAX_LETTERS = env_int("MAILER_RUN_MAX_LETTERS", 2000)
 # Beat gathers each site's unprinted mailers into a print run once a day, at this hour.
 MAILER_RUN_HOUR = env_int("MAILER_RUN_HOUR", 5)
 CELERY_IMPORTS = (*CELERY_IMPORTS, "cms.mailers.tasks")
+
+# --- after issuance (cms.services.expiry): the daily expiry sweep; windows per product may
+# override these ("renewal": {"certificate_window_days", "card_window_days"} in its definition)
+RENEWAL_CERTIFICATE_WINDOW_DAYS = env_int("RENEWAL_CERTIFICATE_WINDOW_DAYS", 90)
+RENEWAL_CARD_WINDOW_DAYS = env_int("RENEWAL_CARD_WINDOW_DAYS", 120)
+EXPIRY_SWEEP_BATCH = env_int("EXPIRY_SWEEP_BATCH", 500)
+EXPIRY_SWEEP_HOUR = env_int("EXPIRY_SWEEP_HOUR", 2)
+CELERY_IMPORTS = (*CELERY_IMPORTS, "cms.tasks")
+CELERY_BEAT_SCHEDULE["expiry-sweep"] = {
+    "task": "cms.tasks.expiry_sweep_task",
+    "schedule": crontab(hour=EXPIRY_SWEEP_HOUR, minute=30),
+    "options": {"queue": "default"},
+}
 CELERY_BEAT_SCHEDULE["mailers-print-runs"] = {
     "task": "cms.mailers.tasks.print_runs_gather_task",
     "schedule": crontab(hour=MAILER_RUN_HOUR, minute=0),

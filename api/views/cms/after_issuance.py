@@ -1,4 +1,5 @@
-"""After issuance (issue 15): report a card lost, stolen or damaged; lend a temporary card."""
+"""After issuance (issue 15): report a card lost, stolen or damaged; lend a temporary card;
+the renewal campaign."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,9 +15,11 @@ from rest_framework.views import APIView
 from api.fields import IdField
 from api.serializers import JsonInputSerializer
 from api.views.cms.cards import CardOutputSerializer
-from api.views.cms.common import caller_of
+from api.views.cms.common import REGISTRY_READERS, caller_of
 from api.views.cms.requests import RequestOutputSerializer
 from cms.choices import LossReason
+from cms.models import RenewalInvitation
+from cms.services.expiry import campaign
 from cms.services.replacement import card_report_loss, replacement_temporary_link
 from core.errors import Conflict, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
@@ -85,3 +88,60 @@ class RequestTemporaryCardApi(APIView):
             caller=caller_of(request),
         )
         return Response(RequestOutputSerializer(done).data)
+
+
+class CampaignCountsSerializer(serializers.Serializer[dict[str, int]]):
+    due = serializers.IntegerField()
+    invited = serializers.IntegerField(required=False)
+    requested = serializers.IntegerField(required=False)
+    done = serializers.IntegerField()
+    overdue = serializers.IntegerField()
+
+
+class RenewalCampaignApi(APIView):
+    """The renewal campaign: certificates to renew on their card (due: expiring within the window
+    and not invited yet; invited; done; overdue: invited and expired) and cards to renew (due;
+    requested; done; overdue: past their end, not EXPIRED yet)."""
+
+    roles = REGISTRY_READERS
+
+    class OutputSerializer(serializers.Serializer[dict[str, Any]]):
+        certificates = CampaignCountsSerializer()
+        cards = CampaignCountsSerializer()
+
+    @extend_schema(responses=OutputSerializer, operation_id="renewals_campaign")
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(campaign()).data)
+
+
+class RenewalInvitationSerializer(serializers.ModelSerializer[RenewalInvitation]):
+    card_number = serializers.CharField(source="card.card_number", allow_null=True)
+
+    class Meta:
+        model = RenewalInvitation
+        fields = (
+            "id",
+            "card",
+            "card_number",
+            "certificates_not_after",
+            "status",
+            "created_at",
+            "done_at",
+        )
+
+
+class RenewalInvitationListApi(generics.ListAPIView[RenewalInvitation]):
+    """Renewal invitations, soonest expiry first; ``?status=invited|done``."""
+
+    roles = REGISTRY_READERS
+    serializer_class = RenewalInvitationSerializer
+    filterset_fields = ("status",)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return RenewalInvitation.objects.select_related("card").order_by(
+            "certificates_not_after", "pk"
+        )
+
+    @extend_schema(operation_id="renewals_invitations_list")
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().get(request, *args, **kwargs)

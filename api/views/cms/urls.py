@@ -47,6 +47,12 @@ cms_v1 = [
         after_issuance.RequestTemporaryCardApi.as_view(),
         name="request-temporary-card",
     ),
+    path("renewals/campaign", after_issuance.RenewalCampaignApi.as_view(), name="renewal-campaign"),
+    path(
+        "renewals/invitations",
+        after_issuance.RenewalInvitationListApi.as_view(),
+        name="renewal-invitation-list",
+    ),
     # --- end after issuance ---
     path("contactless/deny-list", cards.DenyListApi.as_view(), name="contactless-deny-list"),
     path("requests", requests.RequestListApi.as_view(), name="request-list"),
