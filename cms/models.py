@@ -621,3 +621,29 @@ class RenewalInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"renewal invitation {self.card_id} ({self.status})"
+
+
+class BulkRevocation(models.Model):
+    """Cards revoked together (a compromised batch, a withdrawn product), launched under dual
+    control and run in batches by Celery (cms.services.bulk_revocation); resumable: each run
+    revokes the selected cards still in service."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    selection = models.JSONField(help_text="one of batch_id, product_id, issued window, numbers")
+    reason = models.CharField(max_length=16, choices=RevokeReason.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    act_id = models.BigIntegerField(help_text="the dual-control act that launched it")
+    total = models.PositiveIntegerField(help_text="cards in service when it was launched")
+    revoked = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"bulk revocation #{self.pk} ({self.status})"

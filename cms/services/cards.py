@@ -345,7 +345,13 @@ def card_transition_reject(*, approval_id: int, caller: Caller) -> CardTransitio
     return approval
 
 
-def card_revoke_consequence(*, card_id: UUID, reason: RevokeReason, caller: Caller) -> bool:
+def card_revoke_consequence(
+    *,
+    card_id: UUID,
+    reason: RevokeReason,
+    caller: Caller,
+    extra: dict[str, object] | None = None,
+) -> bool:
     """Revoke a card in service as the consequence of a registry fact the caller was allowed to
     record (a holder who left the profession, was struck off or died; a bulk revocation approved
     under dual control), whatever the caller's card roles. Joins the caller's transaction; False
@@ -353,5 +359,7 @@ def card_revoke_consequence(*, card_id: UUID, reason: RevokeReason, caller: Call
     card = _locked_card(card_id)
     if card.status not in lifecycle.LIVE_STATUSES:
         return False
-    _apply(card=card, transition=lifecycle.BY_NAME["revoke"], caller=caller, reason=reason)
+    _apply(
+        card=card, transition=lifecycle.BY_NAME["revoke"], caller=caller, reason=reason, extra=extra
+    )
     return True

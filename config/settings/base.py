@@ -344,7 +344,13 @@ RENEWAL_CERTIFICATE_WINDOW_DAYS = env_int("RENEWAL_CERTIFICATE_WINDOW_DAYS", 90)
 RENEWAL_CARD_WINDOW_DAYS = env_int("RENEWAL_CARD_WINDOW_DAYS", 120)
 EXPIRY_SWEEP_BATCH = env_int("EXPIRY_SWEEP_BATCH", 500)
 EXPIRY_SWEEP_HOUR = env_int("EXPIRY_SWEEP_HOUR", 2)
+BULK_REVOCATION_BATCH = env_int("BULK_REVOCATION_BATCH", 500)
 CELERY_IMPORTS = (*CELERY_IMPORTS, "cms.tasks")
+CELERY_BEAT_SCHEDULE["bulk-revocations-resume"] = {
+    "task": "cms.tasks.bulk_revocations_resume_task",
+    "schedule": 600.0,
+    "options": {"queue": "default"},
+}
 CELERY_BEAT_SCHEDULE["expiry-sweep"] = {
     "task": "cms.tasks.expiry_sweep_task",
     "schedule": crontab(hour=EXPIRY_SWEEP_HOUR, minute=30),

@@ -17,10 +17,14 @@ from api.serializers import JsonInputSerializer
 from api.views.cms.cards import CardOutputSerializer
 from api.views.cms.common import REGISTRY_READERS, caller_of
 from api.views.cms.requests import RequestOutputSerializer
-from cms.choices import LossReason
-from cms.models import RenewalInvitation
+from api.views.dual_control import _person
+from cms.choices import LossReason, RevokeReason
+from cms.models import BulkRevocation, RenewalInvitation
+from cms.services.bulk_revocation import KIND as BULK_KIND
+from cms.services.bulk_revocation import bulk_revocation_preview
 from cms.services.expiry import campaign
 from cms.services.replacement import card_report_loss, replacement_temporary_link
+from core.dual_control import act_request
 from core.errors import Conflict, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
 
@@ -145,3 +149,98 @@ class RenewalInvitationListApi(generics.ListAPIView[RenewalInvitation]):
     @extend_schema(operation_id="renewals_invitations_list")
     def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         return super().get(request, *args, **kwargs)
+
+
+class BulkSelectionSerializer(JsonInputSerializer):
+    selection = serializers.DictField(
+        help_text='exactly one of {"batch_id": N}, {"product_id": N}, '
+        '{"issued_window": {"from": ISO 8601, "to": ISO 8601}}, {"card_numbers": [...]}'
+    )
+
+
+class BulkRevocationPreviewApi(APIView):
+    """How many cards in service a selection would revoke, by status and product."""
+
+    roles = (Role.SECURITY_OFFICER,)
+
+    class OutputSerializer(serializers.Serializer[dict[str, Any]]):
+        total = serializers.IntegerField()
+        by_status = serializers.DictField(child=serializers.IntegerField())
+        by_product = serializers.DictField(child=serializers.IntegerField())
+
+    @extend_schema(
+        request=BulkSelectionSerializer,
+        responses=OutputSerializer,
+        operation_id="bulk_revocations_preview",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = BulkSelectionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preview = bulk_revocation_preview(selection=serializer.validated_data["selection"])
+        return Response(self.OutputSerializer(preview).data)
+
+
+class BulkRevocationLaunchApi(APIView):
+    """Ask for a bulk revocation (202): a second security officer approves it at
+    ``/api/v1/dual-control/acts/<id>/approve``, which starts it."""
+
+    roles = (Role.SECURITY_OFFICER,)
+
+    class InputSerializer(BulkSelectionSerializer):
+        reason = serializers.ChoiceField(choices=RevokeReason.choices, default="compromised")
+        justification = serializers.CharField(max_length=500, help_text="read by the approver")
+
+    class OutputSerializer(serializers.Serializer[dict[str, Any]]):
+        act_id = serializers.IntegerField()
+        summary = serializers.CharField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: OutputSerializer},
+        operation_id="bulk_revocations_launch",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        act = act_request(
+            kind=BULK_KIND,
+            params={"selection": data["selection"], "reason": data["reason"]},
+            user=_person(request),
+            reason=data["justification"],
+        )
+        return Response(self.OutputSerializer({"act_id": act.pk, "summary": act.summary}).data, 202)
+
+
+class BulkRevocationSerializer(serializers.ModelSerializer[BulkRevocation]):
+    class Meta:
+        model = BulkRevocation
+        fields = (
+            "id", "selection", "reason", "status", "act_id", "total", "revoked",
+            "created_at", "updated_at", "finished_at",
+        )  # fmt: skip
+
+
+class BulkRevocationListApi(generics.ListAPIView[BulkRevocation]):
+    """Bulk revocations, newest first, with their progress (revoked of total)."""
+
+    roles = (Role.SECURITY_OFFICER, Role.AUDITOR)
+    serializer_class = BulkRevocationSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return BulkRevocation.objects.order_by("-created_at", "-pk")
+
+    @extend_schema(operation_id="bulk_revocations_list")
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().get(request, *args, **kwargs)
+
+
+class BulkRevocationDetailApi(APIView):
+    roles = (Role.SECURITY_OFFICER, Role.AUDITOR)
+
+    @extend_schema(responses=BulkRevocationSerializer, operation_id="bulk_revocations_retrieve")
+    def get(self, request: Request, bulk_id: int) -> Response:
+        bulk = BulkRevocation.objects.filter(pk=bulk_id).first()
+        if bulk is None:
+            raise NotFound(f"No bulk revocation #{bulk_id}.")
+        return Response(BulkRevocationSerializer(bulk).data)

@@ -53,6 +53,26 @@ cms_v1 = [
         after_issuance.RenewalInvitationListApi.as_view(),
         name="renewal-invitation-list",
     ),
+    path(
+        "bulk-revocations/preview",
+        after_issuance.BulkRevocationPreviewApi.as_view(),
+        name="bulk-revocation-preview",
+    ),
+    path(
+        "bulk-revocations/launch",
+        after_issuance.BulkRevocationLaunchApi.as_view(),
+        name="bulk-revocation-launch",
+    ),
+    path(
+        "bulk-revocations",
+        after_issuance.BulkRevocationListApi.as_view(),
+        name="bulk-revocation-list",
+    ),
+    path(
+        "bulk-revocations/<int:bulk_id>",
+        after_issuance.BulkRevocationDetailApi.as_view(),
+        name="bulk-revocation-detail",
+    ),
     # --- end after issuance ---
     path("contactless/deny-list", cards.DenyListApi.as_view(), name="contactless-deny-list"),
     path("requests", requests.RequestListApi.as_view(), name="request-list"),
