@@ -17,7 +17,23 @@ class Section:
     roles: tuple[Role, ...]
 
 
-SECTIONS = (Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),)
+SECTIONS = (
+    Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
+    # after issuance (issue 15)
+    Section(
+        "console:card-report-loss",
+        _("Report a lost card"),
+        (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT),
+    ),
+    Section(
+        "console:renewal-campaign",
+        _("Renewal campaign"),
+        (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR),
+    ),
+    Section(
+        "console:bulk-revocations", _("Bulk revocations"), (Role.SECURITY_OFFICER, Role.AUDITOR)
+    ),
+)
 
 
 def sections_for(roles: frozenset[Role]) -> list[Section]:

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from console import lifecycle_pages
 from console.views import AuditView, HomeView, LoginView
 
 app_name = "console"
@@ -10,4 +11,17 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("audit/", AuditView.as_view(), name="audit"),
+    # --- after issuance (issue 15) ---
+    path(
+        "cards/report-loss/",
+        lifecycle_pages.CardReportLossView.as_view(),
+        name="card-report-loss",
+    ),
+    path("renewals/", lifecycle_pages.RenewalCampaignView.as_view(), name="renewal-campaign"),
+    path(
+        "bulk-revocations/",
+        lifecycle_pages.BulkRevocationsView.as_view(),
+        name="bulk-revocations",
+    ),
+    # --- end after issuance ---
 ]
