@@ -83,7 +83,7 @@ def load(product_id: int, issuer_id: int, first: int, n: int, cert_slots: tuple[
                 copy.write_row((cid, number, number, f"{first + i:014X}", 0, product_id, hid,
                                 "CPS", "ACTIVE", "", False, now, now, ends, now))  # fmt: skip
         cert_id = 100_000_000 + first * len(cert_slots)
-        links = []
+        links: list[tuple[uuid.UUID, str, int]] = []
         with raw.cursor().copy(
             "COPY pki_certificate (id, issuer_id, serial, profile, status, subject, national_id, "
             "holder, not_before, not_after, der, fingerprint_sha256, revocation_reason, "

@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pki', '0003_certificate_add_crl_entry'),
+        ("pki", "0003_certificate_add_crl_entry"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='certificate',
-            index=models.Index(condition=models.Q(('status', 'valid')), fields=['not_after'], name='pki_cert_valid_expiry_idx'),
+            model_name="certificate",
+            index=models.Index(
+                condition=models.Q(("status", "valid")),
+                fields=["not_after"],
+                name="pki_cert_valid_expiry_idx",
+            ),
         ),
     ]
