@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "api",
     "console",
     "ops",
+    "cps3",
     "demo",
 ]
 
