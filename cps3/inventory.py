@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TextIO
 
 import psycopg
 from django.db import connection, transaction
@@ -399,7 +398,7 @@ def _reconcile(run_id: int) -> dict[str, int]:
     }
 
 
-def exceptions_csv(out: io.TextIOBase) -> int:
+def exceptions_csv(out: TextIO) -> int:
     """Write the current exceptions report as CSV (UTF-8, header row); returns the row count."""
     writer = csv.writer(out)
     writer.writerow(["kind", "reason", "line", "chip_serial", "national_id", "detail"])
