@@ -1,9 +1,10 @@
 """The CPS3 inventory, as imported from the legacy export and reconciled with the registry.
 
-``Cps3Card`` and ``Cps3Certificate`` hold the latest state the export gave for each card (upserted
-by chip serial); ``Cps3Exception`` is the reconciliation's current report, rebuilt by each import;
-``Cps3Import`` records each import. The staging table the export is copied into is raw SQL
-(``cps3_staging``, unlogged, migration 0001): it has no model because only SQL reads it.
+``Cps3Card`` holds the latest state the export gave for each card and its two certificates
+(upserted by chip serial); ``Cps3Exception`` is the reconciliation's current report, rebuilt by
+each import; ``Cps3Import`` records each import. The staging table the export is copied into is
+raw SQL (``cps3_staging`` and its view ``cps3_staging_checked``, migration 0001): only SQL reads
+them.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class Cps3Import(models.Model):
 
 
 class Cps3Card(models.Model):
+    """A CPS3 card as the latest export gave it, with its two certificates, matched to the
+    registry's holder and, where our CAs issued them, to our certificates."""
+
     chip_serial = models.CharField(max_length=32, unique=True)
-    national_id = models.CharField(max_length=40, db_index=True)
+    national_id = models.CharField(max_length=40)
     last_name = models.CharField(max_length=100)
     first_name = models.CharField(max_length=100)
     birth_date = models.DateField(null=True, blank=True)
@@ -55,40 +59,52 @@ class Cps3Card(models.Model):
     holder = models.ForeignKey(
         "cms.Holder", on_delete=models.PROTECT, related_name="cps3_cards", null=True, blank=True
     )
+    # Its two certificates (the export's columns), matched to ours where our CAs issued them.
+    auth_issuer = models.CharField(max_length=512, blank=True)
+    auth_serial = models.CharField(max_length=64, blank=True, help_text="hexadecimal")
+    auth_not_after = models.DateField(null=True, blank=True)
+    auth_status = models.CharField(
+        max_length=8, choices=LegacyCertificateStatus.choices, blank=True
+    )
+    auth_external = models.BooleanField(default=False, help_text="issued by a CA not ours")
+    auth_certificate = models.ForeignKey(
+        "pki.Certificate",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        db_index=False,
+    )
+    sign_issuer = models.CharField(max_length=512, blank=True)
+    sign_serial = models.CharField(max_length=64, blank=True, help_text="hexadecimal")
+    sign_not_after = models.DateField(null=True, blank=True)
+    sign_status = models.CharField(
+        max_length=8, choices=LegacyCertificateStatus.choices, blank=True
+    )
+    sign_external = models.BooleanField(default=False, help_text="issued by a CA not ours")
+    sign_certificate = models.ForeignKey(
+        "pki.Certificate",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        db_index=False,
+    )
     row_digest = models.CharField(max_length=32, help_text="md5 of the row's fields, for upserts")
-    last_import = models.ForeignKey(Cps3Import, on_delete=models.PROTECT, related_name="+")
+    # Provenance only: no constraint trigger for each of 1.5 million rows an import writes.
+    last_import = models.ForeignKey(
+        Cps3Import, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     updated_at = models.DateTimeField()
 
     class Meta:
         ordering = ("chip_serial",)
         indexes = (
             models.Index(fields=("profession", "departement"), name="cps3_card_prof_dept_idx"),
-            models.Index(fields=("expires_on",), name="cps3_card_expiry_idx"),
         )
 
     def __str__(self) -> str:
         return f"CPS3 {self.chip_serial}"
-
-
-class Cps3Certificate(models.Model):
-    card = models.ForeignKey(Cps3Card, on_delete=models.CASCADE, related_name="certificates")
-    slot = models.CharField(max_length=8, help_text="auth or sign")
-    issuer = models.CharField(max_length=512)
-    serial_hex = models.CharField(max_length=64)
-    not_after = models.DateField()
-    status = models.CharField(max_length=8, choices=LegacyCertificateStatus.choices)
-    external = models.BooleanField(help_text="issued by a CA that is not ours")
-    certificate = models.ForeignKey(
-        "pki.Certificate", on_delete=models.PROTECT, related_name="+", null=True, blank=True
-    )
-
-    class Meta:
-        constraints = (
-            models.UniqueConstraint(fields=("card", "slot"), name="cps3_cert_one_per_slot"),
-        )
-
-    def __str__(self) -> str:
-        return f"{self.slot} {self.serial_hex}"
 
 
 class Cps3Exception(models.Model):

@@ -18,7 +18,7 @@ from core.errors import BadInput
 from core.models import AuditEvent
 from cps3.generator import Export, Rates, csv_bytes, export_rows, holder_rows, national_id
 from cps3.inventory import COLUMNS, cps3_import, exceptions_csv
-from cps3.models import Cps3Card, Cps3Certificate, Cps3Exception
+from cps3.models import Cps3Card, Cps3Exception
 
 pytestmark = pytest.mark.django_db
 
@@ -89,8 +89,9 @@ def test_a_generated_export_reports_each_anomaly_it_holds() -> None:
     assert result.rejected == made["invalid_row"] + 2 * made["duplicate_serial"]
     assert Cps3Card.objects.count() == result.inserted == result.rows - result.rejected
     # Every certificate comes from the IGC-Santé CAs, none of them ours: recorded as external.
-    assert Cps3Certificate.objects.filter(external=False).count() == 0
-    assert Cps3Certificate.objects.count() == 2 * Cps3Card.objects.count()
+    cards = Cps3Card.objects.all()
+    assert all(c.auth_external and c.sign_external for c in cards)
+    assert not cards.filter(auth_certificate__isnull=False).exists()
 
 
 def test_the_same_file_twice_changes_nothing_and_a_newer_file_updates() -> None:
@@ -215,8 +216,9 @@ def test_certificates_of_our_ca_are_matched_and_checked(authority: Any, holder_k
         ),
     ]
     _import(csv_bytes(iter(rows)))
-    matched = Cps3Certificate.objects.get(card__chip_serial="8025000000000001", slot="auth")
-    assert matched.certificate_id == ours.pk and not matched.external
+    matched = Cps3Card.objects.get(chip_serial="8025000000000001")
+    assert matched.auth_certificate_id == ours.pk and not matched.auth_external
+    assert matched.sign_certificate_id is None and not matched.sign_external
     details = dict(
         Cps3Exception.objects.filter(kind__startswith="certificate").values_list("kind", "detail")
     )
