@@ -7,3 +7,6 @@ class Cps3Config(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "cps3"
     verbose_name = "CPS3 → CPS4 migration"
+
+    def ready(self) -> None:
+        from cps3 import waves  # noqa: F401 - registers the wave launch's dual-control act

@@ -121,3 +121,128 @@ class Cps3Exception(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.chip_serial or self.national_id}"
+
+
+class Wave(models.Model):
+    """A migration wave: the CPS3 holders a filter selects, planned at a daily rate at one site.
+
+    draft (planned and re-planned at will) → awaiting approval (a second person, dual control) →
+    running (a task creates the CPS4 requests day by day) ⇄ paused → completed; or cancelled.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting a second person"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    name = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    professions = models.JSONField(default=list, blank=True, help_text="codes; empty: all")
+    departements = models.JSONField(default=list, blank=True, help_text="codes; empty: all")
+    expires_from = models.DateField(null=True, blank=True, help_text="CPS3 expiry, from")
+    expires_to = models.DateField(null=True, blank=True, help_text="CPS3 expiry, up to")
+    pool = models.ForeignKey(
+        "cms.SitePool", on_delete=models.PROTECT, related_name="+", help_text="the site"
+    )
+    product = models.ForeignKey("cms.Product", on_delete=models.PROTECT, related_name="+")
+    daily_capacity = models.PositiveIntegerField()
+    start_on = models.DateField()
+    planned = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    approved_by = models.ForeignKey(
+        "auth.User", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"wave {self.name} ({self.status})"
+
+
+class WaveMember(models.Model):
+    """One holder of a wave, the day their request is due, and the request once created."""
+
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="members")
+    cps3_card = models.ForeignKey(Cps3Card, on_delete=models.PROTECT, related_name="+")
+    holder = models.ForeignKey("cms.Holder", on_delete=models.PROTECT, related_name="+")
+    departement = models.CharField(max_length=3, blank=True)
+    planned_on = models.DateField()
+    active = models.BooleanField(default=True, help_text="false once its wave is cancelled")
+    request = models.OneToOneField(
+        "cms.CardRequest", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ("planned_on", "id")
+        constraints = (
+            # A holder is in one live wave at most: two waves never ask twice for the same card.
+            models.UniqueConstraint(
+                fields=("holder",),
+                condition=models.Q(active=True),
+                name="cps3_wavemember_one_live_wave_per_holder",
+            ),
+        )
+        indexes = (
+            models.Index(
+                fields=("wave", "planned_on"),
+                name="cps3_member_due_idx",
+                condition=models.Q(request__isnull=True, active=True),
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.wave_id}:{self.holder_id} on {self.planned_on}"
+
+
+class WaveSummary(models.Model):
+    """The dashboard's numbers for one wave and département, kept up to date by the services
+    that change them and refreshed in sets by a periodic task (never counted per page view)."""
+
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="summaries")
+    departement = models.CharField(max_length=3, blank=True)
+    planned = models.PositiveIntegerField(default=0)
+    requested = models.PositiveIntegerField(default=0)
+    personalized = models.PositiveIntegerField(default=0)
+    activated = models.PositiveIntegerField(default=0)
+    cps3_revoked = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("wave", "departement"), name="cps3_wavesummary_one_per_dept"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.wave_id}/{self.departement}"
+
+
+class WaveProgress(models.Model):
+    """A daily snapshot of a wave's totals: the progress chart over time."""
+
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="progress")
+    day = models.DateField()
+    planned = models.PositiveIntegerField(default=0)
+    requested = models.PositiveIntegerField(default=0)
+    personalized = models.PositiveIntegerField(default=0)
+    activated = models.PositiveIntegerField(default=0)
+    cps3_revoked = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("wave", "day")
+        constraints = (
+            models.UniqueConstraint(fields=("wave", "day"), name="cps3_waveprogress_one_per_day"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.wave_id} {self.day}"
