@@ -163,7 +163,7 @@ def _waves(records: int, size: int) -> None:
 
     from django.contrib.auth.models import Group, User
 
-    from api.views.migration import dashboard
+    from cps3.dashboard import dashboard
     from cms.models import Product, SitePool
     from core.dual_control import act_approve
     from cps3.waves import (
