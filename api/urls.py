@@ -6,6 +6,7 @@ from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
 from api.views.dual_control import dual_control_v1
 from api.views.me import MeApi
+from api.views.migration import migration_v1
 from api.views.schema import DocsApi, SchemaApi
 from api.views.stations import stations_v1
 
@@ -16,6 +17,7 @@ v1 = [
     *cms_v1,
     *stations_v1,
     *dual_control_v1,
+    *migration_v1,
 ]
 
 

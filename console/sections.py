@@ -33,6 +33,11 @@ SECTIONS = (
     Section(
         "console:bulk-revocations", _("Bulk revocations"), (Role.SECURITY_OFFICER, Role.AUDITOR)
     ),
+    Section(
+        "console:migration",
+        _("Migration"),
+        (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR),
+    ),
 )
 
 

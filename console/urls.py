@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from console import lifecycle_pages
+from console import migration
 from console.views import AuditView, HomeView, LoginView
 
 app_name = "console"
@@ -24,4 +25,17 @@ urlpatterns = [
         name="bulk-revocations",
     ),
     # --- end after issuance ---
+    # CPS3 → CPS4 migration
+    path("migration/", migration.MigrationDashboardView.as_view(), name="migration"),
+    path(
+        "migration/exceptions/",
+        migration.MigrationExceptionsView.as_view(),
+        name="migration-exceptions",
+    ),
+    path(
+        "migration/exceptions.csv",
+        migration.MigrationExceptionsCsvView.as_view(),
+        name="migration-exceptions-csv",
+    ),
+    path("migration/waves/<int:wave_id>/", migration.WaveView.as_view(), name="migration-wave"),
 ]

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "api",
     "console",
     "ops",
+    "cps3",
     "demo",
 ]
 
@@ -359,5 +360,20 @@ CELERY_BEAT_SCHEDULE["expiry-sweep"] = {
 CELERY_BEAT_SCHEDULE["mailers-print-runs"] = {
     "task": "cms.mailers.tasks.print_runs_gather_task",
     "schedule": crontab(hour=MAILER_RUN_HOUR, minute=0),
+    "options": {"queue": "default"},
+}
+
+# --- CPS3 → CPS4 migration (cps3): the hand-over grace and the daily round.
+CPS3_HANDOVER_GRACE_DAYS = env_int("CPS3_HANDOVER_GRACE_DAYS", 30)
+CPS3_WAVE_HOUR = env_int("CPS3_WAVE_HOUR", 6)
+CELERY_IMPORTS = (*CELERY_IMPORTS, "cps3.tasks")
+CELERY_BEAT_SCHEDULE["cps3-daily"] = {
+    "task": "cps3.tasks.migration_daily_task",
+    "schedule": crontab(hour=CPS3_WAVE_HOUR, minute=30),
+    "options": {"queue": "default"},
+}
+CELERY_BEAT_SCHEDULE["cps3-summaries"] = {
+    "task": "cps3.tasks.migration_summaries_task",
+    "schedule": 300.0,
     "options": {"queue": "default"},
 }

@@ -19,7 +19,7 @@ def console_pages():
     for pattern in console.url_patterns:
         assert isinstance(pattern, URLPattern)
         roles = getattr(pattern.callback.view_class, "roles", None)
-        if roles is not None:
+        if roles is not None and "<" not in str(pattern.pattern):  # object pages: own tests
             yield f"/console/{pattern.pattern}", roles
 
 

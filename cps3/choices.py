@@ -1,0 +1,30 @@
+"""Choices of the CPS3 inventory: the legacy card and certificate states, the exception kinds."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class LegacyCardStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class LegacyCertificateStatus(models.TextChoices):
+    VALID = "valid", "Valid"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class ExceptionKind(models.TextChoices):
+    INVALID_ROW = "invalid_row", "Row not readable (a required field is missing or malformed)"
+    DUPLICATE_SERIAL = "duplicate_serial", "Chip serial on several rows of the file"
+    HOLDER_UNKNOWN = "holder_unknown", "Holder unknown to the registry"
+    IDENTITY_CONFLICT = "identity_conflict", "Same national identifier, different identity"
+    SEVERAL_ACTIVE = "several_active", "Holder with several active CPS3"
+    CARD_REVOKED = "card_revoked", "Card already revoked"
+    CARD_EXPIRED = "card_expired", "Card already expired"
+    CERTIFICATE_UNKNOWN = "certificate_unknown", "Certificate unknown to our PKI"
+    CERTIFICATE_MISMATCH = "certificate_mismatch", "Certificate differs from our PKI's record"

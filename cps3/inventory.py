@@ -1,0 +1,389 @@
+"""Import of the CPS3 inventory: streamed through ``COPY`` into a staging table, then reconciled
+with the registry and our PKI in set-based SQL (docs/migration.md gives the file format).
+
+One import at a time (an advisory lock). The file goes to PostgreSQL as it is read, in chunks, so
+memory stays flat whatever its size; PostgreSQL checks the encoding and the CSV quoting and names
+the line of the first fault. Then, in one transaction:
+
+1. rows that cannot be read (a required field empty, a malformed date or status) and chip serials
+   on several rows are reported and left out;
+2. the others are upserted by chip serial: a row identical to what is stored changes nothing (its
+   digest is compared), so the same file twice changes nothing and a newer file updates;
+3. certificates are upserted per card and slot, matched to our PKI where their issuer is one of
+   our CAs (by common name), recorded as external otherwise;
+4. the exceptions report is rebuilt from the whole inventory.
+
+One audit event records the import with its counts and the file's digest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, TextIO
+
+import psycopg
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.actors import Actor
+from core.audit import audit_event_create
+from core.errors import BadInput, Conflict
+from cps3.models import Cps3Exception, Cps3Import
+
+# The export's columns, in the order of docs/migration.md; a file may order them as it likes.
+COLUMNS = (
+    "national_id",
+    "last_name",
+    "first_name",
+    "birth_date",
+    "profession",
+    "departement",
+    "chip_serial",
+    "card_type",
+    "issued_on",
+    "expires_on",
+    "card_status",
+    "auth_issuer",
+    "auth_serial",
+    "auth_not_after",
+    "auth_status",
+    "sign_issuer",
+    "sign_serial",
+    "sign_not_after",
+    "sign_status",
+)
+REQUIRED = (
+    "national_id",
+    "last_name",
+    "first_name",
+    "profession",
+    "chip_serial",
+    "card_type",
+    "issued_on",
+    "expires_on",
+    "card_status",
+)
+ENCODINGS = {"utf-8": "UTF8", "latin-1": "LATIN1"}
+_CHUNK = 1 << 20
+_LOCK_KEY = 0x43505333  # "CPS3": one inventory import at a time
+
+Progress = Callable[[int, int], None]
+"""``progress(bytes_sent, total_bytes)``, called after each chunk."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    import_id: int
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    exceptions: int
+
+
+def _header(first_line: bytes, encoding: str) -> list[str]:
+    try:
+        text = first_line.decode(encoding)
+    except UnicodeDecodeError:
+        raise BadInput(
+            f"Line 1 is not {encoding} text. Give the file's encoding (--encoding latin-1) or "
+            "convert it to UTF-8."
+        ) from None
+    header = [h.strip().lower() for h in next(csv.reader([text]), [])]
+    unknown = [h for h in header if h not in COLUMNS]
+    missing = [c for c in REQUIRED if c not in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if unknown or missing or repeated:
+        raise BadInput(
+            "The header row does not match the CPS3 export format (docs/migration.md).",
+            extra={"unknown": unknown, "missing": missing, "repeated": repeated},
+        )
+    return header
+
+
+def _copy_error(exc: psycopg.Error) -> BadInput:
+    """PostgreSQL's COPY error, said for the person who gave the file (with its line)."""
+    diag = exc.diag
+    where = diag.context or ""
+    line = ""
+    if ", line " in where:
+        # "COPY cps3_staging, line 12, column x: ..."; the header row was not sent to COPY.
+        counted = where.split(", line ", 1)[1].split(",", 1)[0].split(":", 1)[0]
+        line = str(int(counted) + 1) if counted.isdigit() else ""
+    message = diag.message_primary or str(exc)
+    return BadInput(
+        f"The file could not be read{f' at line {line}' if line else ''}: {message}. "
+        "Nothing was imported.",
+        extra={"line": int(line) if line.isdigit() else None},
+    )
+
+
+def cps3_import(
+    *,
+    stream: IO[bytes],
+    filename: str,
+    size: int,
+    actor: Actor,
+    encoding: str = "utf-8",
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import one CPS3 export; see the module docstring. Raises ``BadInput`` and imports nothing
+    when the file cannot be read whole."""
+    if encoding not in ENCODINGS:
+        raise BadInput(f"Unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}.")
+    digest = hashlib.sha256()
+    first = stream.readline(1 << 16)
+    digest.update(first)
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]  # a UTF-8 byte-order mark: dropped
+    if not first.strip():
+        raise BadInput("The file is empty: a header row is expected.")
+    header = _header(first, encoding)
+    sent = len(first)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                raise Conflict("Another CPS3 import is running; try again when it has finished.")
+            cursor.execute("TRUNCATE cps3_staging RESTART IDENTITY")
+        pg = connection.connection
+        assert pg is not None
+        columns = ", ".join(header)
+        sql = (
+            f"COPY cps3_staging ({columns}) FROM STDIN "
+            f"WITH (FORMAT csv, ENCODING '{ENCODINGS[encoding]}')"
+        )
+        try:
+            with pg.cursor() as raw, raw.copy(sql) as copy:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    copy.write(chunk)
+                    sent += len(chunk)
+                    if progress:
+                        progress(sent, size)
+        except psycopg.DataError as exc:
+            raise _copy_error(exc) from None
+        run = Cps3Import.objects.create(
+            sha256=digest.hexdigest(),
+            filename=filename[:255],
+            requested_by=actor.label,
+            started_at=timezone.now(),
+        )
+        counts = _reconcile(run.pk)
+        Cps3Import.objects.filter(pk=run.pk).update(
+            status=Cps3Import.Status.DONE, finished_at=timezone.now(), **counts
+        )
+        audit_event_create(
+            actor=actor,
+            action="cps3.import",
+            object_type="cps3_import",
+            object_id=str(run.pk),
+            details={"file_sha256": run.sha256, "filename": run.filename, **counts},
+        )
+    return ImportResult(import_id=run.pk, **counts)
+
+
+# --- reconciliation (set-based SQL) ----------------------------------------------------------
+# ``cps3_staging_checked`` (a view, migration 0001) gives each staging row the reason it cannot be
+# read, or NULL; every statement below reads the file through it, once.
+
+# The rows that cannot be read, with their reason: the only pass that evaluates the checks.
+_REJECTS = """
+CREATE TEMP TABLE cps3_rejects ON COMMIT DROP AS
+SELECT line, chip_serial, national_id, reason FROM cps3_staging_checked WHERE reason IS NOT NULL
+"""
+
+# Chip serials on several readable rows: all of them are left out and reported.
+_DUPLICATES = """
+CREATE TEMP TABLE cps3_duplicates ON COMMIT DROP AS
+SELECT upper(trim(s.chip_serial)) AS chip_serial
+  FROM cps3_staging s WHERE NOT EXISTS (SELECT FROM cps3_rejects r WHERE r.line = s.line)
+ GROUP BY 1 HAVING count(*) > 1
+"""
+
+# Only the rows that differ from what is stored (a new chip serial, or another digest) are
+# written; xmax = 0 tells a row this statement inserted from one it updated.
+_UPSERT = """
+WITH ours AS (SELECT common_name FROM pki_certificateauthority),
+up AS (
+  INSERT INTO cps3_cps3card AS c (chip_serial, national_id, last_name, first_name, birth_date,
+         profession, departement, card_type, issued_on, expires_on, status, holder_id,
+         auth_issuer, auth_serial, auth_not_after, auth_status, auth_external,
+         sign_issuer, sign_serial, sign_not_after, sign_status, sign_external,
+         row_digest, last_import_id, updated_at)
+  SELECT upper(trim(k.chip_serial)), trim(k.national_id), trim(k.last_name), trim(k.first_name),
+         nullif(k.birth_date, '')::date, trim(k.profession),
+         upper(trim(coalesce(k.departement, ''))), upper(trim(k.card_type)), k.issued_on::date,
+         k.expires_on::date, lower(trim(k.card_status)), h.id,
+         coalesce(k.auth_issuer, ''), lower(ltrim(coalesce(k.auth_serial, ''), '0')),
+         nullif(k.auth_not_after, '')::date, lower(coalesce(k.auth_status, '')),
+         coalesce(k.auth_serial, '') <> '' AND coalesce(substring(k.auth_issuer
+           from 'CN=([^,]+)') NOT IN (SELECT common_name FROM ours), true),
+         coalesce(k.sign_issuer, ''), lower(ltrim(coalesce(k.sign_serial, ''), '0')),
+         nullif(k.sign_not_after, '')::date, lower(coalesce(k.sign_status, '')),
+         coalesce(k.sign_serial, '') <> '' AND coalesce(substring(k.sign_issuer
+           from 'CN=([^,]+)') NOT IN (SELECT common_name FROM ours), true),
+         k.digest, %(run)s, now()
+    FROM cps3_staging_checked k
+    LEFT JOIN cms_holder h ON h.national_id = trim(k.national_id)
+   WHERE NOT EXISTS (SELECT FROM cps3_rejects r WHERE r.line = k.line)
+     AND NOT EXISTS (SELECT FROM cps3_duplicates d
+                     WHERE d.chip_serial = upper(trim(k.chip_serial)))
+     AND NOT EXISTS (SELECT FROM cps3_cps3card o
+                     WHERE o.chip_serial = upper(trim(k.chip_serial)) AND o.row_digest = k.digest)
+  ON CONFLICT (chip_serial) DO UPDATE SET
+         national_id = EXCLUDED.national_id, last_name = EXCLUDED.last_name,
+         first_name = EXCLUDED.first_name, birth_date = EXCLUDED.birth_date,
+         profession = EXCLUDED.profession, departement = EXCLUDED.departement,
+         card_type = EXCLUDED.card_type, issued_on = EXCLUDED.issued_on,
+         expires_on = EXCLUDED.expires_on, status = EXCLUDED.status,
+         holder_id = EXCLUDED.holder_id,
+         auth_issuer = EXCLUDED.auth_issuer, auth_serial = EXCLUDED.auth_serial,
+         auth_not_after = EXCLUDED.auth_not_after, auth_status = EXCLUDED.auth_status,
+         auth_external = EXCLUDED.auth_external, auth_certificate_id = NULL,
+         sign_issuer = EXCLUDED.sign_issuer, sign_serial = EXCLUDED.sign_serial,
+         sign_not_after = EXCLUDED.sign_not_after, sign_status = EXCLUDED.sign_status,
+         sign_external = EXCLUDED.sign_external, sign_certificate_id = NULL,
+         row_digest = EXCLUDED.row_digest, last_import_id = EXCLUDED.last_import_id,
+         updated_at = EXCLUDED.updated_at
+  RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+"""
+
+# Certificates of our CAs on the rows this import wrote: matched by issuer and serial (a number).
+_MATCH = """
+UPDATE cps3_cps3card c SET {slot}_certificate_id = (
+       SELECT p.id FROM pki_certificate p JOIN pki_certificateauthority ca ON ca.id = p.issuer_id
+        WHERE ca.common_name = substring(c.{slot}_issuer from 'CN=([^,]+)')
+          AND p.serial = cps3_hex_numeric(c.{slot}_serial))
+ WHERE c.last_import_id = %(run)s AND c.{slot}_serial <> '' AND NOT c.{slot}_external
+"""
+
+# The report: the file's own faults (with their lines), then what the inventory shows. One scan
+# per source: the file, the inventory grouped by holder, the inventory row by row.
+_EXCEPTIONS = """
+INSERT INTO cps3_cps3exception (kind, line, chip_serial, national_id, detail, found_by_id)
+SELECT 'invalid_row', line, coalesce(chip_serial, ''), coalesce(national_id, ''), reason, %(run)s
+  FROM cps3_rejects
+UNION ALL
+SELECT 'duplicate_serial', s.line, d.chip_serial, coalesce(s.national_id, ''),
+       'this chip serial is on several rows of the file', %(run)s
+  FROM cps3_staging s JOIN cps3_duplicates d ON d.chip_serial = upper(trim(s.chip_serial))
+ WHERE NOT EXISTS (SELECT FROM cps3_rejects r WHERE r.line = s.line)
+UNION ALL
+SELECT x.kind, NULL, coalesce(g.serials, ''), g.national_id, x.detail, %(run)s
+  FROM (SELECT national_id,
+               string_agg(chip_serial, ' ' ORDER BY chip_serial)
+                 FILTER (WHERE status = 'active') AS serials,
+               count(*) FILTER (WHERE status = 'active') AS active,
+               min(upper(last_name)) <> max(upper(last_name))
+                 OR min(upper(first_name)) <> max(upper(first_name))
+                 OR min(birth_date) <> max(birth_date) AS split
+          FROM cps3_cps3card GROUP BY national_id
+        HAVING count(*) > 1) g
+  CROSS JOIN LATERAL (VALUES
+    ('several_active', g.active > 1, format('%%s active CPS3 cards', g.active)),
+    ('identity_conflict', g.split, 'the export gives this national identifier '
+                                   'different names or birth dates on different cards')
+  ) AS x(kind, applies, detail)
+ WHERE x.applies
+UNION ALL
+SELECT x.kind, NULL, c.chip_serial, c.national_id, CASE x.kind
+         WHEN 'holder_unknown' THEN 'no holder with this national identifier in the registry'
+         WHEN 'identity_conflict' THEN format('registry: %%s %%s; export: %%s %%s',
+              h.last_name, h.first_name, c.last_name, c.first_name)
+         WHEN 'card_revoked' THEN 'the export lists it as revoked'
+         ELSE format('expired on %%s', c.expires_on) END, %(run)s
+  FROM cps3_cps3card c LEFT JOIN cms_holder h ON h.id = c.holder_id
+  CROSS JOIN LATERAL (VALUES
+    ('holder_unknown', c.holder_id IS NULL),
+    ('identity_conflict', upper(h.last_name) <> upper(c.last_name)
+                          OR upper(h.first_name) <> upper(c.first_name)),
+    ('card_revoked', c.status = 'revoked'),
+    ('card_expired', c.status <> 'revoked' AND (c.status = 'expired'
+                                              OR c.expires_on < current_date))
+  ) AS x(kind, applies)
+ WHERE x.applies
+UNION ALL
+SELECT CASE WHEN p.id IS NULL THEN 'certificate_unknown' ELSE 'certificate_mismatch' END,
+       NULL, c.chip_serial, c.national_id, CASE WHEN p.id IS NULL
+         THEN format('%%s certificate %%s from %%s is not in our PKI', x.slot, x.serial, x.issuer)
+         ELSE format('%%s certificate %%s: export says %%s until %%s, our PKI %%s until %%s',
+                     x.slot, x.serial, x.status, x.not_after, p.status, p.not_after::date)
+       END, %(run)s
+  FROM cps3_cps3card c
+  CROSS JOIN LATERAL (VALUES
+    ('auth', c.auth_external, c.auth_serial, c.auth_issuer, c.auth_status, c.auth_not_after,
+     c.auth_certificate_id),
+    ('sign', c.sign_external, c.sign_serial, c.sign_issuer, c.sign_status, c.sign_not_after,
+     c.sign_certificate_id)
+  ) AS x(slot, external, serial, issuer, status, not_after, certificate_id)
+  LEFT JOIN pki_certificate p ON p.id = x.certificate_id
+ WHERE NOT x.external AND x.serial <> ''
+   AND (p.id IS NULL OR x.not_after <> p.not_after::date
+        OR (x.status = 'revoked') <> (p.status = 'revoked'))
+"""
+
+
+def _reconcile(run_id: int) -> dict[str, int]:
+    params = {"run": run_id}
+    with connection.cursor() as cursor:
+        # Temporary tables an outer transaction (a test's) may still hold.
+        cursor.execute("DROP TABLE IF EXISTS cps3_rejects, cps3_duplicates")
+        cursor.execute("ANALYZE cps3_staging")  # its row count, for the joins' plans
+        cursor.execute(_REJECTS)
+        cursor.execute(_DUPLICATES)
+        cursor.execute("SELECT count(*) FROM cps3_staging")
+        rows = cursor.fetchone()[0]
+        cursor.execute(_UPSERT, params)
+        inserted, updated = cursor.fetchone()
+        # Holders registered since the card was imported.
+        cursor.execute(
+            "UPDATE cps3_cps3card c SET holder_id = h.id FROM cms_holder h"
+            " WHERE c.holder_id IS NULL AND h.national_id = c.national_id"
+        )
+        updated += cursor.rowcount
+        for slot in ("auth", "sign"):
+            cursor.execute(_MATCH.format(slot=slot), params)
+        cursor.execute("DELETE FROM cps3_cps3exception")
+        cursor.execute(_EXCEPTIONS, params)
+        exceptions = cursor.rowcount
+        cursor.execute(
+            "SELECT count(*) FROM cps3_cps3exception"
+            " WHERE kind IN ('invalid_row', 'duplicate_serial')"
+        )
+        rejected = cursor.fetchone()[0]
+    return {
+        "rows": rows,
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": rows - rejected - inserted - updated,
+        "rejected": rejected,
+        "exceptions": exceptions,
+    }
+
+
+def exceptions_csv(out: TextIO) -> int:
+    """Write the current exceptions report as CSV (UTF-8, header row); returns the row count."""
+    writer = csv.writer(out)
+    writer.writerow(["kind", "reason", "line", "chip_serial", "national_id", "detail"])
+    labels = dict(Cps3Exception._meta.get_field("kind").choices or [])
+    count = 0
+    for row in Cps3Exception.objects.order_by("kind", "line", "id").iterator(chunk_size=5000):
+        writer.writerow(
+            [
+                row.kind,
+                labels.get(row.kind, ""),
+                row.line or "",
+                row.chip_serial,
+                row.national_id,
+                row.detail,
+            ]
+        )
+        count += 1
+    return count

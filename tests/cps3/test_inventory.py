@@ -1,0 +1,246 @@
+"""The CPS3 inventory import: COPY into staging, set-based reconciliation, exceptions report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from cms.callers import Caller
+from cms.services.holder_import import holder_import
+from core.actors import Actor
+from core.errors import BadInput
+from core.models import AuditEvent
+from cps3.generator import Export, Rates, csv_bytes, export_rows, holder_rows, national_id
+from cps3.inventory import COLUMNS, cps3_import, exceptions_csv
+from cps3.models import Cps3Card, Cps3Exception
+
+pytestmark = pytest.mark.django_db
+
+RATES = Rates(
+    holder_unknown=0.05,
+    identity_conflict=0.04,
+    duplicate_serial=0.03,
+    several_active=0.03,
+    card_revoked=0.04,
+    card_expired=0.04,
+    invalid_row=0.03,
+)
+
+
+def _import(content: bytes, **kwargs: Any) -> Any:
+    return cps3_import(
+        stream=io.BytesIO(content),
+        filename="export.csv",
+        size=len(content),
+        actor=Actor.system("tests"),
+        **kwargs,
+    )
+
+
+def _registry(count: int, rates: Rates = RATES) -> None:
+    holder_import(
+        content=csv_bytes(holder_rows(count, seed=7, rates=rates)),
+        caller=Caller.for_system("tests"),
+    )
+
+
+def _row(**values: str) -> list[str]:
+    base = {
+        "national_id": national_id(0),
+        "last_name": "DUPONT",
+        "first_name": "Jean",
+        "birth_date": "1970-01-31",
+        "profession": "10",
+        "departement": "75",
+        "chip_serial": "8025000000000001",
+        "card_type": "CPS",
+        "issued_on": "2024-01-01",
+        "expires_on": "2029-01-01",
+        "card_status": "active",
+    }
+    base.update(values)
+    return [base.get(c, "") for c in COLUMNS]
+
+
+def test_a_generated_export_reports_each_anomaly_it_holds() -> None:
+    _registry(400)
+    report = Export()
+    content = csv_bytes(export_rows(400, seed=7, rates=RATES, report=report))
+    result = _import(content)
+
+    kinds = Counter(Cps3Exception.objects.values_list("kind", flat=True))
+    made = report.anomalies
+    assert result.rows == report.records
+    assert kinds["holder_unknown"] == made["holder_unknown"]
+    assert kinds["invalid_row"] == made["invalid_row"]
+    assert kinds["duplicate_serial"] == 2 * made["duplicate_serial"]  # both rows reported
+    assert kinds["several_active"] == made["several_active"]
+    assert kinds["card_revoked"] == made["card_revoked"]
+    # An identity conflict is reported against the registry (and a duplicate row's other name
+    # is not: that row was left out).
+    assert kinds["identity_conflict"] == made["identity_conflict"]
+    assert kinds["card_expired"] >= made["card_expired"]
+    assert result.rejected == made["invalid_row"] + 2 * made["duplicate_serial"]
+    assert Cps3Card.objects.count() == result.inserted == result.rows - result.rejected
+    # Every certificate comes from the IGC-Santé CAs, none of them ours: recorded as external.
+    cards = Cps3Card.objects.all()
+    assert all(c.auth_external and c.sign_external for c in cards)
+    assert not cards.filter(auth_certificate__isnull=False).exists()
+
+
+def test_the_same_file_twice_changes_nothing_and_a_newer_file_updates() -> None:
+    _registry(120)
+    content = csv_bytes(export_rows(120, seed=7, rates=RATES))
+    first = _import(content)
+    cards = {c.chip_serial: (c.updated_at, c.status) for c in Cps3Card.objects.all()}
+    exceptions = sorted(Cps3Exception.objects.values_list("kind", "chip_serial", "detail"))
+
+    again = _import(content)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert again.unchanged == first.inserted
+    assert {c.chip_serial: (c.updated_at, c.status) for c in Cps3Card.objects.all()} == cards
+    assert sorted(Cps3Exception.objects.values_list("kind", "chip_serial", "detail")) == exceptions
+
+    rows = list(csv.reader(io.StringIO(content.decode())))
+    target = next(r for r in rows[1:] if r[10] == "active")
+    target[10] = "suspended"
+    newer = _import(csv_bytes(iter(rows)))
+    assert (newer.inserted, newer.updated) == (0, 1)
+    assert Cps3Card.objects.get(chip_serial=target[6]).status == "suspended"
+    assert AuditEvent.objects.filter(action="cps3.import").count() == 3
+
+
+def test_bom_crlf_and_quoted_fields_are_read() -> None:
+    _registry(1, Rates(**dict.fromkeys(Rates.__dataclass_fields__, 0.0)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(COLUMNS)
+    writer.writerow(_row(last_name='DUPONT, dit "le Grand"', first_name="Jean\nPierre"))
+    result = _import(b"\xef\xbb\xbf" + out.getvalue().encode())
+    assert (result.rows, result.inserted, result.rejected) == (1, 1, 0)
+    card = Cps3Card.objects.get()
+    assert card.last_name == 'DUPONT, dit "le Grand"' and card.first_name == "Jean\nPierre"
+
+
+def test_latin1_is_refused_unless_declared_and_nothing_is_imported() -> None:
+    text = ",".join(COLUMNS) + "\n" + ",".join(_row(first_name="Hélène")) + "\n"
+    with pytest.raises(BadInput) as refused:
+        _import(text.encode("latin-1"))
+    assert "Nothing was imported" in refused.value.message, refused.value.message
+    assert "line 2" in refused.value.message, refused.value.message
+    assert not Cps3Card.objects.exists()
+    assert _import(text.encode("latin-1"), encoding="latin-1").inserted == 1
+    assert Cps3Card.objects.get().first_name == "Hélène"
+
+
+def test_a_bad_header_or_broken_quoting_imports_nothing() -> None:
+    with pytest.raises(BadInput, match="header") as bad:
+        _import(b"national_id,name\n1,2\n")
+    assert "chip_serial" in bad.value.extra["missing"] and bad.value.extra["unknown"] == ["name"]
+    with pytest.raises(BadInput, match="empty"):
+        _import(b"")
+    broken = ",".join(COLUMNS) + "\n" + ",".join(_row()) + "\n" + '"unterminated,' + "\n"
+    with pytest.raises(BadInput, match="could not be read"):
+        _import(broken.encode())
+    assert not Cps3Card.objects.exists()
+
+
+def test_malformed_rows_are_reported_with_their_line_and_reason() -> None:
+    rows = [
+        list(COLUMNS),
+        _row(chip_serial="8025000000000001"),
+        _row(chip_serial="8025000000000002", expires_on="2029-02-30"),
+        _row(chip_serial="not-hex"),
+        _row(chip_serial="8025000000000003", card_status="lost"),
+        _row(chip_serial="8025000000000004", auth_serial="12ab"),
+    ]
+    result = _import(csv_bytes(iter(rows)))
+    assert (result.inserted, result.rejected) == (1, 4)
+    invalid = dict(Cps3Exception.objects.filter(kind="invalid_row").values_list("line", "detail"))
+    assert invalid == {
+        3: "expires_on is not a YYYY-MM-DD date",
+        4: "chip_serial is not 8 to 32 hexadecimal digits",
+        5: "card_status is not active, suspended, revoked or expired",
+        6: "auth certificate: serial (hex), not_after (date) and status are required",
+    }
+
+
+def test_certificates_of_our_ca_are_matched_and_checked(authority: Any, holder_key: Any) -> None:
+    from pki import services
+    from pki.domain.names import Holder as CertificateHolder
+
+    holder = CertificateHolder(
+        national_id=national_id(0),
+        surname="DUPONT",
+        given_name="JEAN",
+        title="Médecin",
+        card_serial="0000000001",
+        profession_code=10,
+        email="jean.dupont@example.org",
+    )
+    ours = services.certificate_issue(
+        authority=authority.short_name,
+        profile="cps_auth",
+        actor=Actor.system("tests"),
+        public_key=holder_key.public_key(),
+        holder=holder,
+    )
+    issuer = f"CN={authority.common_name},O=ASIP-SANTE,C=FR"
+    not_after = ours.not_after.date().isoformat()
+    serial = f"{int(ours.serial):X}"
+    rows = [
+        list(COLUMNS),
+        _row(
+            chip_serial="8025000000000001",
+            auth_issuer=issuer,
+            auth_serial=serial,
+            auth_not_after=not_after,
+            auth_status="valid",
+            sign_issuer=issuer,
+            sign_serial="0BADC0DE",
+            sign_not_after=not_after,
+            sign_status="valid",
+        ),
+        _row(
+            chip_serial="8025000000000002",
+            auth_issuer=issuer,
+            auth_serial="00" + serial.lower(),
+            auth_not_after="2020-01-01",
+            auth_status="revoked",
+        ),
+    ]
+    _import(csv_bytes(iter(rows)))
+    matched = Cps3Card.objects.get(chip_serial="8025000000000001")
+    assert matched.auth_certificate_id == ours.pk and not matched.auth_external
+    assert matched.sign_certificate_id is None and not matched.sign_external
+    details = dict(
+        Cps3Exception.objects.filter(kind__startswith="certificate").values_list("kind", "detail")
+    )
+    assert "sign certificate badc0de" in details["certificate_unknown"]
+    assert "export says revoked until 2020-01-01" in details["certificate_mismatch"]
+
+
+def test_the_command_shows_progress_and_writes_the_report(tmp_path: Any) -> None:
+    _registry(50)
+    path = tmp_path / "export.csv"
+    path.write_bytes(csv_bytes(export_rows(50, seed=7, rates=RATES)))
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_cps3", str(path), stdout=out, stderr=err)
+    assert "rows" in out.getvalue() and "exceptions" in out.getvalue()
+    report = tmp_path / "exceptions.csv"
+    call_command("cps3_exceptions", output=str(report), stderr=io.StringIO())
+    lines = list(csv.reader(report.open(encoding="utf-8")))
+    assert lines[0] == ["kind", "reason", "line", "chip_serial", "national_id", "detail"]
+    assert len(lines) - 1 == Cps3Exception.objects.count() > 0
+    with pytest.raises(CommandError, match="header"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("x\n1\n")
+        call_command("import_cps3", str(bad), quiet_progress=True, stdout=io.StringIO())
+    buffer = io.StringIO()
+    assert exceptions_csv(buffer) == Cps3Exception.objects.count()
