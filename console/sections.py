@@ -1,4 +1,6 @@
-"""The console's navigation: each section with the roles that see it."""
+"""The console's navigation registry: each section names its URL, its label and the roles that see
+it. A feature adds its page to the header by adding one ``Section`` here (and the view declares the
+same roles: ``tests/console/test_pages.py`` checks they agree)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from core.roles import Role
 
+OPERATORS = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR)
+
 
 @dataclass(frozen=True)
 class Section:
@@ -17,7 +21,12 @@ class Section:
     roles: tuple[Role, ...]
 
 
-SECTIONS = (Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),)
+SECTIONS: tuple[Section, ...] = (
+    Section("console:holders", _("Holders"), OPERATORS),
+    Section("console:cards", _("Cards"), OPERATORS),
+    Section("console:requests", _("Requests"), OPERATORS),
+    Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
+)
 
 
 def sections_for(roles: frozenset[Role]) -> list[Section]:

@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import AuditView, HomeView, LoginView
+from console.pages.cards import CardApprovalView, CardListView, CardTransitionView, CardView
+from console.pages.holders import (
+    HolderCreateView,
+    HolderEditView,
+    HolderListView,
+    HolderView,
+    RequestFileView,
+)
+from console.pages.requests import RequestDecisionView, RequestListView, RequestView
+from console.views import AuditVerifyView, AuditView, HomeView, LoginView
 
 app_name = "console"
 
@@ -10,4 +19,23 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("audit/", AuditView.as_view(), name="audit"),
+    path("audit/verify/", AuditVerifyView.as_view(), name="audit_verify"),
+    path("holders/", HolderListView.as_view(), name="holders"),
+    path("holders/new/", HolderCreateView.as_view(), name="holder_create"),
+    path("holders/<uuid:holder_id>/", HolderView.as_view(), name="holder"),
+    path("holders/<uuid:holder_id>/edit/", HolderEditView.as_view(), name="holder_edit"),
+    path("holders/<uuid:holder_id>/request/", RequestFileView.as_view(), name="request_file"),
+    path("cards/", CardListView.as_view(), name="cards"),
+    path("cards/<uuid:card_id>/", CardView.as_view(), name="card"),
+    path(
+        "cards/<uuid:card_id>/transition/<slug:transition>/",
+        CardTransitionView.as_view(),
+        name="card_transition",
+    ),
+    path("cards/approvals/<int:approval_id>/", CardApprovalView.as_view(), name="card_approval"),
+    path("requests/", RequestListView.as_view(), name="requests"),
+    path("requests/<uuid:request_id>/", RequestView.as_view(), name="request"),
+    path(
+        "requests/<uuid:request_id>/decision/", RequestDecisionView.as_view(), name="request_decision"
+    ),
 ]
