@@ -45,7 +45,11 @@ def waiting_for(roles: frozenset[Role], user_id: int | None) -> list[Tile]:
         if user_id is not None:
             waiting = waiting.exclude(requested_by_id=user_id)
         tiles.append(
-            Tile(_("Requests waiting for your approval"), waiting.count(), f"{requests}?status=submitted")
+            Tile(
+                _("Requests waiting for your approval"),
+                waiting.count(),
+                f"{requests}?status=submitted",
+            )
         )
     if Role.ISSUANCE_OPERATOR in roles:
         tiles.append(

@@ -33,9 +33,7 @@ def _centre(state: CardStatus) -> tuple[float, float]:
     return MARGIN + col * COL + BOX_W / 2, MARGIN + 14 + row * ROW + BOX_H / 2
 
 
-def _edge_point(
-    centre: tuple[float, float], toward: tuple[float, float]
-) -> tuple[float, float]:
+def _edge_point(centre: tuple[float, float], toward: tuple[float, float]) -> tuple[float, float]:
     """Where the line from a box's centre toward a point leaves the box."""
     dx, dy = toward[0] - centre[0], toward[1] - centre[1]
     if dx == 0 and dy == 0:
@@ -70,7 +68,7 @@ def lifecycle_svg(current: str | None = None) -> str:
             label_x = 0.25 * start[0] + 0.5 * control[0] + 0.25 * end[0]
             label_y = 0.25 * start[1] + 0.5 * control[1] + 0.25 * end[1]
             parts.append(
-                f'<g><title>{escape(transition.name)}: {escape(source)} → '
+                f"<g><title>{escape(transition.name)}: {escape(source)} → "
                 f"{escape(transition.target)}</title>"
                 f'<path d="M{start[0]:.1f},{start[1]:.1f} Q{control[0]:.1f},{control[1]:.1f} '
                 f'{end[0]:.1f},{end[1]:.1f}" fill="none" stroke="#5b6575" '
@@ -82,8 +80,9 @@ def lifecycle_svg(current: str | None = None) -> str:
         cx, cy = _centre(state)
         is_current = state.value == current
         fill, ink, stroke = ("#0b5cad", "#ffffff", 3) if is_current else ("#ffffff", "#1d2430", 1)
+        marker = ' aria-current="true"' if is_current else ""
         parts.append(
-            f'<g{" aria-current=\"true\"" if is_current else ""}>'
+            f"<g{marker}>"
             f'<rect x="{cx - BOX_W / 2:.1f}" y="{cy - BOX_H / 2:.1f}" width="{BOX_W}" '
             f'height="{BOX_H}" rx="6" fill="{fill}" stroke="#0b5cad" stroke-width="{stroke}"/>'
             f'<text x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle" fill="{ink}">'

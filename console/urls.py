@@ -36,6 +36,8 @@ urlpatterns = [
     path("requests/", RequestListView.as_view(), name="requests"),
     path("requests/<uuid:request_id>/", RequestView.as_view(), name="request"),
     path(
-        "requests/<uuid:request_id>/decision/", RequestDecisionView.as_view(), name="request_decision"
+        "requests/<uuid:request_id>/decision/",
+        RequestDecisionView.as_view(),
+        name="request_decision",
     ),
 ]

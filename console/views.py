@@ -10,9 +10,9 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from console.access import RoleRequiredMixin
-from console.login_limit import LimitedAuthenticationForm
 from console.home import waiting_for
-from core.actors import Actor
+from console.login_limit import LimitedAuthenticationForm
+from console.pages.base import caller_of
 from core.audit import audit_chain_verify, audit_event_count, audit_event_create, audit_event_list
 from core.filtersets import AuditEventFilter
 from core.roles import Role, roles_of
@@ -68,7 +68,7 @@ class AuditVerifyView(RoleRequiredMixin, View):
             details["break_reason"] = report.first_break.reason
         with transaction.atomic():
             audit_event_create(
-                actor=Actor.for_user(request.user),
+                actor=caller_of(request).actor,
                 action="audit.verify",
                 object_type="audit_chain",
                 object_id="main",

@@ -27,7 +27,7 @@ def refused(request: HttpRequest, error: ApplicationError) -> None:
     messages.error(request, error.message)
 
 
-def page_of(request: HttpRequest, queryset: QuerySet[Any], per_page: int = 25) -> Page:
+def page_of(request: HttpRequest, queryset: QuerySet[Any], per_page: int = 25) -> Page[Any]:
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 

@@ -39,8 +39,7 @@ STATION_DRIVEN = frozenset(
     t.name
     for t in lifecycle.TRANSITIONS
     if t.system
-    and t.sources
-    <= {CardStatus.IN_STOCK, CardStatus.ALLOCATED, CardStatus.PERSONALIZING}
+    and t.sources <= {CardStatus.IN_STOCK, CardStatus.ALLOCATED, CardStatus.PERSONALIZING}
 )
 
 
@@ -114,9 +113,9 @@ class CardView(ConsolePage):
             "card": card,
             "certificates": [(link.slot, link.certificate) for link in links],
             "denied": DenyListEntry.objects.filter(card=card).first(),
-            "mailers": PinMailer.objects.filter(card=card).defer("sealed_secrets").order_by(
-                "-created_at"
-            ),
+            "mailers": PinMailer.objects.filter(card=card)
+            .defer("sealed_secrets")
+            .order_by("-created_at"),
             "actions": card_actions(card, self.request),
             "pending": card_approval_list().filter(card=card, status=ApprovalStatus.PENDING),
             "diagram": mark_safe(lifecycle_svg(card.status)),  # noqa: S308 - built from enums
@@ -147,7 +146,9 @@ class CardTransitionView(ConsolePage):
             if outcome.applied:
                 messages.success(request, _("Done: %(name)s.") % {"name": name})
             elif outcome.approval is not None:
-                messages.info(request, _("Recorded: %(name)s waits for a second person.") % {"name": name})
+                messages.info(
+                    request, _("Recorded: %(name)s waits for a second approver.") % {"name": name}
+                )
             else:
                 messages.info(request, _("Nothing to do: the card is there already."))
         return HttpResponseRedirect(reverse("console:card", args=[card_id]))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django import forms
@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from cms.choices import CardType, HolderStatus, Profession, ProductStatus, RequestKind
+from cms.choices import CardType, HolderStatus, ProductStatus, Profession, RequestKind
 from cms.models import Holder
 from cms.selectors import card_list, holder_get, holder_list, product_list, request_list
 from cms.services.holders import HolderData, holder_create, holder_update
@@ -146,7 +146,8 @@ class HolderEditView(HolderCreateView):
         changes = {
             name: str(form.cleaned_data.get(name) or "")
             for name in (f.name for f in fields(HolderData))
-            if name != "national_id" and str(form.cleaned_data.get(name) or "") != str(getattr(holder, name))
+            if name != "national_id"
+            and str(form.cleaned_data.get(name) or "") != str(getattr(holder, name))
         }
         try:
             holder_update(holder_id=holder.pk, changes=changes, caller=caller_of(request))
@@ -173,7 +174,9 @@ class HolderView(ConsolePage):
             "holder": holder,
             "cards": card_list().filter(holder=holder),
             "requests": request_list().filter(holder=holder),
-            "events": audit_event_list().filter(object_type="holder", object_id=str(holder.pk))[:20],
+            "events": audit_event_list().filter(object_type="holder", object_id=str(holder.pk))[
+                :20
+            ],
             "audit_link": urlencode({"object_type": "holder", "object_id": str(holder.pk)}),
             "products": product_list().filter(status=ProductStatus.ISSUED),
             "may_write": Role.ISSUANCE_OPERATOR in roles,

@@ -64,7 +64,9 @@ class RequestView(ConsolePage):
             **super().get_context_data(**kwargs),
             "r": card_request,
             "own": own,
-            "may_approve": may_decide and not own and card_request.status == RequestStatus.SUBMITTED,
+            "may_approve": may_decide
+            and not own
+            and card_request.status == RequestStatus.SUBMITTED,
             "may_reject": card_request.status in (RequestStatus.DRAFT, RequestStatus.SUBMITTED)
             and (own or may_decide),
             "may_queue": Role.ISSUANCE_OPERATOR in caller.roles
@@ -99,7 +101,9 @@ class RequestDecisionView(ConsolePage):
                 messages.success(request, _("Request rejected."))
             elif decision == "queue":
                 request_queue(request_id=request_id, caller=caller)
-                messages.success(request, _("A blank card is set aside; the request waits for a station."))
+                messages.success(
+                    request, _("A blank card is set aside; the request waits for a station.")
+                )
             else:
                 messages.error(request, _("Unknown decision."))
         except ApplicationError as exc:

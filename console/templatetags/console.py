@@ -43,7 +43,7 @@ def query_with(context: dict[str, Any], **changes: Any) -> str:
 
 
 @register.filter
-def hex(value: Any) -> str:  # noqa: A001 - the template filter's name
+def hex(value: Any) -> str:
     """A certificate serial number in hexadecimal, as OpenSSL prints it."""
     try:
         return f"{int(value):X}"
