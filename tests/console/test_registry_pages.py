@@ -201,3 +201,8 @@ def test_card_list_filters_by_state(client, operator, cps4):
     response = client.get(reverse("console:cards"), {"status": "ACTIVE"})
     assert [c.pk for c in response.context["page_obj"]] == [active.pk]
     assert Card.objects.count() == 2
+
+
+def test_the_new_pages_speak_french(client, operator):
+    html = client.get(reverse("console:holders"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Enregistrer un porteur" in html and "Aller au contenu" in html
