@@ -85,7 +85,7 @@ def waiting_for(roles: frozenset[Role], user_id: int | None) -> list[Tile]:
         )
     if Role.SECURITY_OFFICER in roles:
         late = _late_crls()
-        tiles.append(Tile(_("CAs with a late CRL"), late, reverse("console:audit"), alert=late > 0))
+        tiles.append(Tile(_("CAs with a late CRL"), late, reverse("console:pki"), alert=late > 0))
     if roles & {Role.AUDITOR, Role.SECURITY_OFFICER}:
         tiles.append(Tile(_("Audit events"), audit_event_count(), reverse("console:audit")))
     return tiles

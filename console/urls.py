@@ -9,6 +9,7 @@ from console.pages.holders import (
     HolderView,
     RequestFileView,
 )
+from console.pages.pki import PkiPublishView, PkiView
 from console.pages.requests import RequestDecisionView, RequestListView, RequestView
 from console.views import AuditVerifyView, AuditView, HomeView, LoginView
 
@@ -40,4 +41,6 @@ urlpatterns = [
         RequestDecisionView.as_view(),
         name="request_decision",
     ),
+    path("pki/", PkiView.as_view(), name="pki"),
+    path("pki/publish/", PkiPublishView.as_view(), name="pki_publish"),
 ]
