@@ -66,7 +66,9 @@ def waiting_for(roles: frozenset[Role], user_id: int | None) -> list[Tile]:
                 f"{cards}?status=ISSUED",
             )
         )
-        tiles.append(Tile(_("PIN mailers to print"), pin_mailer_list().count(), cards))
+        tiles.append(
+            Tile(_("PIN mailers to print"), pin_mailer_list().count(), reverse("console:mailers"))
+        )
     if roles & {Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER}:
         tiles.append(
             Tile(

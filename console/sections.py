@@ -25,6 +25,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("console:holders", _("Holders"), OPERATORS),
     Section("console:cards", _("Cards"), OPERATORS),
     Section("console:requests", _("Requests"), OPERATORS),
+    Section("console:mailers", _("PIN mailers"), (Role.ISSUANCE_OPERATOR,)),
     Section("console:pki", _("PKI"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
     Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
 )

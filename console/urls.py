@@ -9,6 +9,7 @@ from console.pages.holders import (
     HolderView,
     RequestFileView,
 )
+from console.pages.mailers import MailerConfirmView, MailerPrintView, MailerQueueView
 from console.pages.pki import PkiPublishView, PkiView
 from console.pages.requests import RequestDecisionView, RequestListView, RequestView
 from console.views import AuditVerifyView, AuditView, HomeView, LoginView
@@ -41,6 +42,9 @@ urlpatterns = [
         RequestDecisionView.as_view(),
         name="request_decision",
     ),
+    path("mailers/", MailerQueueView.as_view(), name="mailers"),
+    path("mailers/<uuid:mailer_id>/print/", MailerPrintView.as_view(), name="mailer_print"),
+    path("mailers/<uuid:mailer_id>/confirm/", MailerConfirmView.as_view(), name="mailer_confirm"),
     path("pki/", PkiView.as_view(), name="pki"),
     path("pki/publish/", PkiPublishView.as_view(), name="pki_publish"),
 ]

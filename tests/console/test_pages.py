@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import transaction
 from django.urls import URLPattern, get_resolver, reverse
@@ -56,6 +58,7 @@ def url_of(cps4, make_user):
         "request_id": request.pk,
         "transition": "suspend",
         "approval_id": approval.pk,
+        "mailer_id": uuid.uuid4(),  # none: the role gate answers before the service's 404
     }
 
     def _url(name, params):
