@@ -26,6 +26,11 @@ SECTIONS: tuple[Section, ...] = (
     Section("console:cards", _("Cards"), OPERATORS),
     Section("console:requests", _("Requests"), OPERATORS),
     Section("console:mailers", _("PIN mailers"), (Role.ISSUANCE_OPERATOR,)),
+    Section(
+        "console:stations",
+        _("Stations"),
+        (Role.SECURITY_OFFICER, Role.ISSUANCE_OPERATOR, Role.AUDITOR),
+    ),
     Section("console:pki", _("PKI"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
     Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
 )

@@ -12,6 +12,12 @@ from console.pages.holders import (
 from console.pages.mailers import MailerConfirmView, MailerPrintView, MailerQueueView
 from console.pages.pki import PkiPublishView, PkiView
 from console.pages.requests import RequestDecisionView, RequestListView, RequestView
+from console.pages.stations import (
+    StationCreateView,
+    StationDisableView,
+    StationListView,
+    StationView,
+)
 from console.views import AuditVerifyView, AuditView, HomeView, LoginView
 
 app_name = "console"
@@ -45,6 +51,12 @@ urlpatterns = [
     path("mailers/", MailerQueueView.as_view(), name="mailers"),
     path("mailers/<uuid:mailer_id>/print/", MailerPrintView.as_view(), name="mailer_print"),
     path("mailers/<uuid:mailer_id>/confirm/", MailerConfirmView.as_view(), name="mailer_confirm"),
+    path("stations/", StationListView.as_view(), name="stations"),
+    path("stations/new/", StationCreateView.as_view(), name="station_create"),
+    path("stations/<uuid:station_id>/", StationView.as_view(), name="station"),
+    path(
+        "stations/<uuid:station_id>/disable/", StationDisableView.as_view(), name="station_disable"
+    ),
     path("pki/", PkiView.as_view(), name="pki"),
     path("pki/publish/", PkiPublishView.as_view(), name="pki_publish"),
 ]

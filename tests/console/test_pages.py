@@ -38,7 +38,7 @@ IDS = [name for name, *_ in PAGES]
 def url_of(cps4, make_user):
     """A URL of each console page, its parameters naming real objects."""
     from cms.choices import ApprovalStatus, CardStatus
-    from cms.models import CardRequest, CardTransitionApproval
+    from cms.models import CardRequest, CardTransitionApproval, SitePool, Station
     from tests.cms.conftest import card_make, holder_make
 
     holder = holder_make()
@@ -52,13 +52,16 @@ def url_of(cps4, make_user):
         status=ApprovalStatus.PENDING,
         requested_by=make_user("helpdesk_agent"),
     )
-    values = {
+    values: dict[str, object] = {
         "holder_id": holder.pk,
         "card_id": card.pk,
         "request_id": request.pk,
         "transition": "suspend",
         "approval_id": approval.pk,
-        "mailer_id": uuid.uuid4(),  # none: the role gate answers before the service's 404
+        "mailer_id": uuid.uuid4(),
+        "station_id": Station.objects.create(
+            site=SitePool.objects.create(code="lyon", name="Lyon"), name="st-1"
+        ).pk,  # none: the role gate answers before the service's 404
     }
 
     def _url(name, params):
