@@ -16,6 +16,7 @@ from cms.models import CardRequest, Holder
 from core.models import AuditEvent
 from tests.cms.conftest import card_make
 from tests.console.test_browser import browser, sign_in  # noqa: F401 - browser is a fixture
+from tests.pki.conftest import pki_software, software_key_dir  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +88,8 @@ def test_issuance_operators_register_file_and_approve_in_two_sessions(
     page = first.page
     sign_in(page, base, "olivia")
     first.check("home-operator")
+    page.click("header nav >> text=PIN mailers")
+    first.check("mailers")
     page.click("header nav >> text=Holders")
     first.check("holders")
 
@@ -174,3 +177,40 @@ def test_auditor_filters_the_log_and_verifies_the_chain(
     page.reload()
     page.wait_for_selector("#audit-table >> text=audit.verify")
     checked.check("audit")
+
+
+def test_security_officer_creates_a_station_and_publishes_crls(
+    live_server,
+    browser,  # noqa: F811 - the fixture
+    axe_source,
+    make_user,
+    pki_software,  # noqa: F811 - the fixture
+):
+    from cms.models import SitePool, Station
+    from pki.models import CrlPublication
+
+    SitePool.objects.create(code="paris-11", name="Paris 11")
+    make_user("security_officer", username="sophie")
+    checked = new_page(browser, axe_source)
+    page = checked.page
+    sign_in(page, live_server.url, "sophie")
+    checked.check("home-security-officer")
+
+    page.click("header nav >> text=Stations")
+    checked.check("stations")
+    page.fill("#st-name", "st-accueil")
+    page.click("text=Create and show its enrollment code")
+    code = page.locator("#enrollment-code").inner_text().strip()
+    assert len(code) >= 8 and Station.objects.filter(name="st-accueil").exists()
+    checked.check("station-code")
+    page.click("text=The station's page")
+    assert code not in page.content()  # shown once
+    checked.check("station")
+
+    page.click("header nav >> text=PKI")
+    before = CrlPublication.objects.count()
+    page.click("button:has-text('Publish now')")
+    page.locator("dialog[open] button[type=submit]").click()
+    page.wait_for_selector("text=Publication queued")
+    assert CrlPublication.objects.count() > before
+    checked.check("pki")
