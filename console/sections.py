@@ -32,6 +32,7 @@ SECTIONS: tuple[Section, ...] = (
         (Role.SECURITY_OFFICER, Role.ISSUANCE_OPERATOR, Role.AUDITOR),
     ),
     Section("console:pki", _("PKI"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
+    Section("console:accounts", _("Accounts"), (Role.SECURITY_OFFICER,)),
     Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
 )
 

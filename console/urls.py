@@ -1,6 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from console.pages.accounts import (
+    AccountCreateView,
+    AccountListView,
+    AccountPasswordView,
+    AccountRoleView,
+    AccountView,
+)
 from console.pages.cards import CardApprovalView, CardListView, CardTransitionView, CardView
 from console.pages.holders import (
     HolderCreateView,
@@ -56,6 +63,13 @@ urlpatterns = [
     path("stations/<uuid:station_id>/", StationView.as_view(), name="station"),
     path(
         "stations/<uuid:station_id>/disable/", StationDisableView.as_view(), name="station_disable"
+    ),
+    path("accounts/", AccountListView.as_view(), name="accounts"),
+    path("accounts/new/", AccountCreateView.as_view(), name="account_create"),
+    path("accounts/<int:user_id>/", AccountView.as_view(), name="account"),
+    path("accounts/<int:user_id>/roles/", AccountRoleView.as_view(), name="account_role"),
+    path(
+        "accounts/<int:user_id>/password/", AccountPasswordView.as_view(), name="account_password"
     ),
     path("pki/", PkiView.as_view(), name="pki"),
     path("pki/publish/", PkiPublishView.as_view(), name="pki_publish"),
