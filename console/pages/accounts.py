@@ -89,7 +89,6 @@ class AccountView(ConsolePage):
             **super().get_context_data(**kwargs),
             "account": user,
             "roles": [{"value": r.value, "label": r.label, "held": r in held} for r in HUMAN_ROLES],
-            "audit_link": f"object_type=user&object_id={user.pk}",
         }
 
 
