@@ -12,6 +12,9 @@ from console.pages.cards import CardApprovalView, CardListView, CardTransitionVi
 from console.pages.holders import (
     HolderCreateView,
     HolderEditView,
+    HolderImportRejectedView,
+    HolderImportStatusView,
+    HolderImportView,
     HolderListView,
     HolderView,
     RequestFileView,
@@ -37,6 +40,17 @@ urlpatterns = [
     path("audit/verify/", AuditVerifyView.as_view(), name="audit_verify"),
     path("holders/", HolderListView.as_view(), name="holders"),
     path("holders/new/", HolderCreateView.as_view(), name="holder_create"),
+    path("holders/import/", HolderImportView.as_view(), name="holder_import"),
+    path(
+        "holders/import/<slug:import_id>/",
+        HolderImportStatusView.as_view(),
+        name="holder_import_status",
+    ),
+    path(
+        "holders/import/<slug:import_id>/rejected.csv",
+        HolderImportRejectedView.as_view(),
+        name="holder_import_rejected",
+    ),
     path("holders/<uuid:holder_id>/", HolderView.as_view(), name="holder"),
     path("holders/<uuid:holder_id>/edit/", HolderEditView.as_view(), name="holder_edit"),
     path("holders/<uuid:holder_id>/request/", RequestFileView.as_view(), name="request_file"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import fields
 from typing import Any
@@ -22,10 +23,11 @@ from cms.models import Holder
 from cms.selectors import card_list, holder_get, holder_list, product_list, request_list
 from cms.services.holders import HolderData, holder_create, holder_update
 from cms.services.requests import request_create, request_submit
+from cms.tasks import holder_import_start, holder_import_state
 from console.pages.base import ConsolePage, caller_of, page_of, refused
 from console.sections import OPERATORS
 from core.audit import audit_event_list
-from core.errors import ApplicationError, BadInput
+from core.errors import ApplicationError, BadInput, NotFound
 from core.roles import Role
 
 HEX_UID = re.compile(r"^[0-9A-Fa-f]{14}$")
@@ -215,3 +217,76 @@ class RequestFileView(ConsolePage):
             return HttpResponseRedirect(back)
         messages.success(request, _("Request filed."))
         return HttpResponseRedirect(reverse("console:request", args=[card_request.pk]))
+
+
+class HolderImportView(ConsolePage):
+    """Upload an extract (CSV): queued for a Celery worker; the page then polls its progress."""
+
+    roles = (Role.ISSUANCE_OPERATOR,)
+    template_name = "console/holders/import.html"
+    max_bytes = 50 * 1024 * 1024
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        upload = request.FILES.get("file")
+        if upload is None or not upload.size:
+            messages.error(request, _("Choose a CSV file."))
+            return HttpResponseRedirect(reverse("console:holder_import"))
+        if upload.size is not None and upload.size > self.max_bytes:
+            messages.error(request, _("The file is larger than 50 MB; split it."))
+            return HttpResponseRedirect(reverse("console:holder_import"))
+        try:
+            with transaction.atomic():
+                import_id = holder_import_start(content=upload.read(), caller=caller_of(request))
+        except ApplicationError as exc:
+            refused(request, exc)
+            return HttpResponseRedirect(reverse("console:holder_import"))
+        return HttpResponseRedirect(reverse("console:holder_import_status", args=[import_id]))
+
+
+def _own_import(request: HttpRequest, import_id: str) -> dict[str, Any]:
+    state = holder_import_state(import_id)
+    if state is None or state.get("user_id") != request.user.pk:
+        raise NotFound(f"No import {import_id} of yours (imports are kept one day).")
+    return state
+
+
+class HolderImportStatusView(ConsolePage):
+    """The import's progress; htmx polls the fragment every second until it is done."""
+
+    roles = (Role.ISSUANCE_OPERATOR,)
+    template_name = "console/holders/import_status.html"
+
+    def get_template_names(self) -> list[str]:
+        if self.request.headers.get("HX-Request"):
+            return ["console/holders/_import_progress.html"]
+        return [self.template_name]
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        import_id = self.kwargs["import_id"]
+        state = _own_import(self.request, import_id)
+        estimate = max(int(state.get("estimate") or 0), int(state.get("rows") or 0), 1)
+        return {
+            **super().get_context_data(**kwargs),
+            "import_id": import_id,
+            "job": state,
+            "percent": 100 if state["state"] == "done" else int(100 * state["rows"] / estimate),
+            "finished": state["state"] in ("done", "failed"),
+        }
+
+
+class HolderImportRejectedView(ConsolePage):
+    """The rejected rows as CSV: line, national identifier, field, reason."""
+
+    roles = (Role.ISSUANCE_OPERATOR,)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        import_id = self.kwargs["import_id"]
+        state = _own_import(request, import_id)
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="rejected-{import_id}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["line", "national_id", "field", "reason"])
+        for row in (state.get("report") or {}).get("rejected", []):
+            for name, reason in row["errors"].items():
+                writer.writerow([row["line"], row["national_id"], name, reason])
+        return response
