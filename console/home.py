@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from cms.choices import ApprovalStatus, CardStatus, RequestStatus
 from cms.mailers.selectors import pin_mailer_list
 from cms.selectors import card_approval_list, card_list, request_list
+from cms.services.stock import pools_low_on_stock
 from core.audit import audit_event_count
 from core.roles import Role
 from pki.selectors import authority_list
@@ -77,6 +78,9 @@ def waiting_for(roles: frozenset[Role], user_id: int | None) -> list[Tile]:
                 requests,
             )
         )
+    if roles & {Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER}:
+        low = len(pools_low_on_stock())
+        tiles.append(Tile(_("Pools low on stock"), low, reverse("console:stock"), alert=low > 0))
     if Role.HELPDESK_AGENT in roles:
         tiles.append(
             Tile(

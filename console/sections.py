@@ -25,6 +25,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("console:holders", _("Holders"), OPERATORS),
     Section("console:cards", _("Cards"), OPERATORS),
     Section("console:requests", _("Requests"), OPERATORS),
+    Section(
+        "console:stock", _("Stock"), (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
+    ),
     Section("console:mailers", _("PIN mailers"), (Role.ISSUANCE_OPERATOR,)),
     Section(
         "console:stations",

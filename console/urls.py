@@ -28,6 +28,7 @@ from console.pages.stations import (
     StationListView,
     StationView,
 )
+from console.pages.stock import BatchRegisterView, PoolThresholdView, StockView
 from console.views import AuditVerifyView, AuditView, HomeView, LoginView
 
 app_name = "console"
@@ -72,6 +73,11 @@ urlpatterns = [
     path("mailers/", MailerQueueView.as_view(), name="mailers"),
     path("mailers/<uuid:mailer_id>/print/", MailerPrintView.as_view(), name="mailer_print"),
     path("mailers/<uuid:mailer_id>/confirm/", MailerConfirmView.as_view(), name="mailer_confirm"),
+    path("stock/", StockView.as_view(), name="stock"),
+    path("stock/batches/", BatchRegisterView.as_view(), name="batch_register"),
+    path(
+        "stock/pools/<int:pool_id>/threshold/", PoolThresholdView.as_view(), name="pool_threshold"
+    ),
     path("stations/", StationListView.as_view(), name="stations"),
     path("stations/new/", StationCreateView.as_view(), name="station_create"),
     path("stations/<uuid:station_id>/", StationView.as_view(), name="station"),

@@ -60,6 +60,7 @@ def url_of(cps4, make_user):
         "approval_id": approval.pk,
         "mailer_id": uuid.uuid4(),
         "user_id": make_user("auditor").pk,
+        "pool_id": SitePool.objects.create(code="nantes", name="Nantes").pk,
         "station_id": Station.objects.create(
             site=SitePool.objects.create(code="lyon", name="Lyon"), name="st-1"
         ).pk,  # none: the role gate answers before the service's 404
