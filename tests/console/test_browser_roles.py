@@ -90,6 +90,8 @@ def test_issuance_operators_register_file_and_approve_in_two_sessions(
     first.check("home-operator")
     page.click("header nav >> text=PIN mailers")
     first.check("mailers")
+    page.click("header nav >> text=Stock")
+    first.check("stock")
     page.click("header nav >> text=Holders")
     first.check("holders")
 
@@ -207,6 +209,8 @@ def test_security_officer_creates_a_station_and_publishes_crls(
     assert code not in page.content()  # shown once
     checked.check("station")
 
+    page.click("header nav >> text=Accounts")
+    checked.check("accounts")
     page.click("header nav >> text=PKI")
     before = CrlPublication.objects.count()
     page.click("button:has-text('Publish now')")
