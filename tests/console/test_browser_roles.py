@@ -94,6 +94,9 @@ def test_issuance_operators_register_file_and_approve_in_two_sessions(
     first.check("stock")
     page.click("header nav >> text=Holders")
     first.check("holders")
+    page.click("text=Import holders")
+    first.check("holder-import")
+    page.go_back()
 
     # The registration form, with the keyboard alone: skip link, fields in tab order, Enter.
     page.click("text=Register a holder")
