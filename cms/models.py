@@ -92,6 +92,9 @@ class SitePool(models.Model):
 
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)
+    low_stock_threshold = models.PositiveIntegerField(
+        default=0, help_text="alert on the console's home below this many blank cards (0: none)"
+    )
 
     class Meta:
         ordering = ("code",)

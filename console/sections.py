@@ -1,4 +1,6 @@
-"""The console's navigation: each section with the roles that see it."""
+"""The console's navigation registry: each section names its URL, its label and the roles that see
+it. A feature adds its page to the header by adding one ``Section`` here (and the view declares the
+same roles: ``tests/console/test_pages.py`` checks they agree)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from core.roles import Role
 
+OPERATORS = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR)
+
 
 @dataclass(frozen=True)
 class Section:
@@ -17,8 +21,21 @@ class Section:
     roles: tuple[Role, ...]
 
 
-SECTIONS = (
-    Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
+SECTIONS: tuple[Section, ...] = (
+    Section("console:holders", _("Holders"), OPERATORS),
+    Section("console:cards", _("Cards"), OPERATORS),
+    Section("console:requests", _("Requests"), OPERATORS),
+    Section(
+        "console:stock", _("Stock"), (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
+    ),
+    Section("console:mailers", _("PIN mailers"), (Role.ISSUANCE_OPERATOR,)),
+    Section(
+        "console:stations",
+        _("Stations"),
+        (Role.SECURITY_OFFICER, Role.ISSUANCE_OPERATOR, Role.AUDITOR),
+    ),
+    Section("console:pki", _("PKI"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
+    Section("console:accounts", _("Accounts"), (Role.SECURITY_OFFICER,)),
     # after issuance (issue 15)
     Section(
         "console:card-report-loss",
@@ -38,6 +55,7 @@ SECTIONS = (
         _("Migration"),
         (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR),
     ),
+    Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
 )
 
 

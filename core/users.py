@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.contrib.auth.models import Group, User
@@ -9,8 +10,10 @@ from django.db import transaction
 
 from core.actors import Actor
 from core.audit import audit_event_create
+from core.errors import BadInput, Conflict, Forbidden
 from core.roles import Role
 
+USERNAME = re.compile(r"[\w.@+-]+")
 HUMAN_ROLES = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR)
 
 
@@ -63,3 +66,56 @@ def user_grant_role(*, user: User, role: Role, actor: Actor) -> User:
         details={"username": user.username, "role": role.value},
     )
     return user
+
+
+@transaction.atomic
+def user_withdraw_role(*, user: User, role: Role, actor: Actor) -> User:
+    """Remove a role; withdrawing one not held changes nothing and writes nothing. A security
+    officer does not withdraw their own security officer role (someone else must): the console
+    would otherwise lose its last manager by a slip."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if not user.groups.filter(name=role.value).exists():
+        return user
+    if role == Role.SECURITY_OFFICER and actor.kind == "user" and actor.id == str(user.pk):
+        raise Forbidden("Another security officer withdraws your security officer role.")
+    user.groups.remove(Group.objects.get(name=role.value))
+    audit_event_create(
+        actor=actor,
+        action="user.withdraw_role",
+        object_type="user",
+        object_id=str(user.pk),
+        details={"username": user.username, "role": role.value},
+    )
+    return user
+
+
+@transaction.atomic
+def user_password_reset(*, user: User, actor: Actor) -> str:
+    """A new generated password, returned here and nowhere else (the audit event says only that
+    it was reset); the account's sessions end with the old password hash."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    password = secrets.token_urlsafe(18)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_event_create(
+        actor=actor,
+        action="user.reset_password",
+        object_type="user",
+        object_id=str(user.pk),
+        details={"username": user.username},
+    )
+    return password
+
+
+def user_create_checked(*, username: str, actor: Actor) -> tuple[User, str]:
+    """``user_create`` with the user name checked: 150 characters at most of letters, digits and
+    @.+-_ (Django's rule), not taken already."""
+    username = username.strip()
+    if not username or len(username) > 150 or not USERNAME.fullmatch(username):
+        raise BadInput(
+            "A user name is 1 to 150 letters, digits or @.+-_ characters.",
+            extra={"fields": {"username": "invalid"}},
+        )
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"The user name {username!r} is taken.")
+    return user_create(username=username, actor=actor)

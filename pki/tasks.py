@@ -21,3 +21,17 @@ from pki import services
 def pki_publish_task() -> None:
     """Beat entry: what is due (CRLs, deltas, OCSP answers, responder renewals), nothing more."""
     services.pki_publish_all(actor=Actor.system("pki_publish"), due_only=True)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=20,
+)
+def pki_publish_now_task(actor_id: str, actor_label: str) -> None:
+    """A security officer's "publish now" from the console: every CRL and delta, OCSP answers,
+    signed here on the signing queue, never in the web request (ADR 0011); audited as that
+    officer."""
+    services.pki_publish_all(actor=Actor(kind="user", id=actor_id, label=actor_label))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -38,6 +38,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "city": ("libellé commune (coord. structure)", "commune", "city"),
     "country": ("country",),  # ISO alpha-2; the RPPS extract's INSEE codes (99100) are not read
 }
+PROGRESS_EVERY = 200
 REQUIRED = ("national_id", "last_name", "first_name", "profession")
 STATUS_ALIASES = {
     "actif": "active",
@@ -128,14 +129,23 @@ def _row_data(row: list[str], columns: dict[str, int]) -> HolderData:
     return HolderData(**values)
 
 
-def holder_import(*, content: bytes, caller: Caller, chunk_size: int = 5000) -> ImportReport:
-    """Upsert holders from a directory extract; see the module docstring."""
+def holder_import(
+    *,
+    content: bytes,
+    caller: Caller,
+    chunk_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Upsert holders from a directory extract; see the module docstring. ``progress`` is told
+    the number of rows read so far, every ``PROGRESS_EVERY`` rows and at the end."""
     _require_write(caller)
     report = ImportReport(sha256=hashlib.sha256(content).hexdigest())
     columns, rows = _rows(_decode(content))
     valid: dict[str, tuple[int, dict[str, str]]] = {}
     for line, row in rows:
         report.total += 1
+        if progress is not None and report.total % PROGRESS_EVERY == 0:
+            progress(report.total)
         try:
             values = holder_data_clean(_row_data(row, columns))
         except ApplicationError as exc:
@@ -174,6 +184,8 @@ def holder_import(*, content: bytes, caller: Caller, chunk_size: int = 5000) -> 
                     "requests_cancelled": report.requests_cancelled,
                 },
             )
+    if progress is not None:
+        progress(report.total)
     return report
 
 

@@ -9,6 +9,7 @@ import re
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import Count, Q
 
 from cms.callers import Caller
 from cms.choices import CardStatus, ProductStatus
@@ -210,3 +211,41 @@ def stock_assign_pool(
         details={"pool": pool.code, "cards": len(moving), "batch_id": batch_id},
     )
     return len(moving)
+
+
+def stock_batch_preview(content: bytes) -> list[tuple[str, str | None, int]]:
+    """The rows a batch file would register (chip serial, DESFire UID, transport key version),
+    checked as ``stock_batch_register`` checks them; nothing is written."""
+    return _parse_batch(content)
+
+
+@transaction.atomic
+def pool_threshold_set(*, pool_id: int, threshold: int, caller: Caller) -> SitePool:
+    """The low-stock threshold of a pool (blank cards in stock below it: an alert; 0: none)."""
+    _require(caller)
+    if not 0 <= threshold <= 1_000_000:
+        raise BadInput("A low-stock threshold is 0 to 1000000 cards.")
+    pool = SitePool.objects.select_for_update().filter(pk=pool_id).first()
+    if pool is None:
+        raise NotFound(f"No pool #{pool_id}.")
+    if pool.low_stock_threshold == threshold:
+        return pool
+    previous = pool.low_stock_threshold
+    pool.low_stock_threshold = threshold
+    pool.save(update_fields=["low_stock_threshold"])
+    audit_event_create(
+        actor=caller.actor,
+        action="stock.pool_threshold",
+        object_type="site_pool",
+        object_id=str(pool.pk),
+        details={"code": pool.code, "threshold": threshold, "previous": previous},
+    )
+    return pool
+
+
+def pools_low_on_stock() -> list[tuple[SitePool, int]]:
+    """Pools with a threshold whose blank cards in stock fell below it, with their count."""
+    pools = SitePool.objects.filter(low_stock_threshold__gt=0).annotate(
+        blank=Count("cards", filter=Q(cards__status=CardStatus.IN_STOCK))
+    )
+    return [(pool, pool.blank) for pool in pools if pool.blank < pool.low_stock_threshold]

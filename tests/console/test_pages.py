@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import pytest
 from django.db import transaction
-from django.urls import URLPattern, get_resolver
+from django.urls import URLPattern, get_resolver, reverse
 
+from console.sections import SECTIONS
 from core.actors import Actor
 from core.audit import audit_event_create
 from core.roles import Role
@@ -14,33 +18,102 @@ pytestmark = pytest.mark.django_db
 
 
 def console_pages():
+    """Every console URL whose view declares its roles: (name, roles, its URL parameters, whether
+    it answers GET)."""
     resolver = get_resolver()
     console = next(p for p in resolver.url_patterns if str(p.pattern) == "console/")
     for pattern in console.url_patterns:
         assert isinstance(pattern, URLPattern)
-        roles = getattr(pattern.callback.view_class, "roles", None)
-        if roles is not None and "<" not in str(pattern.pattern):  # object pages: own tests
-            yield f"/console/{pattern.pattern}", roles
+        view = pattern.callback.view_class
+        roles = getattr(view, "roles", None)
+        if roles is not None:
+            params = tuple(sorted(pattern.pattern.converters))
+            yield pattern.name, roles, params, "get" in view.http_method_names
 
 
 PAGES = list(console_pages())
+IDS = [name for name, *_ in PAGES]
+
+
+@pytest.fixture
+def url_of(cps4, make_user):
+    """A URL of each console page, its parameters naming real objects."""
+    from cms.choices import ApprovalStatus, CardStatus
+    from cms.models import CardRequest, CardTransitionApproval, SitePool, Station
+    from cps3.models import Wave
+    from tests.cms.conftest import card_make, holder_make
+
+    holder = holder_make()
+    card = card_make(cps4, CardStatus.ACTIVE, holder=holder)
+    request = CardRequest.objects.create(
+        kind="new", holder=holder, product=cps4, requested_by_label="someone"
+    )
+    approval = CardTransitionApproval.objects.create(
+        card=card,
+        transition="reinstate",
+        status=ApprovalStatus.PENDING,
+        requested_by=make_user("helpdesk_agent"),
+    )
+    values: dict[str, object] = {
+        "holder_id": holder.pk,
+        "card_id": card.pk,
+        "request_id": request.pk,
+        "transition": "suspend",
+        "approval_id": approval.pk,
+        "mailer_id": uuid.uuid4(),
+        "user_id": make_user("auditor").pk,
+        "pool_id": SitePool.objects.create(code="nantes", name="Nantes").pk,
+        "station_id": Station.objects.create(
+            site=SitePool.objects.create(code="lyon", name="Lyon"), name="st-1"
+        ).pk,  # none: the role gate answers before the service's 404
+        "wave_id": Wave.objects.create(
+            name="w",
+            pool=SitePool.objects.create(code="brest", name="Brest"),
+            product=cps4,
+            daily_capacity=1,
+            start_on=dt.date(2030, 1, 1),
+        ).pk,
+    }
+
+    def _url(name, params, user=None):
+        if "import_id" in params:  # an import of this user's, finished
+            from django.core.cache import cache
+
+            values["import_id"] = "0" * 32
+            state = {"state": "done", "rows": 0, "estimate": 0, "report": {"rejected": []}}
+            cache.set(f"cms:holder-import:{'0' * 32}:state", {**state, "user_id": user and user.pk})
+        return reverse(f"console:{name}", kwargs={p: values[p] for p in params})
+
+    return _url
 
 
 def test_every_role_aware_page_is_found():
-    assert {"/console/", "/console/audit/"} <= {url for url, _ in PAGES}
+    assert {"home", "audit", "holders", "holder", "card", "requests", "request"} <= set(IDS)
+
+
+def test_every_section_of_the_navigation_opens_for_the_roles_it_is_shown_to():
+    views = {name: set(roles) for name, roles, *_ in PAGES}
+    for section in SECTIONS:
+        assert set(section.roles) == views[section.url_name.removeprefix("console:")]
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
-@pytest.mark.parametrize("url,roles", PAGES, ids=[url for url, _ in PAGES])
-def test_console_role_matrix(url, roles, role, client, make_user):
-    client.force_login(make_user(role.value))
-    response = client.get(url)
-    assert response.status_code == (200 if role in roles else 403)
+@pytest.mark.parametrize("name,roles,params,get", PAGES, ids=IDS)
+def test_console_role_matrix(name, roles, params, get, role, client, make_user, url_of):
+    user = make_user(role.value)
+    client.force_login(user)
+    url = url_of(name, params, user)
+    if get:
+        assert client.get(url).status_code == (200 if role in roles else 403)
+    else:  # an action: refused before anything happens, or answered (a redirect, a fragment)
+        status = client.post(url, {}).status_code
+        assert status == 403 if role not in roles else status in (200, 302)
 
 
-@pytest.mark.parametrize("url,roles", PAGES, ids=[url for url, _ in PAGES])
-def test_anonymous_visitors_are_sent_to_the_login_page(url, roles, client):
-    response = client.get(url)
+@pytest.mark.parametrize("name,roles,params,get", PAGES, ids=IDS)
+def test_anonymous_visitors_are_sent_to_the_login_page(name, roles, params, get, client, url_of):
+    url = url_of(name, params)
+    response = client.get(url) if get else client.post(url, {})
     assert response.status_code == 302
     assert response["Location"].startswith("/console/login/")
 
