@@ -163,9 +163,9 @@ def _waves(records: int, size: int) -> None:
 
     from django.contrib.auth.models import Group, User
 
-    from cps3.dashboard import dashboard
     from cms.models import Product, SitePool
     from core.dual_control import act_approve
+    from cps3.dashboard import dashboard
     from cps3.waves import (
         WaveSpec,
         summaries_refresh,

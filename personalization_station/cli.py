@@ -5,7 +5,9 @@ one-time enrollment code for the station credential (stored mode 0600); ``--code
 code from stdin and, without ``--code``, it is taken from ``CMS_ENROLLMENT_CODE``: both keep it
 out of ``ps`` listings and shell history;
 ``python -m personalization_station run [--cms URL] [--reader NAME] [--once]`` waits for cards and
-relays their personalization sessions.
+relays their personalization sessions;
+``python -m personalization_station handin --cps4 NUMBER [--reader NAME]`` reads the CPS3 a holder
+hands in with their new CPS4 and reports it (the CMS matches it or refuses the hand-over).
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         default=300.0,
         help="how long to ride out an unreachable CMS before giving up on a call",
     )
+    handin = sub.add_parser(
+        "handin", help="read the CPS3 a holder hands in with their new CPS4 and report it"
+    )
+    handin.add_argument("--cms", help="base URL of the CMS (default: the enrolled one)")
+    handin.add_argument("--reader", help="contact reader name (default: the first reader)")
+    handin.add_argument("--cps4", required=True, help="the card number of the CPS4 delivered")
     return parser
 
 
@@ -193,6 +201,55 @@ def _run(args: argparse.Namespace, path: Path) -> int:
         _say("waiting for a card")
 
 
+def _handin(args: argparse.Namespace, path: Path) -> int:
+    """Read the CPS3 in the reader (chip serial, certificates) and report it: the CMS matches it
+    to the holder of the CPS4 delivered, or refuses the hand-over with its reason."""
+    import base64
+
+    from cards.cps3_read import read_cps3
+    from personalization_station import pcsc
+
+    credential = credentials.load(path)
+    try:
+        client = CmsClient(
+            args.cms or credential.cms,
+            credential.token,
+            ca_file=args.ca_file,
+            client_cert=credentials.client_certificate(credential),
+            backoff=Backoff(total=30.0),
+        )
+    except ValueError as exc:
+        _say(f"not started: {exc}")
+        return 2
+    names = pcsc.reader_names()
+    reader = args.reader or (names[0] if names else None)
+    if reader is None:
+        _say("no PC/SC reader; is pcscd running?")
+        return 2
+    link = pcsc.wait_for_card(reader, timeout=60.0)
+    try:
+        contents = read_cps3(link.contact)
+    except CardError as exc:
+        _say(f"the card in {reader!r} could not be read as a CPS3: {exc}")
+        return 1
+    finally:
+        pcsc.close(link)
+    body = {
+        "cps4_card_number": args.cps4,
+        "chip_serial": contents.chip_serial.hex().upper(),
+        "certificates": {
+            slot: base64.b64encode(der).decode() for slot, der in contents.certificates.items()
+        },
+    }
+    try:
+        _, answer = client.post("station/cps3-handin", body)
+    except ApiError as exc:
+        _say(f"hand-over refused: {exc.message}")
+        return 1
+    _say(f"CPS3 {body['chip_serial']}: {answer['message']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -204,4 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.credential or credentials.default_path()
     if args.command == "enroll":
         return _enroll(args, path)
+    if args.command == "handin":
+        return _handin(args, path)
     return _run(args, path)

@@ -7,6 +7,8 @@ through ``/api/v1/dual-control/acts``), paused, resumed and cancelled here.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 
 import django_filters
@@ -22,10 +24,12 @@ from rest_framework.views import APIView
 from api.fields import IdField
 from api.serializers import JsonInputSerializer
 from api.views.dual_control import DualControlActSerializer
-from core.errors import BadInput, Conflict, Forbidden, NotFound
+from cms.callers import Caller
+from core.errors import BadInput, Conflict, Forbidden, NotFound, PolicyViolation
 from core.roles import Role
 from cps3.choices import ExceptionKind
 from cps3.dashboard import dashboard
+from cps3.handover import cps3_handin
 from cps3.inventory import exceptions_csv
 from cps3.models import Cps3Exception, Cps3Import, Wave
 from cps3.waves import (
@@ -309,7 +313,57 @@ class DashboardApi(APIView):
         return Response(dashboard(int(raw) if raw else None))
 
 
+class Cps3HandinApi(APIView):
+    """A station reports the CPS3 handed in at the delivery of a CPS4: matched by chip serial and
+    certificates (422 and audited on a mismatch); the CPS3 is revoked at once if the CPS4 is
+    active, else after its activation."""
+
+    roles = (Role.STATION,)
+    errors = (PolicyViolation,)
+
+    class InputSerializer(JsonInputSerializer):
+        cps4_card_number = serializers.RegexField(r"^[0-9]{20}$")
+        chip_serial = serializers.RegexField(r"^[0-9A-Fa-f]{8,32}$")
+        certificates = serializers.DictField(child=serializers.CharField(max_length=8192))
+
+    class OutputSerializer(serializers.Serializer[dict[str, object]]):
+        cps3_status = serializers.CharField()
+        revoked_now = serializers.BooleanField()
+        message = serializers.CharField()
+
+    @extend_schema(
+        request=InputSerializer, responses=OutputSerializer, operation_id="station_cps3_handin"
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        certificates: dict[str, bytes] = {}
+        for slot, encoded in v["certificates"].items():
+            if slot not in ("auth", "sign"):
+                raise BadInput(f"Unknown certificate slot {slot!r}; use auth or sign.")
+            try:
+                certificates[slot] = base64.b64decode(encoded, validate=True)
+            except binascii.Error:
+                raise BadInput(f"The {slot} certificate is not base64.") from None
+        done = cps3_handin(
+            caller=Caller.for_user(request.user),
+            cps4_card_number=v["cps4_card_number"],
+            chip_serial=v["chip_serial"],
+            certificates=certificates,
+        )
+        message = (
+            "CPS3 taken back and revoked."
+            if done.revoked_now
+            else "CPS3 taken back; it is revoked once the CPS4 is activated."
+        )
+        return Response(
+            {"cps3_status": done.legacy.status, "revoked_now": done.revoked_now, "message": message}
+        )
+
+
 migration_v1 = [
+    path("station/cps3-handin", Cps3HandinApi.as_view(), name="station-cps3-handin"),
     path("migration/imports", ImportListApi.as_view(), name="migration-import-list"),
     path("migration/exceptions", ExceptionListApi.as_view(), name="migration-exception-list"),
     path("migration/exceptions.csv", ExceptionCsvApi.as_view(), name="migration-exception-csv"),
