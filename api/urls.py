@@ -4,6 +4,7 @@ from api.exceptions import api_not_found
 from api.views.audit import AuditEventListApi
 from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
+from api.views.contactless import ContactlessStatusApi
 from api.views.dual_control import dual_control_v1
 from api.views.me import MeApi
 from api.views.schema import DocsApi, SchemaApi
@@ -16,6 +17,7 @@ v1 = [
     *cms_v1,
     *stations_v1,
     *dual_control_v1,
+    path("contactless/status", ContactlessStatusApi.as_view(), name="contactless-status"),
 ]
 
 
