@@ -102,7 +102,11 @@ def contact_auth(*, module: str | None, pin: str, ca_file: Path) -> ContactProof
         if not slots:
             raise ClientError("no card in a contact reader")
         token = slots[0].get_token()
-        serial = token.serial.decode().strip() if isinstance(token.serial, bytes) else str(token.serial).strip()
+        serial = (
+            token.serial.decode().strip()
+            if isinstance(token.serial, bytes)
+            else str(token.serial).strip()
+        )
         with token.open(user_pin=pin) as session:
             chosen = None
             for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
@@ -117,16 +121,18 @@ def contact_auth(*, module: str | None, pin: str, ca_file: Path) -> ContactProof
             if chosen is None:
                 raise ClientError("the card holds no authentication certificate")
             certificate, key_id = chosen
-            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id)
+            key: Any = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id)
             signature = key.sign(challenge, mechanism=Mechanism.SHA256_RSA_PKCS)
     except PKCS11Error as exc:
-        raise ClientError(f"PKCS#11: {type(exc).__name__} (wrong PIN, blocked or no card?)") from None
+        raise ClientError(
+            f"PKCS#11: {type(exc).__name__} (wrong PIN, blocked or no card?)"
+        ) from None
     public = certificate.public_key()
     if not isinstance(public, rsa.RSAPublicKey):
         raise ClientError("the authentication certificate is not RSA")
     try:
         public.verify(signature, challenge, padding.PKCS1v15(), hashes.SHA256())
-    except Exception:  # noqa: BLE001 - cryptography's InvalidSignature
+    except Exception:
         raise ClientError("the card's signature does not match its certificate") from None
     certificate_check(certificate, ca_file=ca_file)
     return ContactProof(serial, certificate.subject.rfc4514_string(), certificate)

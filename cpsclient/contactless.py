@@ -57,7 +57,7 @@ def contactless_auth(transport: Transport, *, master: bytes) -> ContactlessIdent
         if record.tag != 0xE1 or any(v is None for v in fields.values()):
             raise ClientError("the card's identity record is malformed")
         values = {tag: v.value.decode() for tag, v in fields.items() if v is not None}
-        until = dt.datetime.strptime(values[0x82], "%Y%m%d").date()
+        until = dt.date.fromisoformat(values[0x82])  # YYYYMMDD is ISO 8601 basic
     except (CardError, ValueError) as exc:
         raise ClientError(f"contactless authentication failed: {exc}") from None
     number = values[0x81]
@@ -83,7 +83,7 @@ def check(identity: ContactlessIdentity, deny: denylist.DenyList | None) -> str 
         reason = deny.reason_for(uid=identity.uid, card=identity.card_number)
         if reason is not None:
             return reason
-    if identity.valid_until < dt.date.today():
+    if identity.valid_until < dt.datetime.now(dt.UTC).date():
         return "expired"
     return None
 

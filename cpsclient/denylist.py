@@ -198,7 +198,9 @@ def add_parser(subparsers: Any) -> None:
     sync_parser = commands.add_parser("sync", help="fetch, verify and keep the newest list")
     sync_parser.add_argument("url", help="base URL, e.g. https://cms.example/contactless/deny-list")
     sync_parser.add_argument("--ca-file", help="the pinned root CA (PEM); default STORE/ca.pem")
-    sync_parser.add_argument("--store", help="local directory (default $CPSCLIENT_HOME, ~/.cpsclient)")
+    sync_parser.add_argument(
+        "--store", help="local directory (default $CPSCLIENT_HOME, ~/.cpsclient)"
+    )
     sync_parser.add_argument(
         "--full", action="store_true", help="fetch the full list again (never an older one)"
     )
