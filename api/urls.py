@@ -7,6 +7,7 @@ from api.views.cms.urls import cms_v1
 from api.views.contactless import ContactlessStatusApi
 from api.views.dual_control import dual_control_v1
 from api.views.me import MeApi
+from api.views.relying_parties import relying_parties_v1
 from api.views.schema import DocsApi, SchemaApi
 from api.views.stations import stations_v1
 
@@ -17,6 +18,7 @@ v1 = [
     *cms_v1,
     *stations_v1,
     *dual_control_v1,
+    *relying_parties_v1,
     path("contactless/status", ContactlessStatusApi.as_view(), name="contactless-status"),
 ]
 

@@ -273,6 +273,43 @@ class DenyListPublication(models.Model):
         return f"deny list {self.kind} v{self.version}"
 
 
+class RelyingParty(models.Model):
+    """An organisation that checks cards contactlessly with the DESFire read key (key 1): it
+    receives the read master encrypted to its RSA public key, under dual control (ADR 0108)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    contact = models.CharField(max_length=200, blank=True)
+    public_key_pem = models.TextField(help_text="RSA public key the read master is wrapped to")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RelyingPartyKeyExport(models.Model):
+    """One export of the read master to a relying party: RSA-OAEP (SHA-256) to its key."""
+
+    relying_party = models.ForeignKey(
+        RelyingParty, on_delete=models.PROTECT, related_name="exports"
+    )
+    key_label = models.CharField(max_length=64)
+    wrapped = models.BinaryField()
+    key_check_value = models.CharField(max_length=6, help_text="AES-CMAC(key, 0^16)[:3], hex")
+    act_id = models.PositiveBigIntegerField(help_text="the dual-control act that approved it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.relying_party} {self.key_label}"
+
+
 class CardTransitionApproval(models.Model):
     """A dual-control transition requested by one person, applied when another approves it."""
 
