@@ -51,7 +51,7 @@ def _publish() -> None:
 
 def test_kit_through_pcscd(
     scene,
-    virtual_card,
+    virtual_card,  # noqa: F811 - the fixture imported above
     pcscd,
     make_user,
     live_server,
