@@ -49,16 +49,23 @@ class DenyList:
     def key(uid: str, card: str) -> str:
         return f"{uid.upper()}|{card}"
 
+    _by_uid: dict[str, str] | None = field(default=None, repr=False, compare=False)
+    _by_card: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
     def reason_for(self, *, uid: str | None = None, card: str | None = None) -> str | None:
         """The deny reason of a UID or card number, ``None`` when it is not listed."""
-        for entry in self.entries.values():
-            if (uid and entry["uid"].upper() == uid.upper()) or (card and entry["card"] == card):
-                return entry["reason"] or "denied"
+        if self._by_uid is None or self._by_card is None:
+            self._by_uid = {
+                e["uid"].upper(): e["reason"] or "denied" for e in self.entries.values() if e["uid"]
+            }
+            self._by_card = {
+                e["card"]: e["reason"] or "denied" for e in self.entries.values() if e["card"]
+            }
+        if uid and uid.upper() in self._by_uid:
+            return self._by_uid[uid.upper()]
+        if card and card in self._by_card:
+            return self._by_card[card]
         return None
-
-    def index(self) -> dict[str, str]:
-        """UID -> reason, for many lookups (access-control readers)."""
-        return {e["uid"].upper(): e["reason"] for e in self.entries.values() if e["uid"]}
 
     def to_json(self) -> dict[str, Any]:
         return {
