@@ -17,7 +17,10 @@ class Section:
     roles: tuple[Role, ...]
 
 
-SECTIONS = (Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),)
+SECTIONS = (
+    Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
+    Section("console:contactless", _("Contactless"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
+)
 
 
 def sections_for(roles: frozenset[Role]) -> list[Section]:
