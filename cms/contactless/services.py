@@ -78,6 +78,7 @@ def deny_list_publish(*, actor: Actor, force: bool = False) -> Published | None:
             DenyListChangeRow.objects.select_for_update()
             .filter(version__isnull=True)
             .order_by("id")
+            .values_list("id", "card_id", "change", "desfire_uid", "card_number", "reason")
         )
         if not force and not _due(last, now=now, pending=bool(pending)):
             return None
@@ -101,18 +102,14 @@ def deny_list_publish(*, actor: Actor, force: bool = False) -> Published | None:
             actor=actor,
         )
         # the last change of each card wins
-        final: dict[object, DenyListChangeRow] = {}
-        for row in pending:
-            final[row.card_id] = row
-        added = [
-            document.Entry(r.desfire_uid, r.card_number, r.reason)
-            for r in final.values()
-            if r.change == DenyChange.ADD
-        ]
+        final: dict[object, tuple[str, document.Entry]] = {}
+        for _pk, card_id, change, uid, card_number, reason in pending:
+            final[card_id] = (change, document.Entry(uid, card_number, reason))
+        added = [entry for change, entry in final.values() if change == DenyChange.ADD]
         removed = [
-            document.Entry(r.desfire_uid, r.card_number)
-            for r in final.values()
-            if r.change == DenyChange.REMOVE
+            document.Entry(entry.uid, entry.card)
+            for change, entry in final.values()
+            if change == DenyChange.REMOVE
         ]
         if version > 1:
             _store(
@@ -131,7 +128,9 @@ def deny_list_publish(*, actor: Actor, force: bool = False) -> Published | None:
                 actor=actor,
             )
         if pending:
-            DenyListChangeRow.objects.filter(pk__in=[r.pk for r in pending]).update(version=version)
+            DenyListChangeRow.objects.filter(pk__in=[row[0] for row in pending]).update(
+                version=version
+            )
         audit_event_create(
             actor=actor,
             action="contactless.deny_list_publish",
