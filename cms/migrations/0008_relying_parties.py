@@ -5,40 +5,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cms', '0007_contactless_deny_list_versions'),
+        ("cms", "0007_contactless_deny_list_versions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RelyingParty',
+            name="RelyingParty",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('contact', models.CharField(blank=True, max_length=200)),
-                ('public_key_pem', models.TextField(help_text='RSA public key the read master is wrapped to')),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('withdrawn_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("contact", models.CharField(blank=True, max_length=200)),
+                (
+                    "public_key_pem",
+                    models.TextField(help_text="RSA public key the read master is wrapped to"),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("withdrawn_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ('name',),
+                "ordering": ("name",),
             },
         ),
         migrations.CreateModel(
-            name='RelyingPartyKeyExport',
+            name="RelyingPartyKeyExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key_label', models.CharField(max_length=64)),
-                ('wrapped', models.BinaryField()),
-                ('key_check_value', models.CharField(help_text='AES-CMAC(key, 0^16)[:3], hex', max_length=6)),
-                ('act_id', models.PositiveBigIntegerField(help_text='the dual-control act that approved it')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('relying_party', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='exports', to='cms.relyingparty')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key_label", models.CharField(max_length=64)),
+                ("wrapped", models.BinaryField()),
+                (
+                    "key_check_value",
+                    models.CharField(help_text="AES-CMAC(key, 0^16)[:3], hex", max_length=6),
+                ),
+                (
+                    "act_id",
+                    models.PositiveBigIntegerField(
+                        help_text="the dual-control act that approved it"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "relying_party",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="exports",
+                        to="cms.relyingparty",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-created_at',),
+                "ordering": ("-created_at",),
             },
         ),
     ]
