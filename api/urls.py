@@ -4,9 +4,11 @@ from api.exceptions import api_not_found
 from api.views.audit import AuditEventListApi
 from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
+from api.views.contactless import ContactlessStatusApi
 from api.views.dual_control import dual_control_v1
 from api.views.me import MeApi
 from api.views.migration import migration_v1
+from api.views.relying_parties import relying_parties_v1
 from api.views.schema import DocsApi, SchemaApi
 from api.views.stations import stations_v1
 
@@ -18,6 +20,8 @@ v1 = [
     *stations_v1,
     *dual_control_v1,
     *migration_v1,
+    *relying_parties_v1,
+    path("contactless/status", ContactlessStatusApi.as_view(), name="contactless-status"),
 ]
 
 

@@ -111,6 +111,16 @@ class ApprovalStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class DenyChange(models.TextChoices):
+    ADD = "add", "Added"
+    REMOVE = "remove", "Removed"
+
+
+class DenyListKind(models.TextChoices):
+    FULL = "full", "Full"
+    DELTA = "delta", "Delta"
+
+
 class DenyReason(models.TextChoices):
     SUSPENDED = "suspended", "Suspended"
     REVOKED = "revoked", "Revoked"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cms import lifecycle
-from cms.choices import CardStatus, DenyReason, RevokeReason
+from cms.choices import CardStatus, DenyChange, DenyReason, RevokeReason
 from cms.lifecycle import Effect, Transition
-from cms.models import Card, CardCertificate, DenyListEntry
+from cms.models import Card, CardCertificate, DenyListChangeRow, DenyListEntry
 from core.actors import Actor
 from pki import services as pki_services
 from pki.choices import CertificateStatus
@@ -91,6 +91,17 @@ def _certificates_apply(
     return changed
 
 
+def _deny_change(card: Card, change: DenyChange, reason: str) -> None:
+    # the publication task versions it (cms.contactless.services.deny_list_publish)
+    DenyListChangeRow.objects.create(
+        card=card,
+        change=change,
+        desfire_uid=card.desfire_uid or "",
+        card_number=card.card_number or "",
+        reason=reason,
+    )
+
+
 def contactless_deny(*, card: Card, status: CardStatus) -> bool:
     """Add (or re-reason) the card's deny-list entry; True if the list changed."""
     reason = _DENY_REASON[status]
@@ -102,16 +113,20 @@ def contactless_deny(*, card: Card, status: CardStatus) -> bool:
             card_number=card.card_number or "",
             reason=reason,
         )
+        _deny_change(card, DenyChange.ADD, reason)
         return True
     if entry.reason != reason:
         entry.reason = reason
         entry.save(update_fields=["reason"])
+        _deny_change(card, DenyChange.ADD, reason)
         return True
     return False
 
 
 def contactless_allow(*, card: Card) -> bool:
     deleted, _ = DenyListEntry.objects.filter(card=card).delete()
+    if deleted:
+        _deny_change(card, DenyChange.REMOVE, "")
     return deleted > 0
 
 

@@ -12,6 +12,8 @@ from cms.choices import (
     ApprovalStatus,
     CardStatus,
     CardType,
+    DenyChange,
+    DenyListKind,
     DenyReason,
     HolderStatus,
     LossReason,
@@ -222,6 +224,102 @@ class DenyListEntry(models.Model):
 
     def __str__(self) -> str:
         return f"deny {self.desfire_uid or self.card_number}"
+
+
+class DenyListChangeRow(models.Model):
+    """One change of the deny list, written with the entry it adds or removes. The publication
+    task gives the pending ones (``version`` null) the next list version: versions follow the
+    order of publication, not of commit, so no delta can miss a change (ADR 0108)."""
+
+    id = models.BigAutoField(primary_key=True)
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="+")
+    change = models.CharField(max_length=8, choices=DenyChange.choices)
+    desfire_uid = models.CharField(max_length=14, blank=True)
+    card_number = models.CharField(max_length=20, blank=True)
+    reason = models.CharField(max_length=16, choices=DenyReason.choices, blank=True)
+    version = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+        indexes = (
+            models.Index(fields=("version", "id"), name="cms_denychange_version_idx"),
+            models.Index(
+                fields=("id",), name="cms_denychange_pending_idx", condition=Q(version__isnull=True)
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.change} {self.desfire_uid or self.card_number}"
+
+
+class DenyListPublication(models.Model):
+    """A signed deny list as published (CMS SignedData over the canonical body): the full list
+    of a version, and the delta from the version before it."""
+
+    version = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=DenyListKind.choices)
+    base_version = models.PositiveBigIntegerField(null=True, blank=True)
+    issued_at = models.DateTimeField()
+    next_update = models.DateTimeField()
+    entry_count = models.PositiveIntegerField(help_text="full: entries; delta: changes")
+    signer_serial = models.CharField(max_length=64)
+    der = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-version", "kind")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("version", "kind"), name="%(app_label)s_%(class)s_unique_version_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=DenyListKind.FULL, base_version__isnull=True)
+                | Q(kind=DenyListKind.DELTA, base_version__isnull=False),
+                name="%(app_label)s_%(class)s_delta_has_base",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"deny list {self.kind} v{self.version}"
+
+
+class RelyingParty(models.Model):
+    """An organisation that checks cards contactlessly with the DESFire read key (key 1): it
+    receives the read master encrypted to its RSA public key, under dual control (ADR 0108)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    contact = models.CharField(max_length=200, blank=True)
+    public_key_pem = models.TextField(help_text="RSA public key the read master is wrapped to")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RelyingPartyKeyExport(models.Model):
+    """One export of the read master to a relying party: RSA-OAEP (SHA-256) to its key."""
+
+    relying_party = models.ForeignKey(
+        RelyingParty, on_delete=models.PROTECT, related_name="exports"
+    )
+    key_label = models.CharField(max_length=64)
+    wrapped = models.BinaryField()
+    key_check_value = models.CharField(max_length=6, help_text="AES-CMAC(key, 0^16)[:3], hex")
+    act_id = models.PositiveBigIntegerField(help_text="the dual-control act that approved it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.relying_party} {self.key_label}"
 
 
 class CardTransitionApproval(models.Model):

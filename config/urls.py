@@ -10,4 +10,5 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
     path("", include("ops.urls")),
     path("", include("pki.urls")),
+    path("", include("api.contactless_urls")),
 ]

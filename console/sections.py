@@ -55,6 +55,7 @@ SECTIONS: tuple[Section, ...] = (
         _("Migration"),
         (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR),
     ),
+    Section("console:contactless", _("Contactless"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
     Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
 )
 

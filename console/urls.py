@@ -31,6 +31,8 @@ from console.pages.stations import (
 )
 from console.pages.stock import BatchRegisterView, PoolThresholdView, StockView
 from console.views import AuditVerifyView, AuditView, HomeView, LoginView
+from console.relying_parties import ContactlessView
+from console.views import AuditView, HomeView, LoginView
 
 app_name = "console"
 
@@ -120,4 +122,6 @@ urlpatterns = [
     ),
     path("pki/", PkiView.as_view(), name="pki"),
     path("pki/publish/", PkiPublishView.as_view(), name="pki_publish"),
+    # --- contactless relying parties and the signed deny list (issue 16)
+    path("contactless/", ContactlessView.as_view(), name="contactless"),
 ]

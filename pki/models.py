@@ -177,3 +177,20 @@ class OcspResponse(models.Model):
                 name="%(app_label)s_%(class)s_unique_serial_per_authority",
             ),
         ]
+
+
+class StatusSigner(models.Model):
+    """A key certified under the technical CA with the ``contactless_status`` profile: it signs
+    the contactless deny list (ADR 0108). The newest valid one signs; older keys stay in the
+    backend so lists they signed remain verifiable."""
+
+    certificate = models.OneToOneField(Certificate, on_delete=models.PROTECT, related_name="+")
+    key_backend = models.CharField(max_length=64)
+    key_handle = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"status signer {int(self.certificate.serial):x}"

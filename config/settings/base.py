@@ -269,6 +269,9 @@ PKI_OCSP_LIVE_SIGNING = env_bool("PKI_OCSP_LIVE_SIGNING", True)
 # The longest an HTTP cache (the nginx front, a relying party) may keep an OCSP answer, whatever
 # its nextUpdate: the promised delay before a revocation is seen through a cache.
 PKI_OCSP_CACHE_MAX_AGE = env_int("PKI_OCSP_CACHE_MAX_AGE", 60)
+# The contactless status signer (signed deny list, ADR 0108): its CA and key renewal.
+CONTACTLESS_STATUS_CA = env_str("CONTACTLESS_STATUS_CA", "ACI-FO-TECH-TEST")
+PKI_STATUS_SIGNER_RENEWAL_DAYS = env_int("PKI_STATUS_SIGNER_RENEWAL_DAYS", 60)
 CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "task": "pki.tasks.pki_publish_task",
     "schedule": env_int("PKI_PUBLISH_TICK_SECONDS", 300),
@@ -376,4 +379,18 @@ CELERY_BEAT_SCHEDULE["cps3-summaries"] = {
     "task": "cps3.tasks.migration_summaries_task",
     "schedule": 300.0,
     "options": {"queue": "default"},
+# --- Contactless relying parties: status service and signed deny list (ADR 0108)
+CONTACTLESS_STATUS_MAX_AGE = env_int("CONTACTLESS_STATUS_MAX_AGE", 30)  # Cache-Control, seconds
+CONTACTLESS_STATUS_RATE = env_str("CONTACTLESS_STATUS_RATE", "600/min")  # per client address
+# A new list version at least this often (even without changes), each valid until next_update.
+CONTACTLESS_DENY_LIST_REFRESH_SECONDS = env_int("CONTACTLESS_DENY_LIST_REFRESH_SECONDS", 3600)
+CONTACTLESS_DENY_LIST_NEXT_UPDATE_SECONDS = env_int(
+    "CONTACTLESS_DENY_LIST_NEXT_UPDATE_SECONDS", 2 * 3600
+)
+CELERY_IMPORTS = (*CELERY_IMPORTS, "cms.contactless.tasks")
+CELERY_TASK_ROUTES["cms.contactless.tasks.*"] = {"queue": "signing"}
+CELERY_BEAT_SCHEDULE["contactless-deny-list"] = {
+    "task": "cms.contactless.tasks.deny_list_publish_task",
+    "schedule": float(env_int("CONTACTLESS_DENY_LIST_TICK_SECONDS", 60)),
+    "options": {"queue": "signing"},
 }

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives import cmac, hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -86,6 +87,14 @@ class CardKeyStore(abc.ABC):
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise KeyBackendUnavailable if the store cannot be used now."""
+
+    def wrap_rsa_oaep(self, label: str, public_key: rsa.RSAPublicKey) -> bytes:
+        """The master ``label`` encrypted to ``public_key`` (RSA-OAEP, SHA-256): the one way a
+        master leaves the store, for a relying party's read key (under dual control)."""
+        raise KeyBackendError(
+            f"card master {label!r}: store {self.alias!r} does not export masters; "
+            "hand it over at a key ceremony"
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"
@@ -189,6 +198,12 @@ class SoftwareCardKeyStore(CardKeyStore):
         mac = cmac.CMAC(algorithms.AES(self._key(label)))
         mac.update(data)
         return mac.finalize()
+
+    def wrap_rsa_oaep(self, label: str, public_key: rsa.RSAPublicKey) -> bytes:
+        oaep = padding.OAEP(
+            mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+        )
+        return public_key.encrypt(self._key(label), oaep)
 
 
 class Pkcs11CardKeyStore(CardKeyStore):

@@ -11,6 +11,7 @@ from pki.services.ocsp import ocsp_responses_refresh
 from pki.services.publication import pki_publish_all
 from pki.services.responders import ocsp_responder_renew
 from pki.services.revocation import certificate_hold, certificate_release_hold, certificate_revoke
+from pki.services.status_signing import status_document_sign, status_signer_ensure
 
 __all__ = [
     "DELTA_SQL",
@@ -25,4 +26,6 @@ __all__ = [
     "ocsp_responder_renew",
     "ocsp_responses_refresh",
     "pki_publish_all",
+    "status_document_sign",
+    "status_signer_ensure",
 ]

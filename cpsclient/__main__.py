@@ -1,0 +1,3 @@
+from cpsclient.cli import main
+
+raise SystemExit(main())
