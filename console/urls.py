@@ -30,9 +30,8 @@ from console.pages.stations import (
     StationView,
 )
 from console.pages.stock import BatchRegisterView, PoolThresholdView, StockView
-from console.views import AuditVerifyView, AuditView, HomeView, LoginView
 from console.relying_parties import ContactlessView
-from console.views import AuditView, HomeView, LoginView
+from console.views import AuditVerifyView, AuditView, HomeView, LoginView
 
 app_name = "console"
 

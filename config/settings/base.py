@@ -379,6 +379,8 @@ CELERY_BEAT_SCHEDULE["cps3-summaries"] = {
     "task": "cps3.tasks.migration_summaries_task",
     "schedule": 300.0,
     "options": {"queue": "default"},
+}
+
 # --- Contactless relying parties: status service and signed deny list (ADR 0108)
 CONTACTLESS_STATUS_MAX_AGE = env_int("CONTACTLESS_STATUS_MAX_AGE", 30)  # Cache-Control, seconds
 CONTACTLESS_STATUS_RATE = env_str("CONTACTLESS_STATUS_RATE", "600/min")  # per client address
