@@ -5,7 +5,8 @@ that docs/roles.md holds the current output."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -26,7 +27,7 @@ def _header(first: str) -> list[str]:
     return [f"| {first} | {names} | system |", "|---|" + "---|" * (len(_ROLES) + 1)]
 
 
-def _walk(patterns: list[object], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+def _walk(patterns: Sequence[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
@@ -34,12 +35,13 @@ def _walk(patterns: list[object], prefix: str = "") -> Iterator[tuple[str, URLPa
             yield prefix + str(pattern.pattern), pattern
 
 
-def _endpoints() -> list[tuple[str, str, type]]:
-    found = []
+def _endpoints() -> list[tuple[str, str, Any]]:
+    found: list[tuple[str, str, Any]] = []
     for route, pattern in _walk(get_resolver().url_patterns):
         if not route.startswith("api/v1/"):
             continue
-        view = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls")
+        callback = pattern.callback
+        view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
         for method in ("get", "post", "put", "patch", "delete"):
             if hasattr(view, method):
                 found.append((method.upper(), "/" + route, view))
