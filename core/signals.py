@@ -100,15 +100,23 @@ def _password_change_watch(sender: Any, instance: Any, **_: Any) -> None:
 
 @receiver(post_save, sender=User, dispatch_uid="core.password_change_revokes_tokens")
 def _password_change_revokes_tokens(sender: Any, instance: Any, created: bool, **_: Any) -> None:
-    """A password change revokes the person's API tokens (issue 11 §5), audited, in the same
-    transaction as the change."""
+    """A password change (whatever changed it: ``changepassword``, a console page) is audited
+    and revokes the person's API tokens (issue 11 §5), in the same transaction as the change
+    when the caller holds one."""
     if created or not getattr(instance, "_core_password_changed", False):
         return
     instance._core_password_changed = False
     from core.actors import Actor
+    from core.audit import audit_event_create
     from core.tokens import api_tokens_revoke_all
 
+    actor = Actor.system("password-change")
     with transaction.atomic():
-        api_tokens_revoke_all(
-            user=instance, actor=Actor.system("password-change"), why="password changed"
+        revoked = api_tokens_revoke_all(user=instance, actor=actor, why="password changed")
+        audit_event_create(
+            actor=actor,
+            action="user.password_change",
+            object_type="user",
+            object_id=str(instance.pk),
+            details={"username": instance.get_username(), "tokens_revoked": revoked},
         )

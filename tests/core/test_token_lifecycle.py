@@ -88,3 +88,6 @@ def test_a_password_change_revokes_the_person_s_tokens(make_user):
     events = AuditEvent.objects.filter(action="api_token.revoke")
     assert events.count() == 2 and {e.details["why"] for e in events} == {"password changed"}
     assert "another long passphrase" not in str(list(events.values_list("details", flat=True)))
+    change = AuditEvent.objects.get(action="user.password_change")
+    assert change.details == {"username": user.username, "tokens_revoked": 2}
+    assert user.password not in str(change.details)
