@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.audit import audit_event_create
-from core.errors import Forbidden, NotFound
+from core.errors import BadInput, Forbidden, NotFound
 from core.models import ApiToken
 from core.roles import Role, roles_of, roles_of_account
 
@@ -84,6 +84,8 @@ def _may_manage(caller: User, owner_id: int) -> bool:
 def api_token_list(*, caller: User, username: str | None = None) -> QuerySet[ApiToken]:
     """The caller's own tokens; a security officer may name another account. Newest first;
     revoked and expired ones included (their dates say so)."""
+    if username is not None and ("\x00" in username or len(username) > 150):
+        raise BadInput("username: a user name of at most 150 characters, without NUL.")
     tokens = ApiToken.objects.select_related("user").order_by("-created_at", "-pk")
     if username is None or username == caller.get_username():
         return tokens.filter(user=caller)

@@ -116,7 +116,7 @@ def server(transactional_db: Any, tmp_path: Path) -> Iterator[str]:
         for _ in range(120):
             assert process.poll() is None, f"gunicorn died:\n{log_path.read_text()}"
             try:
-                with urllib.request.urlopen(f"{base}/api/schema/?format=json", timeout=5):
+                with urllib.request.urlopen(f"{base}/api/schema/?format=json", timeout=60):
                     break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.25)

@@ -66,6 +66,7 @@ def test_a_security_officer_lists_and_revokes_anyone_s(make_user):
     officer_client = _client(officer_clear)
     listed = officer_client.get(f"/api/v1/auth/tokens?username={victim.username}").json()
     assert [t["id"] for t in listed["results"]] == [victim_token.pk]
+    assert officer_client.get("/api/v1/auth/tokens?username=a%00b").status_code == 400
     assert officer_client.post(f"/api/v1/auth/tokens/{victim_token.pk}/revoke").status_code == 200
     assert _client(victim_clear).get("/api/v1/me").status_code == 401
     assert AuditEvent.objects.filter(action="api_token.revoke").last().actor_label == (
