@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 
 from api.exceptions import api_not_found
 from api.views.audit import AuditEventListApi
-from api.views.auth import TokenCreateApi
+from api.views.auth import TokenCreateApi, TokenListApi, TokenRevokeApi
 from api.views.cms.urls import cms_v1
 from api.views.contactless import ContactlessStatusApi
 from api.views.dual_control import dual_control_v1
@@ -14,6 +14,8 @@ from api.views.stations import stations_v1
 
 v1 = [
     path("auth/token", TokenCreateApi.as_view(), name="auth-token"),
+    path("auth/tokens", TokenListApi.as_view(), name="auth-token-list"),
+    path("auth/tokens/<int:token_id>/revoke", TokenRevokeApi.as_view(), name="auth-token-revoke"),
     path("me", MeApi.as_view(), name="me"),
     path("audit/events", AuditEventListApi.as_view(), name="audit-event-list"),
     *cms_v1,

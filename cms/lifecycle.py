@@ -52,19 +52,22 @@ OPERATOR = Role.ISSUANCE_OPERATOR
 HELPDESK = Role.HELPDESK_AGENT
 SECURITY_OFFICER = Role.SECURITY_OFFICER
 LIVE_STATUSES = (CardStatus.ISSUED, CardStatus.ACTIVE, CardStatus.SUSPENDED)
+# Steps only the system takes (the stock service, the personalization session): no person's role
+# may trigger them, so the API never offers them (issue 11 §2).
+SYSTEM_ONLY: tuple[Role, ...] = ()
 
 TRANSITIONS: tuple[Transition, ...] = (
-    _t("allocate", [CardStatus.IN_STOCK], CardStatus.ALLOCATED, [OPERATOR], system=True,
+    _t("allocate", [CardStatus.IN_STOCK], CardStatus.ALLOCATED, SYSTEM_ONLY, system=True,
        summary="a blank card is set aside for a holder's request"),
-    _t("personalize", [CardStatus.ALLOCATED], CardStatus.PERSONALIZING, [OPERATOR], system=True,
+    _t("personalize", [CardStatus.ALLOCATED], CardStatus.PERSONALIZING, SYSTEM_ONLY, system=True,
        summary="a station session starts writing the card"),
-    _t("issue", [CardStatus.PERSONALIZING], CardStatus.ISSUED, [OPERATOR], system=True,
+    _t("issue", [CardStatus.PERSONALIZING], CardStatus.ISSUED, SYSTEM_ONLY, system=True,
        effects=(Effect.HOLD_CERTIFICATES,),
        summary="personalization verified; certificates on hold until activation"),
-    _t("wipe", [CardStatus.PERSONALIZING], CardStatus.IN_STOCK, [OPERATOR], system=True,
+    _t("wipe", [CardStatus.PERSONALIZING], CardStatus.IN_STOCK, SYSTEM_ONLY, system=True,
        effects=(Effect.REVOKE_CERTIFICATES,),
        summary="unfinished card wiped back to stock; its certificates revoked"),
-    _t("spoil", [CardStatus.PERSONALIZING], CardStatus.SPOILED, [OPERATOR], system=True,
+    _t("spoil", [CardStatus.PERSONALIZING], CardStatus.SPOILED, SYSTEM_ONLY, system=True,
        effects=(Effect.REVOKE_CERTIFICATES,),
        summary="unfinished card unusable; its certificates revoked"),
     _t("activate", [CardStatus.ISSUED], CardStatus.ACTIVE, [OPERATOR, HELPDESK],
@@ -149,6 +152,11 @@ def may_trigger(transition: Transition, *, roles: frozenset[Role], system: bool)
     return (system and transition.system) or bool(transition.roles & roles)
 
 
+def person_transitions() -> list[Transition]:
+    """The transitions a person may ask for (through the API or the console)."""
+    return [t for t in TRANSITIONS if t.roles]
+
+
 def check(
     name: str,
     status: CardStatus,
@@ -160,6 +168,11 @@ def check(
     """The transition ``name`` if a caller with ``roles`` may apply it to a card in ``status``."""
     transition = transition_named(name)
     if not may_trigger(transition, roles=roles, system=system):
+        if not transition.roles:
+            raise RoleRefused(
+                f"{transition.name} is a step the system takes (stock service, personalization "
+                "session); no person applies it"
+            )
         allowed = ", ".join(sorted(r.value for r in transition.roles))
         raise RoleRefused(f"{transition.name} needs one of the roles: {allowed}")
     if status not in transition.sources:
@@ -213,17 +226,18 @@ REQUEST_TRANSITIONS: tuple[RequestTransition, ...] = (
     _r("queue", [RequestStatus.APPROVED, RequestStatus.FAILED], RequestStatus.QUEUED, [OPERATOR],
        system=True,
        summary="a blank card of the product is allocated from stock"),
-    _r("start", [RequestStatus.QUEUED], RequestStatus.PERSONALIZING, [OPERATOR], system=True,
+    _r("start", [RequestStatus.QUEUED], RequestStatus.PERSONALIZING, SYSTEM_ONLY, system=True,
        summary="a station session starts writing the card"),
-    _r("complete", [RequestStatus.PERSONALIZING], RequestStatus.DONE, [OPERATOR], system=True,
+    _r("complete", [RequestStatus.PERSONALIZING], RequestStatus.DONE, SYSTEM_ONLY, system=True,
        summary="the card is ISSUED"),
-    _r("fail", [RequestStatus.PERSONALIZING], RequestStatus.FAILED, [OPERATOR], system=True,
+    _r("fail", [RequestStatus.PERSONALIZING], RequestStatus.FAILED, SYSTEM_ONLY, system=True,
        summary="the card is wiped to stock or spoiled; queue again to retry"),
 )  # fmt: skip
 
 REQUEST_BY_NAME: dict[str, RequestTransition] = {t.name: t for t in REQUEST_TRANSITIONS}
 # Kinds of request that always wait for a second approver (products may require it too).
-DUAL_CONTROL_KINDS = frozenset({RequestKind.REPLACEMENT})
+# Renewal and replacement put a second card in the holder's hands (issue 11 §4).
+DUAL_CONTROL_KINDS = frozenset({RequestKind.RENEWAL, RequestKind.REPLACEMENT})
 
 
 def request_needs_second_approval(kind: RequestKind, *, product_requires: bool) -> bool:
@@ -243,7 +257,7 @@ def markdown_table() -> str:
     order = list(CardStatus)
     for t in TRANSITIONS:
         sources = ", ".join(s.value for s in sorted(t.sources, key=order.index))
-        roles = ", ".join(sorted(r.value for r in t.roles))
+        roles = ", ".join(sorted(r.value for r in t.roles)) or "(system only)"
         effects = ", ".join(e.value for e in t.effects) or "—"
         lines.append(
             f"| `{t.name}` | {sources} | {t.target.value} | {roles} | "
@@ -264,7 +278,7 @@ def markdown_table() -> str:
     request_order = list(RequestStatus)
     for r in REQUEST_TRANSITIONS:
         sources = ", ".join(s.value for s in sorted(r.sources, key=request_order.index))
-        roles = ", ".join(sorted(role.value for role in r.roles))
+        roles = ", ".join(sorted(role.value for role in r.roles)) or "(system only)"
         lines.append(
             f"| `{r.name}` | {sources} | {r.target.value} | {roles} | "
             f"{'yes' if r.system else 'no'} | {r.summary} |"

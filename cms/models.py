@@ -497,6 +497,12 @@ class StationEnrollmentCode(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A code asked for by a person works once a second security officer approves it (the
+    # dual-control act ``station.enrollment``); one made by a system caller is approved at once.
+    approval = models.ForeignKey(
+        "core.DualControlAct", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"enrollment code for {self.station_id}"

@@ -19,6 +19,8 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from core.signals import sign_in_audit
+
 
 def _limits() -> tuple[int, int, int]:
     return (
@@ -80,6 +82,9 @@ class LimitedLoginMixin:
         username = str(self.cleaned_data.get("username") or "")
         address = client_address(self.request)
         if login_blocked(username, address):
+            sign_in_audit(
+                request=self.request, username=username, success=False, why="too many failures"
+            )
             minutes = max(1, _limits()[2] // 60)
             raise forms.ValidationError(TOO_MANY, code="rate_limited", params={"minutes": minutes})
         try:

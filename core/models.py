@@ -50,6 +50,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="refused from then on (API_TOKEN_*LIFETIME_DAYS)"
+    )
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user_id})"

@@ -29,3 +29,19 @@ _LABELS: dict[Role, str] = {
     Role.AUDITOR: "Auditor",
     Role.STATION: "Station (machine account)",
 }
+
+
+# Roles that act (change cards, requests, stock, keys): an auditor holds none of them, so no one
+# audits their own acts; a station machine account holds no person's role (issue 11 §4).
+ACTING_ROLES = frozenset({Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER})
+PERSON_ROLES = ACTING_ROLES | {Role.AUDITOR}
+
+
+def incompatibility(roles: frozenset[Role] | set[Role]) -> str | None:
+    """Why these roles cannot be held together by one account, or None when they can."""
+    if Role.STATION in roles and roles & PERSON_ROLES:
+        return "a station account holds no person's role"
+    if Role.AUDITOR in roles and roles & ACTING_ROLES:
+        acting = ", ".join(sorted(r.value for r in roles & ACTING_ROLES))
+        return f"an auditor holds no role that acts (here: {acting})"
+    return None

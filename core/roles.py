@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from core.role_names import Role
 
-__all__ = ["Role", "roles_of"]
+__all__ = ["Role", "roles_compatible_check", "roles_of", "roles_of_account"]
 
 
 def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[Role]:
@@ -25,3 +25,25 @@ def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> frozenset[Role]:
         cached = frozenset(Role(name) for name in names if name in valid)
         setattr(user, "_core_roles", cached)  # noqa: B010 - a per-request cache on the user
     return cached
+
+
+def roles_compatible_check(*, user: AbstractBaseUser, adding: frozenset[Role]) -> None:
+    """Refuse (422) a grant that would give ``user`` incompatible roles (core.role_names)."""
+    from core.errors import PolicyViolation
+    from core.role_names import incompatibility
+
+    held = frozenset(roles_of_account(user))
+    why = incompatibility(held | adding)
+    if why is not None:
+        raise PolicyViolation(
+            f"{user.get_username()} cannot hold {', '.join(sorted(r.value for r in adding))}: "
+            f"{why}.",
+            extra={"held": sorted(r.value for r in held)},
+        )
+
+
+def roles_of_account(user: AbstractBaseUser) -> set[Role]:
+    """The roles granted to an account, active or not, read from the database (no cache)."""
+    valid = {role.value for role in Role}
+    names = user.groups.values_list("name", flat=True)  # type: ignore[attr-defined]
+    return {Role(name) for name in names if name in valid}

@@ -11,10 +11,13 @@ from django.db import transaction
 from core.actors import Actor
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden
-from core.roles import Role
+from core.roles import Role, roles_compatible_check
 
 USERNAME = re.compile(r"[\w.@+-]+")
 HUMAN_ROLES = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR)
+# The first administrator manages stations, keys and accounts; the other roles go to other
+# people (issue 11 §4: one account holding every role would be four eyes in one head).
+BOOTSTRAP_ROLES = (Role.SECURITY_OFFICER,)
 
 
 @transaction.atomic
@@ -25,13 +28,13 @@ def user_bootstrap_admin(*, username: str = "admin") -> tuple[User, str | None]:
         return existing, None
     password = secrets.token_urlsafe(18)
     user = User.objects.create_user(username=username, password=password, is_staff=True)
-    user.groups.set(Group.objects.filter(name__in=[role.value for role in HUMAN_ROLES]))
+    user.groups.set(Group.objects.filter(name__in=[role.value for role in BOOTSTRAP_ROLES]))
     audit_event_create(
         actor=Actor.system("bootstrap_admin"),
         action="user.create",
         object_type="user",
         object_id=str(user.pk),
-        details={"username": username, "roles": sorted(role.value for role in HUMAN_ROLES)},
+        details={"username": username, "roles": sorted(role.value for role in BOOTSTRAP_ROLES)},
     )
     return user, password
 
@@ -53,10 +56,13 @@ def user_create(*, username: str, actor: Actor) -> tuple[User, str]:
 
 @transaction.atomic
 def user_grant_role(*, user: User, role: Role, actor: Actor) -> User:
-    """Add a role; granting one already held changes nothing and writes nothing."""
+    """Add a role; granting one already held changes nothing and writes nothing. A role that
+    cannot be held with those the account has (an auditor's and an acting role; a station's and
+    a person's) is refused with 422 (``core.role_names.incompatibility``)."""
     user = User.objects.select_for_update().get(pk=user.pk)
     if user.groups.filter(name=role.value).exists():
         return user
+    roles_compatible_check(user=user, adding=frozenset({role}))
     user.groups.add(Group.objects.get(name=role.value))
     audit_event_create(
         actor=actor,

@@ -71,6 +71,7 @@ class DualControlActListApi(generics.ListAPIView[DualControlAct]):
 
     roles = PERSON_ROLES
     serializer_class = DualControlActSerializer
+    queryset = DualControlAct.objects.none()  # the schema's model; get_queryset answers requests
     filterset_class = DualControlActFilterSet
 
     def get_queryset(self):  # type: ignore[no-untyped-def]

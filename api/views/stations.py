@@ -66,6 +66,10 @@ class EnrollmentCodeOutputSerializer(serializers.Serializer[EnrollmentCode]):
     station = StationOutputSerializer()
     enrollment_code = serializers.CharField(source="code")
     expires_at = serializers.DateTimeField()
+    approval_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="the dual-control act a second security officer approves before the code works",
+    )
 
 
 class StationListApi(APIView):

@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from cryptography import x509
@@ -30,8 +32,9 @@ from cms.personalization.choices import StationStatus
 from cms.personalization.jobs import jobs_release_for_station
 from core.actors import Actor
 from core.audit import audit_event_create
+from core.dual_control import ActKind, act_request, register
 from core.errors import BadInput, Conflict, Forbidden, NotFound
-from core.models import ApiToken
+from core.models import ApiToken, DualControlAct
 from core.roles import Role
 from core.tokens import api_token_create, api_token_revoke
 from pki.domain.reasons import RevocationReason
@@ -73,17 +76,81 @@ class EnrollmentCode:
     station: Station
     code: str
     expires_at: dt.datetime
+    approval_id: int | None = None  # the dual-control act a second officer approves, if any
 
     def __repr__(self) -> str:
         return f"EnrollmentCode(station={self.station.pk}, code='****')"
 
 
-def _code_create(station: Station, lifetime: dt.timedelta) -> EnrollmentCode:
+ENROLLMENT_ACT = "station.enrollment"
+
+
+def _enrollment_summary(params: Mapping[str, Any]) -> str:
+    if not isinstance(params.get("code_id"), int) or not isinstance(params.get("station"), str):
+        raise BadInput("A station enrollment act names its code and station.")
+    return f"Enroll station {params['station']}"
+
+
+def _enrollment_approve(
+    act: DualControlAct, requester: Actor, approver: Actor
+) -> Mapping[str, Any]:
+    """The second officer's approval: the code the first one holds now enrolls the station."""
+    record = (
+        StationEnrollmentCode.objects.select_for_update()
+        .select_related("station", "station__site")
+        .filter(pk=act.params["code_id"], approval=act)
+        .first()
+    )
+    if record is None or record.used_at is not None:
+        raise Conflict("This enrollment code was replaced or used; ask for a new one.")
+    if record.expires_at <= timezone.now():
+        raise Conflict("This enrollment code has expired; ask for a new one.")
+    record.approved_at = timezone.now()
+    record.save(update_fields=["approved_at"])
+    _audit(record.station, approver, "code_approve", requested_by=requester.label, act=act.pk)
+    return {"station_id": str(record.station_id)}
+
+
+register(
+    ActKind(
+        name=ENROLLMENT_ACT,
+        role=Role.SECURITY_OFFICER,
+        label="Station enrollment",
+        handler=_enrollment_approve,
+        validate=_enrollment_summary,
+    )
+)
+
+
+def _code_create(station: Station, lifetime: dt.timedelta, caller: Caller) -> EnrollmentCode:
+    """A fresh one-time code (the old unused one dropped). Asked for by a person, it waits for
+    a second security officer (issue 11 §4); a system caller's works at once."""
     StationEnrollmentCode.objects.filter(station=station, used_at__isnull=True).delete()
     code = _new_code()
-    expires = timezone.now() + lifetime
-    StationEnrollmentCode.objects.create(station=station, digest=_digest(code), expires_at=expires)
-    return EnrollmentCode(station, code, expires)
+    now = timezone.now()
+    expires = now + lifetime
+    record = StationEnrollmentCode.objects.create(
+        station=station,
+        digest=_digest(code),
+        expires_at=expires,
+        approved_at=now if caller.system else None,
+    )
+    if caller.system:
+        return EnrollmentCode(station, code, expires)
+    requester = (
+        User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
+    )
+    if requester is None:
+        raise Forbidden("A station enrollment is asked for by a named person.")
+    act = act_request(
+        kind=ENROLLMENT_ACT,
+        params={"code_id": record.pk, "station": f"{station.site.code}/{station.name}"},
+        user=requester,
+        reason=f"enrollment code for station {station.name} at {station.site.code}",
+    )
+    record.approval = act
+    record.save(update_fields=["approval"])
+    return EnrollmentCode(station, code, expires, approval_id=act.pk)
 
 
 @transaction.atomic
@@ -105,7 +172,7 @@ def station_create(
     if Station.objects.filter(site=site, name=name).exists():
         raise Conflict(f"Site {site_code} already has a station called {name!r}.")
     station = Station.objects.create(site=site, name=name)
-    issued = _code_create(station, lifetime)
+    issued = _code_create(station, lifetime, caller)
     _audit(station, caller.actor, "create", code_expires_at=issued.expires_at.isoformat())
     return issued
 
@@ -122,7 +189,7 @@ def station_code_renew(
         raise NotFound(f"No station {station_id}.")
     if station.status == StationStatus.DISABLED:
         raise Conflict("The station is disabled; a disabled station is not enrolled again.")
-    issued = _code_create(station, lifetime)
+    issued = _code_create(station, lifetime, caller)
     _audit(station, caller.actor, "code_renew", code_expires_at=issued.expires_at.isoformat())
     return issued
 
@@ -171,6 +238,11 @@ def station_enroll(*, code: str, csr_pem: bytes | None = None) -> Enrollment:
     now = timezone.now()
     if record is None or record.used_at is not None or record.expires_at <= now:
         raise Forbidden("This enrollment code is unknown, used or expired; ask for a new one.")
+    if record.approved_at is None:
+        raise Forbidden(
+            "This enrollment code waits for a second security officer's approval "
+            f"(dual-control act #{record.approval_id})."
+        )
     station = (
         Station.objects.select_for_update(of=("self",))
         .select_related("certificate")

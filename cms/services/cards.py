@@ -19,9 +19,10 @@ from cms import effects, lifecycle
 from cms.callers import Caller
 from cms.choices import ApprovalStatus, CardStatus, RevokeReason
 from cms.lifecycle import Effect, Transition
-from cms.models import Card, CardTransitionApproval, Holder
+from cms.models import Card, CardTransitionApproval, Holder, PinMailer
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
+from core.models import AuditEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,25 @@ def _apply(
     return card
 
 
+def _refuse_the_mailer_printer(card: Card, caller: Caller) -> None:
+    """Four eyes (issue 11 §4): whoever printed the card's PIN mailer saw the PIN; they do not
+    also hand the card into service."""
+    mailers = PinMailer.objects.filter(card=card)
+    printed = mailers.filter(printed_by=caller.actor.label).exists() or (
+        caller.user_id is not None
+        and AuditEvent.objects.filter(
+            action="pin_mailer.print",
+            actor_id=str(caller.user_id),
+            object_id__in=[str(pk) for pk in mailers.values_list("pk", flat=True)],
+        ).exists()
+    )
+    if printed:
+        raise Forbidden(
+            "You printed this card's PIN mailer; another person activates the card.",
+            extra={"card_id": str(card.pk)},
+        )
+
+
 def _supersede_replaced(*, card: Card, caller: Caller) -> list[str]:
     """A renewal or replacement card coming into service revokes the card it replaces (reason
     ``damaged`` for a card returned damaged, else ``superseded``) and the temporary card lent
@@ -239,6 +259,8 @@ def card_transition(
     if _already_there(transition, card):
         return TransitionOutcome(card=card, applied=False)
     t = _checked(transition, card, caller, revoke_reason)
+    if t.name == "activate" and not caller.system:
+        _refuse_the_mailer_printer(card, caller)
     if t.dual_control and not caller.system:
         return _approval_request(card=card, transition=t, caller=caller, reason=revoke_reason)
     _apply(

@@ -48,6 +48,12 @@ def _locked(request_id: UUID) -> CardRequest:
     return request
 
 
+def _stock_service(caller: Caller) -> Caller:
+    if caller.system:
+        return caller
+    return Caller.for_system(f"stock (for {caller.actor.label})")
+
+
 def _check(name: str, request: CardRequest, caller: Caller) -> lifecycle.RequestTransition:
     t = lifecycle.REQUEST_BY_NAME[name]
     if not ((caller.system and t.system) or (caller.roles & t.roles)):
@@ -220,8 +226,10 @@ def request_queue(*, request_id: UUID, caller: Caller) -> CardRequest:
     if request.status == RequestStatus.QUEUED:
         return request
     _check("queue", request, caller)
-    blank = Card.objects.select_for_update(skip_locked=True).filter(
-        product_id=request.product_id, status=CardStatus.IN_STOCK
+    # A blank card still linked to an older request (left there by a failure outside
+    # ``request_fail``) is passed over: taking it would break the one-request-per-card rule.
+    blank = Card.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+        product_id=request.product_id, status=CardStatus.IN_STOCK, request__isnull=True
     )
     if request.pool_id is not None:
         blank = blank.filter(pool_id=request.pool_id)
@@ -234,7 +242,11 @@ def request_queue(*, request_id: UUID, caller: Caller) -> CardRequest:
             extra={"product_id": request.product_id, "pool_id": request.pool_id},
         )
     holder = Holder.objects.get(pk=request.holder_id)
-    card_transition(card_id=card.pk, transition="allocate", caller=caller, holder=holder)
+    # The allocation itself is the stock service's step (a system transition), on the person's
+    # behalf: the audit names them.
+    card_transition(
+        card_id=card.pk, transition="allocate", caller=_stock_service(caller), holder=holder
+    )
     request.card = card
     request.status = RequestStatus.QUEUED
     request.save(update_fields=["card", "status"])

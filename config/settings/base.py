@@ -223,6 +223,10 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32",
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 500)
+# API token lifetimes (issue 11 §5): a person's token lasts 30 days by default; a station's a
+# year (re-enrollment, with two security officers, replaces it; docs/roles.md).
+API_TOKEN_LIFETIME_DAYS = env_int("API_TOKEN_LIFETIME_DAYS", 30)
+API_TOKEN_STATION_LIFETIME_DAYS = env_int("API_TOKEN_STATION_LIFETIME_DAYS", 365)
 
 # --- The front (deploy/nginx): the addresses of the proxies whose X-SSL-Client-* headers (the
 # client certificate nginx verified) are believed; a header from anyone else is ignored.

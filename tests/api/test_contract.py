@@ -116,7 +116,7 @@ def server(transactional_db: Any, tmp_path: Path) -> Iterator[str]:
         for _ in range(120):
             assert process.poll() is None, f"gunicorn died:\n{log_path.read_text()}"
             try:
-                with urllib.request.urlopen(f"{base}/api/schema/?format=json", timeout=5):
+                with urllib.request.urlopen(f"{base}/api/schema/?format=json", timeout=60):
                     break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.25)
@@ -140,10 +140,11 @@ def _token_for(role: Role) -> str:
     from cms.models import SitePool
     from cms.personalization.stations import station_create, station_enroll
     from core.actors import Actor
+    from core.dual_control import act_approve
     from core.tokens import api_token_create
 
-    def person(role: Role) -> Any:
-        user = User.objects.create_user(username=f"contract-{role.value}")
+    def person(role: Role, suffix: str = "") -> Any:
+        user = User.objects.create_user(username=f"contract-{role.value}{suffix}")
         user.groups.set([Group.objects.get_or_create(name=role.value)[0]])
         return user
 
@@ -154,6 +155,7 @@ def _token_for(role: Role) -> str:
     issued = station_create(
         site_code="contract-site", name="contract station", caller=Caller.for_user(officer)
     )
+    act_approve(act_id=issued.approval_id, user=person(Role.SECURITY_OFFICER, "second"))
     return station_enroll(code=issued.code).token
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cms import lifecycle
+from cms.callers import Caller
 from cms.choices import ApprovalStatus, CardStatus
 from cms.models import Card, CardTransitionApproval
 from cms.services.cards import card_transition, card_transition_approve
@@ -27,15 +28,23 @@ def _args(t: lifecycle.Transition) -> dict[str, object]:
     return {"reason": "lost"} if t.needs_reason else {}
 
 
+def _who(t: lifecycle.Transition, caller_for) -> Caller:
+    """A person holding the transition's first role; the system for a system-only step."""
+    if not t.roles:
+        return Caller.for_system("tests")
+    return caller_for(sorted(t.roles)[0])
+
+
 def _apply(t, card, caller_for, holder=None):
-    """Apply ``t`` as a person holding its first role (with a second person for dual control)."""
-    role = sorted(t.roles)[0]
+    """Apply ``t`` as its first role or the system (with a second person for dual control)."""
     outcome = card_transition(
-        card_id=card.pk, transition=t.name, caller=caller_for(role), holder=holder, **_args(t)
+        card_id=card.pk, transition=t.name, caller=_who(t, caller_for), holder=holder, **_args(t)
     )
     if t.dual_control:
         assert not outcome.applied and outcome.approval is not None
-        outcome = card_transition_approve(approval_id=outcome.approval.pk, caller=caller_for(role))
+        outcome = card_transition_approve(
+            approval_id=outcome.approval.pk, caller=_who(t, caller_for)
+        )
     return outcome
 
 
@@ -57,9 +66,7 @@ def test_every_forbidden_transition_is_409_with_the_allowed_ones(t, source, cps4
     card = card_make(cps4, source)
     before = AuditEvent.objects.count()
     with pytest.raises(Conflict) as info:
-        card_transition(
-            card_id=card.pk, transition=t.name, caller=caller_for(sorted(t.roles)[0]), **_args(t)
-        )
+        card_transition(card_id=card.pk, transition=t.name, caller=_who(t, caller_for), **_args(t))
     assert info.value.extra["status"] == source
     assert info.value.extra["allowed"] == [x.name for x in lifecycle.allowed_from(source)]
     card.refresh_from_db()
@@ -73,7 +80,7 @@ def test_a_transition_repeated_is_a_noop(t, cps4, caller_for):
     card = card_make(cps4, t.target)
     before = AuditEvent.objects.count()
     outcome = card_transition(
-        card_id=card.pk, transition=t.name, caller=caller_for(sorted(t.roles)[0]), **_args(t)
+        card_id=card.pk, transition=t.name, caller=_who(t, caller_for), **_args(t)
     )
     assert not outcome.applied and outcome.approval is None
     assert AuditEvent.objects.count() == before
@@ -89,6 +96,34 @@ def test_roles_outside_the_transition_are_refused(t, cps4, caller_for):
             card_transition(card_id=card.pk, transition=t.name, caller=caller_for(role), **_args(t))
     card.refresh_from_db()
     assert card.status == sorted(t.sources)[0]
+
+
+SYSTEM_STEPS = ("allocate", "personalize", "issue", "wipe", "spoil")
+
+
+def test_the_system_steps_belong_to_no_person():
+    """Issue 11 §2: allocation, personalization, issue, wipe and spoil are the system's."""
+    for name in SYSTEM_STEPS:
+        t = lifecycle.BY_NAME[name]
+        assert t.system and not t.roles, name
+    assert {t.name for t in lifecycle.person_transitions()}.isdisjoint(SYSTEM_STEPS)
+
+
+@pytest.mark.parametrize("name", SYSTEM_STEPS)
+@pytest.mark.parametrize(
+    "role", ["issuance_operator", "helpdesk_agent", "security_officer", "auditor", "station"]
+)
+def test_no_person_drives_a_system_step(name, role, cps4, caller_for):
+    """The attack of issue 11 §2: an operator driving allocate/personalize/issue/wipe/spoil."""
+    t = lifecycle.BY_NAME[name]
+    source = sorted(t.sources)[0]
+    card = card_make(cps4, source)
+    holder = holder_make(national_id="810002813839") if name == "allocate" else None
+    before = AuditEvent.objects.count()
+    with pytest.raises(Forbidden, match="system"):
+        card_transition(card_id=card.pk, transition=name, caller=caller_for(role), holder=holder)
+    card.refresh_from_db()
+    assert card.status == source and AuditEvent.objects.count() == before
 
 
 def test_system_caller_applies_system_transitions_without_approval(cps4, system):

@@ -92,6 +92,24 @@ def test_a_requester_who_is_also_an_approver_still_cannot_approve(cps4, holder, 
         svc.request_approve(request_id=request.pk, caller=both)
 
 
+@pytest.mark.parametrize("kind", ["renewal", "replacement"])
+def test_a_second_card_for_the_holder_needs_a_second_approver(kind, cps4, holder, caller_for):
+    """Issue 11 §4: a replacement filed as a "renewal" of the same card by the same operator
+    was approved at once. Every kind that puts a second card in the holder's hands waits."""
+    old = card_make(cps4, CardStatus.ACTIVE, holder=holder)
+    card_make(cps4)
+    operator = caller_for("issuance_operator")
+    request = _new(holder, cps4, operator, kind=kind, replaces_card_id=old.pk)
+    request = svc.request_submit(request_id=request.pk, caller=operator)
+    assert request.requires_second_approval and request.status == RequestStatus.SUBMITTED
+    with pytest.raises(Conflict):
+        svc.request_queue(request_id=request.pk, caller=operator)
+    with pytest.raises(Forbidden):
+        svc.request_approve(request_id=request.pk, caller=operator)
+    request.refresh_from_db()
+    assert request.status == RequestStatus.SUBMITTED and request.card_id is None
+
+
 def test_rejection_and_withdrawal(cps4, holder, caller_for):
     alice = caller_for("helpdesk_agent")
     cps4.requires_second_approval = True
@@ -115,6 +133,7 @@ def test_renewal_supersedes_the_old_card_when_the_new_one_is_activated(
     operator = caller_for("issuance_operator")
     request = _new(holder, cps4, operator, kind="renewal", replaces_card_id=old.pk)
     svc.request_submit(request_id=request.pk, caller=operator)
+    svc.request_approve(request_id=request.pk, caller=caller_for("security_officer"))
     request = svc.request_queue(request_id=request.pk, caller=system)
     svc.request_personalization_start(request_id=request.pk, caller=system)
     svc.request_complete(request_id=request.pk, caller=system)

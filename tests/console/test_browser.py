@@ -64,7 +64,8 @@ def test_auditor_signs_in_and_filters_the_audit_log(live_server, browser, make_u
     assert page.locator("h1").inner_text() == "Welcome, agathe"
     page.click("nav >> text=Audit log")
     rows = page.locator("#audit-table tbody tr")
-    assert rows.count() == 4
+    assert rows.count() == 5  # the four events and agathe's own sign-in, newest first
+    assert "auth.sign_in" in rows.first.inner_text()
     page.fill("input[name=action]", "pki.")
     page.wait_for_function("document.querySelectorAll('#audit-table tbody tr').length === 1")
     assert "pki.crl_publish" in rows.first.inner_text()

@@ -21,8 +21,8 @@ def test_grant_role_creates_the_account_once_and_audits_each_change():
     password = out.getvalue().split("password: ")[1].split()[0]
     user = authenticate(username="hélène", password=password)
     assert user is not None and roles_of(user) == {Role.HELPDESK_AGENT}
-    call_command("grant_role", "hélène", "auditor", stdout=io.StringIO())
-    call_command("grant_role", "hélène", "auditor", stdout=io.StringIO())  # held: nothing new
+    call_command("grant_role", "hélène", "security_officer", stdout=io.StringIO())
+    call_command("grant_role", "hélène", "security_officer", stdout=io.StringIO())  # held
     actions = list(AuditEvent.objects.values_list("action", flat=True))
     assert actions == ["user.create", "user.grant_role", "user.grant_role"]
     assert password not in str(list(AuditEvent.objects.values_list("details", flat=True)))

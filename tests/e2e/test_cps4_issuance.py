@@ -90,6 +90,7 @@ def test_cps4_personalized_activated_and_usable(
     live_server: Any,
     sim: Simulator,
     tmp_path: Path,
+    make_user: Any,
 ) -> None:
     from cards.desfire import CommMode, DesfireCard
     from cards.products import CPS4
@@ -97,6 +98,7 @@ def test_cps4_personalized_activated_and_usable(
     from cards.transport import FunctionTransport
     from cardsim.card import Card as VirtualCard
     from cardsim.card import load_state
+    from cms.callers import Caller
     from cms.choices import CardStatus
     from cms.mailers.services import pin_mailer_print
     from cms.models import CardCertificate, PinMailer
@@ -147,8 +149,9 @@ def test_cps4_personalized_activated_and_usable(
     # A 4-digit PIN is a substring of many serials: look for it as a number of its own.
     assert not re.search(rb"(?<!\d)" + pin + rb"(?!\d)", (run.stdout + run.stderr).encode())
 
-    # --- activation after delivery releases the hold --------------------------------------------
-    card_transition(card_id=card.pk, transition="activate", caller=scene.operator)
+    # --- activation after delivery releases the hold: by someone who did not print the PIN ------
+    helpdesk = Caller.for_user(make_user("helpdesk_agent"))
+    card_transition(card_id=card.pk, transition="activate", caller=helpdesk)
     card.refresh_from_db()
     assert card.status == CardStatus.ACTIVE
     links = {link.slot: link.certificate for link in CardCertificate.objects.filter(card=card)}

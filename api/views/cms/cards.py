@@ -149,7 +149,7 @@ class CardTransitionApi(APIView):
 
     class InputSerializer(JsonInputSerializer):
         transition = serializers.ChoiceField(
-            choices=[t.name for t in lifecycle.TRANSITIONS if t.roles]
+            choices=[t.name for t in lifecycle.person_transitions()]
         )
         reason = serializers.ChoiceField(choices=RevokeReason.choices, required=False)
 

@@ -8,7 +8,10 @@ from core.users import user_bootstrap_admin
 
 
 class Command(BaseCommand):
-    help = "Create the first administrator (all human roles) once; its password is printed once."
+    help = (
+        "Create the first administrator (security officer only) once; its password is printed "
+        "once. Other roles go to other accounts (grant_role)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")

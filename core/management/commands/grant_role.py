@@ -6,6 +6,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.actors import Actor
+from core.errors import ApplicationError
 from core.roles import Role
 from core.users import user_create, user_grant_role
 
@@ -33,5 +34,8 @@ class Command(BaseCommand):
             user, password = user_create(username=options["username"], actor=actor)
             self.stdout.write(f"account {user.username!r} created; password: {password}")
             self.stdout.write("this password is shown once: store it now")
-        user_grant_role(user=user, role=role, actor=actor)
+        try:
+            user_grant_role(user=user, role=role, actor=actor)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
         self.stdout.write(f"{user.username!r} holds the role {role.value}")

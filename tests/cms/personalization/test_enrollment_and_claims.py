@@ -20,6 +20,9 @@ def test_enrollment_code_works_once_and_disabling_refuses_the_next_call(
     )
     assert created.status_code == 201
     code = created.json()["enrollment_code"]
+    second = api_client_for("security_officer")  # station enrollment is a two-person act
+    approval = created.json()["approval_id"]
+    assert second.post(f"/api/v1/dual-control/acts/{approval}/approve").status_code == 200
     from cms.models import StationEnrollmentCode
 
     assert not StationEnrollmentCode.objects.filter(digest__contains=code).exists()
