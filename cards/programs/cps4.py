@@ -776,7 +776,7 @@ class _Runner:
                         create_application(self.app.aid, self.app.ks1, self.app.ks2)
                     ),
                     "CreateApplication",
-                )
+                ),
             ]
             if self.state["picc_key"] == "transport":
                 items.append(

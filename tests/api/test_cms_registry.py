@@ -85,7 +85,9 @@ def test_stock_batch_upload_then_counts(api_client_for, cps4, card_keys):  # noq
             "vendor": "Idemia",
             "reference": "B-7",
             "product_id": cps4.pk,
-            "file": SimpleUploadedFile("b.csv", b"chip_serial,desfire_uid,transport_key_version\n0A0B0C0D0E0F1011,,1\n"),
+            "file": SimpleUploadedFile(
+                "b.csv", b"chip_serial,desfire_uid,transport_key_version\n0A0B0C0D0E0F1011,,1\n"
+            ),
         },
         format="multipart",
     )

@@ -171,7 +171,9 @@ def test_desfire_client_multi_frame_and_non_first() -> None:
     assert len(card.get_version()) == 28  # three frames from the card, 91 AF between them
     card.select_application(0)
     first = card.authenticate(0, _transport_key(chip))
-    again = card.authenticate(0, _transport_key(chip), first=False)  # NonFirst keeps the transaction identifier
+    again = card.authenticate(
+        0, _transport_key(chip), first=False
+    )  # NonFirst keeps the transaction identifier
     assert again.ti == first.ti
     assert card.get_card_uid() == chip.desfire_chip.state.uid  # type: ignore[union-attr]
     with pytest.raises(DesfireStatusError):

@@ -20,13 +20,17 @@ def transport_masters(card_keys):  # noqa: F811
     import secrets
 
     from cards.products import CPS4
-    from cms.personalization.keys import card_key_store, card_keys_provision
-    from cms.personalization.keys import transport_master_import
+    from cms.personalization.keys import (
+        card_key_store,
+        card_keys_provision,
+        transport_master_import,
+    )
     from pki.keys.symmetric import master_label
 
     card_keys_provision(CPS4)
     if not card_key_store().has_key(master_label("desfire-transport", 2)):
         transport_master_import(version=2, key=secrets.token_bytes(16))
+
 
 BATCH = (
     b"chip_serial;desfire_uid;transport_key_version\n"
