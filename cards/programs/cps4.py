@@ -13,7 +13,9 @@ checks what comes back, and asks for certificates. Interaction with the server, 
    the ``cps_auth`` and ``cps_sign`` certificates and sends back ``CertificateReply({"auth": der,
    "sign": der})``. The program checks each certificate carries the key it read.
 3. Batches 3-8: write the certificates, set PIN, PUK and admin key; DESFire: authenticate with the
-   transport key, create the application, change the PICC master key and the application keys to
+   batch's transport key (per card, never the public factory key), set the key new applications
+   get to the card's initial application key (SetConfiguration option 01), create the
+   application, change the PICC master key and the application keys (from the initial key) to
    the diversified ones, create and write the files (read back), disable FormatPICC; close the chip
    lifecycle; verify (read back every written EF; PIN verify + one signature per key checked
    against its certificate; DESFire authentication with key 1).
