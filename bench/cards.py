@@ -34,7 +34,7 @@ from cards.programs.cps4 import cps4_program  # noqa: E402
 from cards.scp03 import Scp03Host, Scp03StaticKeys  # noqa: E402
 from cards.transport import FunctionTransport, transmit_apdu  # noqa: E402
 from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool  # noqa: E402
-from demo.scenario import Issuer, load_key_pool, make_scenario  # noqa: E402
+from demo.scenario import Issuer, load_key_pool, make_scenario, transport_key  # noqa: E402
 
 
 class Timed:
@@ -95,9 +95,9 @@ def _scp03_writes(n: int, pool: KeyPool) -> tuple[float, float]:
 
 
 def _desfire_writes(n: int) -> float:
-    key = bytes(16)  # a blank virtual card's PICC master key (the transport key)
     chip = Card.blank("cps4")
-    assert chip.contactless is not None
+    assert chip.contactless is not None and chip.desfire_chip is not None
+    key = transport_key(chip.desfire_chip.state.uid)  # the test vendor's transport key
     card = DesfireCard(FunctionTransport(chip.contactless.transmit))
     card.select_application(0)
     session = card.authenticate(0, key)

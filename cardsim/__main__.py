@@ -34,10 +34,13 @@ class Simulator:
                 self.card.contactless, args.host, args.contactless_port, self.stop
             )
 
-    def _open(self, path: Path, product: str) -> Card:
+    def _open(self, path: Path, product: str, factory_default: bool | None = None) -> Card:
+        if factory_default is None:
+            factory_default = self.args.factory_default
         return Card.open(
             path,
             product,
+            blank={"factory_default": True} if factory_default else None,
             keygen=self.keygen,
             apdu_delay_ms=self.args.apdu_delay_ms,
             key_delay_ms=self.args.key_delay_ms,
@@ -67,7 +70,12 @@ class Simulator:
                     card.remove()
                     self._replug()
                     product = str(request.get("product", self.args.product))
-                    self.card = self._open(Path(request["state"]), product)
+                    factory = request.get("factory_default")
+                    self.card = self._open(
+                        Path(request["state"]),
+                        product,
+                        None if factory is None else bool(factory),
+                    )
                     self._replug(swap=True)
                 delay_ms = float(request.get("contactless_delay_ms", 0))
                 if delay_ms > 0 and self.contactless is not None:
@@ -125,6 +133,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m cardsim", description=__doc__)
     parser.add_argument("--product", choices=("cps4", "cps3"), default="cps4")
     parser.add_argument("--state", required=True, help="JSON state file (created blank if absent)")
+    parser.add_argument(
+        "--factory-default",
+        action="store_true",
+        help="a new blank DESFire keeps NXP's PICC key (AES zeros, version 0) instead of the "
+        "test vendor's transport key (refused in production)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=35963, help="vpcd slot of the contact chip")
     parser.add_argument("--contactless-port", type=int, default=35964, help="DESFire vpcd slot")

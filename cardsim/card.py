@@ -43,6 +43,15 @@ TEST_SCP03_MASTER = bytes.fromhex(
     "8C72C72CF908411653018807950D82FBAD947562F0828A0B10B8B9606ABF3BCD"
 )
 
+# The test vendor's DESFire transport master (version TEST_TRANSPORT_VERSION): blank cards leave
+# the "factory" with their PICC master key diversified from it by AN10922 (UID ‖ 000000 ‖ the
+# product's system identifier), as a card vendor pre-personalizes a batch with the transport key
+# agreed at a key ceremony. Public, for the demo and the tests only; the embedded default imports
+# it as ``desfire-transport.v1``. ``factory_default=True`` makes a card as NXP ships it instead
+# (PICC master key AES zeros, version 0), which production refuses.
+TEST_TRANSPORT_MASTER = bytes.fromhex("5452414E53504F52542D544553542D31")  # "TRANSPORT-TEST-1"
+TEST_TRANSPORT_VERSION = 1
+
 Rng = Callable[[int], bytes]
 
 
@@ -112,8 +121,13 @@ def blank_state(
     *,
     rng: Rng = secrets.token_bytes,
     scp03_master: bytes = TEST_SCP03_MASTER,
+    transport_master: bytes = TEST_TRANSPORT_MASTER,
+    transport_version: int = TEST_TRANSPORT_VERSION,
+    factory_default: bool = False,
 ) -> dict[str, Any]:
-    """A new blank card as the manufacturer delivers it (JSON-ready)."""
+    """A new blank card as the manufacturer delivers it (JSON-ready): PICC master key
+    diversified from ``transport_master`` (vendor transport key of ``transport_version``), or
+    with ``factory_default`` the public AES zeros of version 0."""
     if product == "cps3":
         from cardsim import cps3
 
@@ -152,7 +166,14 @@ def blank_state(
         },
     )
     uid = b"\x04" + rng(6)
-    dstate = desfire.DesfireState(uid=uid, picc_key=desfire.AesKey(bytes(16), 0))
+    if factory_default:
+        picc_key = desfire.AesKey(bytes(16), 0)
+    else:
+        m = crypto.an10922_input(uid, bytes(3), facts.DESFIRE_SYSTEM_IDENTIFIER)
+        picc_key = desfire.AesKey(
+            crypto.an10922_diversify_aes128(transport_master, m), transport_version
+        )
+    dstate = desfire.DesfireState(uid=uid, picc_key=picc_key)
     return {
         "format": STATE_FORMAT,
         "product": "cps4",
@@ -250,19 +271,30 @@ class Card:
         )
 
     @classmethod
-    def open(cls, path: Path, product: str = "cps4", **kwargs: Any) -> Card:
-        """The card kept in ``path``; a new blank card of ``product`` is made there if missing."""
+    def open(
+        cls,
+        path: Path,
+        product: str = "cps4",
+        *,
+        blank: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Card:
+        """The card kept in ``path``; a new blank card of ``product`` is made there if missing
+        (``blank``: keyword arguments of ``blank_state``)."""
         if path.exists():
             data = load_state(path)
         else:
-            data = blank_state(product)
+            data = blank_state(product, **(blank or {}))
             save_state(path, data)
         return cls(data, path=path, **kwargs)
 
     @classmethod
-    def blank(cls, product: str = "cps4", **kwargs: Any) -> Card:
-        """A new blank card held in memory only."""
-        return cls(blank_state(product), **kwargs)
+    def blank(
+        cls, product: str = "cps4", *, blank: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Card:
+        """A new blank card held in memory only (``blank``: keyword arguments of
+        ``blank_state``)."""
+        return cls(blank_state(product, **(blank or {})), **kwargs)
 
     @property
     def serial(self) -> bytes:

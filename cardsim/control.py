@@ -2,7 +2,8 @@
 
 Requests ``{"op": ...}``; every answer is a JSON object with ``"ok"``. Operations:
 ``status``; ``remove``; ``insert`` (optional ``state`` path and ``product``: swap in that card, a
-new blank one when the file does not exist; optional ``contactless_delay_ms``: the contactless
+new blank one when the file does not exist, ``factory_default``: true makes that blank DESFire
+with the public factory PICC key; optional ``contactless_delay_ms``: the contactless
 slot sees the card that much later, as pcscd sometimes reports it); ``fault`` (``tear_at``,
 ``tear_executes``, ``sw_at`` {n: sw}, ``flip_at`` {n: bit}, numbers counted from the next
 APDU = 1); ``clear_faults``.

@@ -101,6 +101,9 @@ class DesfireState:
     config: int = 0
     apps: dict[bytes, Application] = field(default_factory=dict)
     batch: bytes = bytes.fromhex("BA7C400000")
+    default_key: AesKey = field(default_factory=lambda: AesKey(bytes(16)))
+    """The key (all key numbers) and version a new application gets: SetConfiguration option
+    ``01`` sets it; factory default AES zeros, version 0."""
 
     def free_memory(self) -> int:
         """Bytes left for applications and files."""
@@ -113,6 +116,7 @@ class DesfireState:
             "picc_key": [self.picc_key.key.hex(), self.picc_key.version],
             "picc_ks1": self.picc_ks1,
             "config": self.config,
+            "default_key": [self.default_key.key.hex(), self.default_key.version],
             "batch": self.batch.hex(),
             "apps": [
                 {
@@ -161,6 +165,7 @@ class DesfireState:
                 df_name=bytes.fromhex(a.get("df_name", "")),
             )
         key, version = raw["picc_key"]
+        default_key, default_version = raw.get("default_key", [bytes(16).hex(), 0])
         return cls(
             uid=bytes.fromhex(raw["uid"]),
             picc_key=AesKey(bytes.fromhex(key), int(version)),
@@ -168,6 +173,7 @@ class DesfireState:
             config=int(raw.get("config", 0)),
             apps=apps,
             batch=bytes.fromhex(raw.get("batch", "BA7C400000")),
+            default_key=AesKey(bytes.fromhex(default_key), int(default_version)),
         )
 
 
@@ -450,8 +456,14 @@ class DesfireChip:
             raise DesfireError(ST_PARAMETER)
         if aid in self.state.apps:
             raise DesfireError(ST_DUPLICATE)
+        default = self.state.default_key
         app = Application(
-            ks1, ks2, [AesKey(bytes(16)) for _ in range(n_keys)], {}, iso_fid, df_name
+            ks1,
+            ks2,
+            [AesKey(default.key, default.version) for _ in range(n_keys)],
+            {},
+            iso_fid,
+            df_name,
         )
         if app.used() > self.state.free_memory():
             raise DesfireError(ST_OUT_OF_EEPROM)
@@ -488,15 +500,24 @@ class DesfireChip:
         return self._tx(self.state.uid, FULL)
 
     def _set_configuration(self, ins: int, data: bytes) -> bytes:
+        """Option ``00``: PICC configuration byte (random UID, FormatPICC disabled; one way).
+        Option ``01``: the default key of new applications, as libfreefare's
+        ``mifare_desfire_set_default_key`` sends it: key data padded with zeros to 24 bytes ‖
+        key version (25 bytes, FULL mode, PICC master key session); AES uses the first 16."""
         header, payload = self._rx(ins, data, FULL, 1)
         if self.selected != PICC_AID:
             raise DesfireError(ST_PERMISSION)
         self._require(0)
-        if header != b"\x00":
+        if header == b"\x00":
+            if len(payload) != 1 or payload[0] & ~(CONFIG_FORMAT_DISABLED | CONFIG_RANDOM_UID):
+                raise DesfireError(ST_PARAMETER)
+            self.state.config |= payload[0]  # both options are irreversible
+        elif header == b"\x01":
+            if len(payload) != 25:
+                raise DesfireError(ST_LENGTH)
+            self.state.default_key = AesKey(payload[:16], payload[24])
+        else:
             raise DesfireError(ST_PARAMETER)
-        if len(payload) != 1 or payload[0] & ~(CONFIG_FORMAT_DISABLED | CONFIG_RANDOM_UID):
-            raise DesfireError(ST_PARAMETER)
-        self.state.config |= payload[0]  # both options are irreversible
         self.dirty = True
         return self._tx(b"", MAC)
 

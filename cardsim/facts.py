@@ -20,6 +20,7 @@ __all__ = [
     "CPS4",
     "CPS4_PUK",
     "DESFIRE_ATR",
+    "DESFIRE_SYSTEM_IDENTIFIER",
     "EF_ACTUA",
     "EF_DIR",
     "EF_SN_ICC",
@@ -74,3 +75,4 @@ ADMIN_KEY_REF = _defined(CPS4.admin_key_reference, "CPS4 admin key reference")
 ADMIN_KEY_TRIES = _defined(CPS4.admin_key_tries, "CPS4 admin key tries")
 
 DESFIRE_ATR = _defined(CPS4.contactless_atr, "CPS4 contactless ATR")
+DESFIRE_SYSTEM_IDENTIFIER = _defined(CPS4.desfire, "CPS4 DESFire").system_identifier

@@ -28,13 +28,20 @@ from cards.programs.cps4 import Cps4Inputs, Identity, StockRecord
 from cards.scp03 import Scp03StaticKeys
 from cards.secret import Secret
 from cards.transport import FunctionTransport, Transport
-from cardsim.card import TEST_SCP03_MASTER, Card, KeyPool
+from cardsim.card import (
+    TEST_SCP03_MASTER,
+    TEST_TRANSPORT_MASTER,
+    TEST_TRANSPORT_VERSION,
+    Card,
+    KeyPool,
+)
 from cardsim.rig import KEY_POOL
 
 DESFIRE_MASTERS = {0: bytes(range(16, 32)), 1: bytes(range(32, 48)), 2: bytes(range(48, 64))}
 PICC_MASTER = bytes(range(64, 80))
 ADMIN_MASTER = bytes(range(80, 112))
-TRANSPORT_KEY = bytes(16)  # a blank cardsim DESFire: PICC master key AES zeros, version 0
+APP_INITIAL_MASTER = bytes(range(112, 128))
+FACTORY_TRANSPORT_KEY = bytes(16)  # NXP's PICC master key (AES zeros, version 0): public
 KEY_POOL_FILE = KEY_POOL
 
 
@@ -49,6 +56,26 @@ def picc_key(uid: bytes) -> bytes:
     return crypto.an10922_diversify_aes128(
         PICC_MASTER, crypto.an10922_input(uid, aid_bytes(0), app.system_identifier)
     )
+
+
+def transport_key(uid: bytes, version: int = TEST_TRANSPORT_VERSION) -> bytes:
+    """A blank virtual card's PICC key: the test vendor's transport key, diversified for the card
+    (cardsim's default), or the factory zeros for version 0."""
+    if version == 0:
+        return FACTORY_TRANSPORT_KEY
+    app = CPS4.desfire
+    assert app is not None
+    return crypto.an10922_diversify_aes128(
+        TEST_TRANSPORT_MASTER, crypto.an10922_input(uid, aid_bytes(0), app.system_identifier)
+    )
+
+
+def app_initial_key(uid: bytes) -> bytes:
+    """The per-card key the DESFire application is created with (SetConfiguration 01)."""
+    app = CPS4.desfire
+    assert app is not None
+    m = crypto.an10922_input(uid, aid_bytes(app.aid), app.system_identifier)
+    return crypto.an10922_diversify_aes128(APP_INITIAL_MASTER, m)
 
 
 def app_keys(uid: bytes) -> dict[int, bytes]:
@@ -98,6 +125,8 @@ def cps4_inputs(
     assert CPS4.scp03 is not None
     serial = card.serial  # EF.SN.ICC, also the SCP03 KDD
     uid = card.desfire_chip.state.uid
+    # The batch file names the transport key version; the virtual card stands for it here.
+    transport_version = card.desfire_chip.state.picc_key.version
     return Cps4Inputs(
         stock=StockRecord(card_serial=serial, kdd=serial, desfire_uid=uid, atr=card.contact.atr),
         identity=Identity(
@@ -114,9 +143,11 @@ def cps4_inputs(
         scp03_keys=Scp03StaticKeys.diversify(
             TEST_SCP03_MASTER, serial, CPS4.scp03.kvn, CPS4.scp03.key_length
         ),
-        desfire_transport_key=TRANSPORT_KEY,
+        desfire_transport_key=transport_key(uid, transport_version),
+        desfire_transport_key_version=transport_version,
         desfire_picc_key=picc_key(uid),
         desfire_app_keys=app_keys(uid),
+        desfire_app_initial_key=app_initial_key(uid),
         admin_key=crypto.unblock_admin_key(ADMIN_MASTER, serial, 1),
         pin=Secret("2468"),
         puk=Secret("13572468"),

@@ -11,7 +11,7 @@ from cms.callers import Caller
 from cms.choices import RequestKind
 from cms.models import Card, CardRequest, Holder, Product, SitePool, Station
 from cms.personalization.choices import StationStatus
-from cms.personalization.keys import card_keys_provision
+from cms.personalization.keys import TEST_TRANSPORT_VERSION, card_keys_provision
 from cms.personalization.stations import station_code_renew, station_create, station_enroll
 from cms.services.holders import HolderData, holder_create
 from cms.services.products import product_sync
@@ -56,13 +56,23 @@ _batches = itertools.count(1)
 
 
 def blank_card_register(
-    *, product: Product, pool: SitePool, chip_serial: str, desfire_uid: str, reference: str = ""
+    *,
+    product: Product,
+    pool: SitePool,
+    chip_serial: str,
+    desfire_uid: str,
+    reference: str = "",
+    transport_key_version: int = TEST_TRANSPORT_VERSION,
 ) -> Card:
-    """Register one blank card (its vendor batch of one) in the pool; idempotent per serial."""
+    """Register one blank card (its vendor batch of one) in the pool; idempotent per serial.
+    Virtual cards come with the test vendor's transport key (version 1, cardsim's default)."""
     found = Card.objects.filter(chip_serial=chip_serial.upper()).first()
     if found is not None:
         return found
-    content = f"chip_serial,desfire_uid,transport_key_version\n{chip_serial},{desfire_uid},0\n"
+    content = (
+        "chip_serial,desfire_uid,transport_key_version\n"
+        f"{chip_serial},{desfire_uid},{transport_key_version}\n"
+    )
     stock_batch_register(
         vendor="cardsim",
         reference=reference or f"virtual-{chip_serial.upper()}",

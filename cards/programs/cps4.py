@@ -13,7 +13,9 @@ checks what comes back, and asks for certificates. Interaction with the server, 
    the ``cps_auth`` and ``cps_sign`` certificates and sends back ``CertificateReply({"auth": der,
    "sign": der})``. The program checks each certificate carries the key it read.
 3. Batches 3-8: write the certificates, set PIN, PUK and admin key; DESFire: authenticate with the
-   transport key, create the application, change the PICC master key and the application keys to
+   batch's transport key (per card, never the public factory key), set the key new applications
+   get to the card's initial application key (SetConfiguration option 01), create the
+   application, change the PICC master key and the application keys (from the initial key) to
    the diversified ones, create and write the files (read back), disable FormatPICC; close the chip
    lifecycle; verify (read back every written EF; PIN verify + one signature per key checked
    against its certificate; DESFire authentication with key 1).
@@ -149,6 +151,9 @@ class Cps4Inputs:
     """The PICC master key diversified for this card (AN10922, AID 000000)."""
     desfire_app_keys: Mapping[int, bytes] = field(repr=False)
     """Key number → AES-128 key diversified for this card (AN10922: UID ‖ AID ‖ system id)."""
+    desfire_app_initial_key: bytes = field(repr=False)
+    """The key the application is created with (SetConfiguration option 01 under the PICC
+    session, before CreateApplication): a per-card secret, never the public default (zeros)."""
     admin_key: bytes = field(repr=False)
     pin: Secret
     puk: Secret
@@ -157,6 +162,9 @@ class Cps4Inputs:
     certificates: Mapping[str, bytes] | None = None
     """Only when resuming after the certificates were written: the DER issued then."""
     product: Product = field(default=CPS4, repr=False)
+    desfire_transport_key_version: int | None = None
+    """The batch's transport key version (a rollback gives the PICC key back at it); ``None``:
+    the product's blank-card version."""
 
     def __post_init__(self) -> None:
         product = self.product
@@ -176,10 +184,13 @@ class Cps4Inputs:
         for name, key in (
             ("transport", self.desfire_transport_key),
             ("PICC", self.desfire_picc_key),
+            ("initial application", self.desfire_app_initial_key),
             ("admin", self.admin_key),
         ):
             if len(key) != 16:
                 raise ValueError(f"the {name} key must be AES-128")
+        if self.desfire_app_initial_key == bytes(16):
+            raise ValueError("the initial application key must not be the public default (zeros)")
         if sorted(self.desfire_app_keys) != [k.key_no for k in product.desfire.keys]:
             raise ValueError("one diversified key per DESFire application key number is needed")
         if any(len(k) != 16 for k in self.desfire_app_keys.values()):
@@ -751,14 +762,23 @@ class _Runner:
             part2, holder = self.auth_finish(auth, part1, "AuthenticateEV2First PICC")
             yield Stage([part2])
             session = holder[0]
+            initial = self.inputs.desfire_app_initial_key
             items = [
+                # The application's keys start as this card's secret, not as the public zeros:
+                # no session over the relay is keyed by a public value (ADR 0101).
+                self.df(
+                    session,
+                    session.set_configuration(0x01, initial + bytes(8) + b"\x00"),
+                    "SetConfiguration (default application key)",
+                    sensitive=True,
+                ),
                 self.df(
                     session,
                     session.create_application(
                         create_application(self.app.aid, self.app.ks1, self.app.ks2)
                     ),
                     "CreateApplication",
-                )
+                ),
             ]
             if self.state["picc_key"] == "transport":
                 items.append(
@@ -771,7 +791,7 @@ class _Runner:
                         sensitive=True,
                     )
                 )
-            app_auth, app_part1 = self.auth_start(0, bytes(16), "AuthenticateEV2First app key 0")
+            app_auth, app_part1 = self.auth_start(0, initial, "AuthenticateEV2First app key 0")
             items += [self.select_desfire(self.app.aid, "SelectApplication CPS"), app_part1]
             self.state["picc_key"] = "diversified"
             yield Stage(items, emits=("desfire_application",))
@@ -784,7 +804,7 @@ class _Runner:
                 if key.key_no == 0:
                     continue
                 command = session.change_key(
-                    key.key_no, self.desfire_key(key.key_no), key.version, bytes(16)
+                    key.key_no, self.desfire_key(key.key_no), key.version, initial
                 )
                 items.append(
                     self.df(session, command, f"ChangeKey app key {key.key_no}", sensitive=True)
@@ -978,7 +998,9 @@ class _Rollback(_Runner):
                     session.change_key(
                         0,
                         self.inputs.desfire_transport_key,
-                        self.product.blank.desfire_transport_key_version,
+                        self.product.blank.desfire_transport_key_version
+                        if self.inputs.desfire_transport_key_version is None
+                        else self.inputs.desfire_transport_key_version,
                     ),
                     "ChangeKey PICC master (back to transport)",
                     sensitive=True,

@@ -52,6 +52,8 @@ def program_inputs(session: PersonalizationSession, card: Card, atr: bytes) -> C
         desfire_transport_key=keys.transport,
         desfire_picc_key=keys.picc,
         desfire_app_keys=keys.app,
+        desfire_app_initial_key=keys.app_initial,
+        desfire_transport_key_version=versions.transport,
         admin_key=keys.admin,
         pin=sealed.pin,
         puk=sealed.puk,

@@ -42,9 +42,17 @@ from pki.keys.symmetric import (
 TEST_SCP03_MASTER = bytes.fromhex(
     "8C72C72CF908411653018807950D82FBAD947562F0828A0B10B8B9606ABF3BCD"
 )
-# The DESFire factory PICC master key (AES, all zeros) is the transport key of version 0.
+# The DESFire factory PICC master key (AES, all zeros) is the transport key of version 0: public,
+# refused unless settings.DESFIRE_FACTORY_TRANSPORT_KEY (never in production).
 FACTORY_TRANSPORT_KEY = bytes(16)
 TRANSPORT_PURPOSE = "desfire-transport"
+# The test vendor's transport master (cardsim makes blank cards with it, as version 1). Public:
+# the embedded default and the tests import it; production imports a vendor's at a ceremony.
+TEST_TRANSPORT_MASTER = bytes.fromhex("5452414E53504F52542D544553542D31")
+TEST_TRANSPORT_VERSION = 1
+# The master of the per-card key a new DESFire application is created with (SetConfiguration
+# option 01 before CreateApplication; ADR 0101).
+APP_INITIAL_PURPOSE = "desfire-app-initial"
 SEAL_VERSION = 1
 
 _stores: dict[str, CardKeyStore] = {}
@@ -83,6 +91,7 @@ class KeyVersions:
     app: dict[int, int] = field(default_factory=dict)
     admin: int = 1
     transport: int = 0
+    app_initial: int = 1
 
     @classmethod
     def for_product(cls, product: Product, transport: int) -> KeyVersions:
@@ -102,6 +111,7 @@ class KeyVersions:
             "app": {str(k): v for k, v in self.app.items()},
             "admin": self.admin,
             "transport": self.transport,
+            "app_initial": self.app_initial,
         }
 
     @classmethod
@@ -112,6 +122,7 @@ class KeyVersions:
             app={int(k): int(v) for k, v in data["app"].items()},
             admin=int(data["admin"]),
             transport=int(data["transport"]),
+            app_initial=int(data.get("app_initial", 1)),
         )
 
 
@@ -122,6 +133,7 @@ def _labels(product: Product, versions: KeyVersions) -> dict[str, str]:
         "picc": master_label("desfire-picc", versions.picc),
         "admin": master_label("admin", versions.admin),
         "seal": master_label("seal", SEAL_VERSION),
+        "app_initial": master_label(APP_INITIAL_PURPOSE, versions.app_initial),
     }
     for key_no, version in versions.app.items():
         labels[f"app{key_no}"] = master_label(f"desfire-app-{key_no}", version)
@@ -155,6 +167,10 @@ def card_keys_provision(product: Product, *, test: bool | None = None) -> list[s
             else:
                 store.generate(label, length=32 if name == "seal" else 16)
             created.append(label)
+        transport = master_label(TRANSPORT_PURPOSE, TEST_TRANSPORT_VERSION)
+        if not store.has_key(transport):
+            store.import_key(transport, TEST_TRANSPORT_MASTER)
+            created.append(transport)
     except KeyBackendError as exc:
         raise _translate(exc) from None
     return created
@@ -169,6 +185,32 @@ class CardKeys:
     picc: bytes = field(repr=False)
     app: dict[int, bytes] = field(repr=False)
     admin: bytes = field(repr=False)
+    app_initial: bytes = field(repr=False)
+
+
+def transport_version_check(version: int) -> None:
+    """PolicyViolation unless cards of transport key ``version`` can be personalized here: the
+    factory key (0) only where settings.DESFIRE_FACTORY_TRANSPORT_KEY allows it (never in
+    production), version N only with its master in the card key store."""
+    if version == 0:
+        if not settings.DESFIRE_FACTORY_TRANSPORT_KEY:
+            raise PolicyViolation(
+                "Transport key version 0 is the public factory PICC key: a station relaying its "
+                "session would learn every key written. Order cards with a vendor transport key."
+            )
+        return
+    if not 1 <= version <= 255:
+        raise PolicyViolation("Transport key versions are 0 to 255.")
+    store = card_key_store()
+    try:
+        present = store.has_key(master_label(TRANSPORT_PURPOSE, version))
+    except KeyBackendError as exc:
+        raise _translate(exc) from None
+    if not present:
+        raise PolicyViolation(
+            f"No DESFire transport master of version {version} in the card key store; import it "
+            f"with manage.py card_keys_import_transport --version {version}."
+        )
 
 
 def transport_key(version: int, *, m: bytes) -> bytes:
@@ -177,6 +219,7 @@ def transport_key(version: int, *, m: bytes) -> bytes:
     card key store over ``m`` (UID ‖ AID 000000 ‖ system id, as the PICC key), so no transport
     key sits in clear in the settings (``manage.py card_keys_import_transport``)."""
     if version == 0:
+        transport_version_check(0)
         return FACTORY_TRANSPORT_KEY
     store = card_key_store()
     try:
@@ -222,6 +265,7 @@ def card_keys_derive(
         picc = an10922_key(store, labels["picc"], picc_m)
         m = uid + aid_bytes(app.aid) + app.system_identifier
         app_keys = {k: an10922_key(store, labels[f"app{k}"], m) for k in versions.app}
+        app_initial = an10922_key(store, labels["app_initial"], m)
         admin = admin_key(store, labels["admin"], serial, versions.admin)
     except KeyBackendError as exc:
         raise _translate(exc) from None
@@ -231,6 +275,7 @@ def card_keys_derive(
         picc=picc,
         app=app_keys,
         admin=admin,
+        app_initial=app_initial,
     )
 
 

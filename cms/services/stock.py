@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from cms.callers import Caller
 from cms.choices import CardStatus, ProductStatus
 from cms.models import Card, Product, SitePool, StockBatch
+from cms.personalization.keys import transport_version_check
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound, PolicyViolation
 from core.roles import Role
@@ -120,6 +121,9 @@ def stock_batch_register(
     if product.status != ProductStatus.ISSUED:
         raise PolicyViolation(f"{product} is a legacy product; no blank stock is bought for it.")
     rows = _parse_batch(content)
+    for version in sorted({r[2] for r in rows}):
+        # A version the card key store cannot answer for would only fail at the station.
+        transport_version_check(version)
     serials = [r[0] for r in rows]
     uids = [r[1] for r in rows if r[1]]
     clash = list(

@@ -312,6 +312,9 @@ CARD_KEY_STORE: dict[str, object] = {
 CARD_KEYS_TEST_PROVISIONING = False
 # DESFire transport keys of vendor batches: version 0 is the factory key (zeros); version N is
 # the master `desfire-transport.vN` in the card key store (manage.py card_keys_import_transport).
+# Cards still on the public factory key are refused (stock registration and personalization)
+# unless this allows them; production refuses to start with it (ADR 0101).
+DESFIRE_FACTORY_TRANSPORT_KEY = env_bool("DESFIRE_FACTORY_TRANSPORT_KEY", False)
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
 # Celery beat puts jobs whose lease ran out back in the queue (claims do it as well).
 STATION_LEASE_SWEEP_SECONDS = env_int("STATION_LEASE_SWEEP_SECONDS", 30)

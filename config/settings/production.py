@@ -39,6 +39,12 @@ else:
 CELERY_TASK_ALWAYS_EAGER = False
 # Card master keys come from a key ceremony, never from the published test values.
 CARD_KEYS_TEST_PROVISIONING = False
+# No personalization session may open with the public factory PICC key (ADR 0101).
+if DESFIRE_FACTORY_TRANSPORT_KEY:  # noqa: F405
+    raise ImproperlyConfigured(
+        "DESFIRE_FACTORY_TRANSPORT_KEY must stay off in production: cards on the factory PICC "
+        "key (transport key version 0) would open their session with a public key"
+    )
 PERSONALIZATION_EMAIL_DOMAIN = env_required(
     "PERSONALIZATION_EMAIL_DOMAIN", what="the mail domain of holders' signature certificates"
 )

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from cms.choices import CardStatus
 from cms.models import Card, Holder
 from tests.cms.conftest import card_make, cps3, cps4, holder, holder_make  # noqa: F401
+from tests.cms.personalization.conftest import card_key_dir, card_keys  # noqa: F401 - shared
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,11 @@ def test_holder_import_upload_returns_the_report(api_client_for):
     assert body["rejected"][0]["line"] == 3
 
 
-def test_stock_batch_upload_then_counts(api_client_for, cps4):  # noqa: F811
+def test_stock_batch_upload_then_counts(api_client_for, cps4, card_keys):  # noqa: F811
+    from cards.products import CPS4
+    from cms.personalization.keys import card_keys_provision
+
+    card_keys_provision(CPS4)  # the test vendor's transport master, version 1
     client = api_client_for("issuance_operator")
     batch = client.post(
         "/api/v1/stock/batches/register",
@@ -80,7 +85,9 @@ def test_stock_batch_upload_then_counts(api_client_for, cps4):  # noqa: F811
             "vendor": "Idemia",
             "reference": "B-7",
             "product_id": cps4.pk,
-            "file": SimpleUploadedFile("b.csv", b"chip_serial,desfire_uid\n0A0B0C0D0E0F1011,\n"),
+            "file": SimpleUploadedFile(
+                "b.csv", b"chip_serial,desfire_uid,transport_key_version\n0A0B0C0D0E0F1011,,1\n"
+            ),
         },
         format="multipart",
     )

@@ -104,8 +104,15 @@ def test_offline_unblock_rejects_a_bad_challenge() -> None:
         unblock.offline_unblock(card, lambda c: bytes(8), b"1234")
 
 
-KEY = bytes(16)  # the transport key of a blank virtual card's PICC master key
 WRONG_KEY = bytes(range(16))
+
+
+def _transport_key(chip: Card) -> bytes:
+    """The blank virtual card's PICC master key: the test vendor's transport key for its UID."""
+    from demo.scenario import transport_key
+
+    assert chip.desfire_chip is not None
+    return transport_key(chip.desfire_chip.state.uid)
 
 
 def _desfire() -> tuple[Card, DesfireCard]:
@@ -118,7 +125,7 @@ def test_desfire_client_against_the_virtual_card() -> None:
     chip, card = _desfire()
     assert chip.desfire_chip is not None
     card.select_application(0)
-    session = card.authenticate(0, KEY)
+    session = card.authenticate(0, _transport_key(chip))
     assert session.cmd_ctr == 0
     assert card.get_card_uid() == chip.desfire_chip.state.uid
     card.run(session.create_application(H("5350430B83")))
@@ -163,8 +170,10 @@ def test_desfire_client_multi_frame_and_non_first() -> None:
     chip, card = _desfire()
     assert len(card.get_version()) == 28  # three frames from the card, 91 AF between them
     card.select_application(0)
-    first = card.authenticate(0, KEY)
-    again = card.authenticate(0, KEY, first=False)  # NonFirst keeps the transaction identifier
+    first = card.authenticate(0, _transport_key(chip))
+    again = card.authenticate(
+        0, _transport_key(chip), first=False
+    )  # NonFirst keeps the transaction identifier
     assert again.ti == first.ti
     assert card.get_card_uid() == chip.desfire_chip.state.uid  # type: ignore[union-attr]
     with pytest.raises(DesfireStatusError):

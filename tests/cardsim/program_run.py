@@ -30,9 +30,7 @@ from cards.programs.cps4 import Cps4Inputs, Identity, StockRecord
 from cards.scp03 import Scp03StaticKeys
 from cards.secret import Secret
 from cardsim.card import TEST_SCP03_MASTER, Card, CardRemovedError
-from demo.scenario import ADMIN_MASTER, app_keys, picc_key
-
-BLANK_TRANSPORT_KEY = bytes(16)  # a blank cardsim DESFire: PICC master key AES zeros, version 0
+from demo.scenario import ADMIN_MASTER, app_initial_key, app_keys, picc_key, transport_key
 
 
 def cps4_inputs(card: Card, *, certificates: Mapping[str, bytes] | None = None) -> Cps4Inputs:
@@ -42,6 +40,7 @@ def cps4_inputs(card: Card, *, certificates: Mapping[str, bytes] | None = None) 
     scp03 = CPS4.scp03
     serial = card.serial
     uid = card.desfire_chip.state.uid
+    transport_version = card.desfire_chip.state.picc_key.version  # the batch file's, in a test
     return Cps4Inputs(
         stock=StockRecord(card_serial=serial, kdd=serial, desfire_uid=uid, atr=card.contact.atr),
         identity=Identity(
@@ -53,9 +52,11 @@ def cps4_inputs(card: Card, *, certificates: Mapping[str, bytes] | None = None) 
         scp03_keys=Scp03StaticKeys.diversify(
             TEST_SCP03_MASTER, serial, scp03.kvn, scp03.key_length
         ),
-        desfire_transport_key=BLANK_TRANSPORT_KEY,
+        desfire_transport_key=transport_key(uid, transport_version),
+        desfire_transport_key_version=transport_version,
         desfire_picc_key=picc_key(uid),
         desfire_app_keys=app_keys(uid),
+        desfire_app_initial_key=app_initial_key(uid),
         admin_key=crypto.unblock_admin_key(ADMIN_MASTER, serial, 1),
         pin=Secret("2468"),
         puk=Secret("13572468"),

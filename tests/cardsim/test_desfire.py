@@ -8,7 +8,7 @@ import pytest
 
 from cards import crypto
 from cardsim import desfire
-from cardsim.card import Card
+from cardsim.card import TEST_TRANSPORT_MASTER, Card, KeyPool
 from tests.cardsim.host import Ev2Host
 
 AID = bytes.fromhex("F0C0A1")
@@ -84,9 +84,49 @@ def test_change_key_matches_an12196() -> None:
 
 
 @pytest.fixture
+def card(key_pool: KeyPool) -> Card:
+    """The commands below on a card as NXP ships it (PICC key AES zeros, version 0)."""
+    return Card.blank("cps4", keygen=key_pool, blank={"factory_default": True})
+
+
+@pytest.fixture
 def host(card: Card) -> Ev2Host:
     assert card.contactless is not None
     return Ev2Host(card.contactless.transmit)
+
+
+def test_a_vendor_blank_card_has_its_own_diversified_transport_key(key_pool: KeyPool) -> None:
+    vendor = Card.blank("cps4", keygen=key_pool)  # the default: the test vendor's batch
+    assert vendor.contactless is not None and vendor.desfire_chip is not None
+    host = Ev2Host(vendor.contactless.transmit)
+    assert host.authenticate(0, ZERO) == desfire.ST_AUTH
+    uid = vendor.desfire_chip.state.uid
+    m = crypto.an10922_input(uid, bytes(3), b"ANS-CPS4")
+    assert host.authenticate(0, crypto.an10922_diversify_aes128(TEST_TRANSPORT_MASTER, m)) == 0
+    assert host.mac_cmd(0x64, b"\x00")[0] == b"\x01"  # GetKeyVersion: the batch's version 1
+    other = Card.blank("cps4", keygen=key_pool)
+    assert other.desfire_chip is not None
+    assert other.desfire_chip.state.picc_key.key != vendor.desfire_chip.state.picc_key.key
+
+
+def test_set_configuration_sets_the_key_new_applications_get(card: Card, host: Ev2Host) -> None:
+    initial = bytes(range(0xA0, 0xB0))
+    option_01 = initial + bytes(8) + b"\x05"  # libfreefare: key padded to 24 bytes, version
+    assert host.cmd(0x5C, b"\x01" + option_01)[1] == desfire.ST_AUTH  # no PICC session
+    assert host.authenticate(0, ZERO) == 0
+    assert host.mac_cmd(0x5C, b"\x01", option_01[:24], full=True)[1] == desfire.ST_LENGTH
+    assert host.authenticate(0, ZERO) == 0
+    assert host.mac_cmd(0x5C, b"\x01", option_01, full=True) == (b"", 0)
+    assert host.mac_cmd(0xCA, AID + bytes([0x0B, 0x83]))[1] == 0
+    assert host.cmd(0x5A, AID) == (b"", 0)
+    assert host.authenticate(0, ZERO) == desfire.ST_AUTH  # not the public default any more
+    for key_no in range(3):
+        assert host.authenticate(key_no, initial) == 0
+    assert host.mac_cmd(0x64, b"\x02")[0] == b"\x05"
+    # It survives the state file.
+    assert card.desfire_chip is not None
+    state = desfire.DesfireState.from_json(card.desfire_chip.state.to_json())
+    assert (state.default_key.key, state.default_key.version) == (initial, 5)
 
 
 def test_transport_key_is_all_zeros_and_wrong_keys_fail(host: Ev2Host) -> None:

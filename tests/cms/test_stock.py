@@ -9,8 +9,28 @@ from cms.selectors import stock_counts
 from cms.services.stock import pool_create, stock_assign_pool, stock_batch_register
 from core.errors import BadInput, Conflict, PolicyViolation
 from core.models import AuditEvent
+from tests.cms.personalization.conftest import card_key_dir, card_keys  # noqa: F401 - shared
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def transport_masters(card_keys):  # noqa: F811
+    """The card key store holds the transport masters of versions 1 (test vendor) and 2."""
+    import secrets
+
+    from cards.products import CPS4
+    from cms.personalization.keys import (
+        card_key_store,
+        card_keys_provision,
+        transport_master_import,
+    )
+    from pki.keys.symmetric import master_label
+
+    card_keys_provision(CPS4)
+    if not card_key_store().has_key(master_label("desfire-transport", 2)):
+        transport_master_import(version=2, key=secrets.token_bytes(16))
+
 
 BATCH = (
     b"chip_serial;desfire_uid;transport_key_version\n"
@@ -70,3 +90,22 @@ def test_pools_take_blank_cards_and_counts_follow(cps4, caller_for):
     (row,) = stock_counts(pool_id=pool.pk)
     assert row["pool"] == "paris" and row["counts"]["IN_STOCK"] == 3
     assert row["counts"]["ACTIVE"] == 0
+
+
+def test_a_batch_naming_an_unknown_or_the_factory_transport_key_is_refused(
+    cps4, caller_for, settings
+):
+    op = caller_for("issuance_operator")
+    unknown = b"chip_serial;desfire_uid;transport_key_version\n0011223344556690;;7\n"
+    with pytest.raises(PolicyViolation, match="version 7"):
+        _register(cps4, op, content=unknown, reference="B-unknown")
+    factory = b"chip_serial;desfire_uid;transport_key_version\n0011223344556691;;0\n"
+    with pytest.raises(PolicyViolation, match="factory"):
+        _register(cps4, op, content=factory, reference="B-factory")
+    silent = b"chip_serial;desfire_uid\n0011223344556692;\n"  # no version: the factory key
+    with pytest.raises(PolicyViolation, match="factory"):
+        _register(cps4, op, content=silent, reference="B-silent")
+    assert not Card.objects.exists()
+    assert not AuditEvent.objects.filter(action="stock.batch_register").exists()
+    settings.DESFIRE_FACTORY_TRANSPORT_KEY = True  # a laboratory with factory cards only
+    assert _register(cps4, op, content=factory, reference="B-factory").card_count == 1

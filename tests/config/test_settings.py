@@ -173,3 +173,10 @@ def test_no_transport_key_is_configured_in_clear():
     from django.conf import settings
 
     assert not hasattr(settings, "CARD_TRANSPORT_KEYS")
+
+
+def test_production_refuses_the_factory_desfire_transport_key():
+    result = run_manage({**PRODUCTION_ENV, "DESFIRE_FACTORY_TRANSPORT_KEY": "1"}, "check")
+    assert result.returncode != 0
+    assert "DESFIRE_FACTORY_TRANSPORT_KEY must stay off in production" in result.stderr
+    assert run_manage(PRODUCTION_ENV, "check").returncode == 0

@@ -198,7 +198,9 @@ def test_cps4_personalized_activated_and_usable(
     assert "auth.pem: good" in ocsp.stdout, ocsp.stdout + ocsp.stderr
 
     # --- DESFire: diversified key 1, identity file ------------------------------------------------
-    versions = KeyVersions.for_product(CPS4, 0)
+    session = card.sessions.get(status="done")
+    versions = KeyVersions.from_dict(session.key_versions)
+    assert versions.transport == card.transport_key_version == 1  # the test vendor's batch
     keys = card_keys_derive(product=CPS4, versions=versions, kdd=serial, serial=serial, uid=uid)
     desfire = DesfireCard(FunctionTransport(transmitter(connect(CONTACTLESS_READER))))
     app = CPS4.desfire
@@ -209,7 +211,6 @@ def test_cps4_personalized_activated_and_usable(
     record = desfire.read_data(identity_file.file_no, 0, identity_file.size, CommMode.FULL)
     assert card.holder is not None
     assert card.holder.national_id.encode() in record
-    session = card.sessions.get(status="done")
     from cards.products import card_number
     from cards.programs.cps4 import Identity
 

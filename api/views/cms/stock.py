@@ -15,7 +15,7 @@ from api.views.cms.common import caller_of
 from cms import selectors
 from cms.models import SitePool, StockBatch
 from cms.services.stock import pool_create, stock_assign_pool, stock_batch_register
-from core.errors import Conflict, NotFound, PolicyViolation
+from core.errors import Conflict, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
 
 STOCK_READERS = (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR)
@@ -94,7 +94,7 @@ class BatchRegisterApi(APIView):
     """Register a vendor batch file (CSV: chip_serial, desfire_uid, transport_key_version)."""
 
     roles = (Role.ISSUANCE_OPERATOR,)
-    errors = (NotFound, Conflict, PolicyViolation)
+    errors = (NotFound, Conflict, PolicyViolation, ServiceUnavailable)
     parser_classes = (MultiPartParser,)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):

@@ -78,7 +78,9 @@ def test_pkcs11_store_computes_the_same_keys(softhsm) -> None:
 # DESFire transport masters in the card key store
 
 
-def test_transport_masters_are_imported_from_stdin_and_diversified_per_card(card_keys, db):
+def test_transport_masters_are_imported_from_stdin_and_diversified_per_card(
+    card_keys, db, settings
+):
     from django.core.management import CommandError, call_command
 
     from cards.crypto import an10922_diversify_aes128
@@ -101,6 +103,9 @@ def test_transport_masters_are_imported_from_stdin_and_diversified_per_card(card
     )
     assert f"desfire-transport.v{version}" in out.getvalue() and master.hex() not in out.getvalue()
     assert transport_key(version, m=m) == an10922_diversify_aes128(master, m)
+    with pytest.raises(PolicyViolation, match="public factory PICC key"):
+        transport_key(0, m=m)  # production and the default settings
+    settings.DESFIRE_FACTORY_TRANSPORT_KEY = True  # a laboratory with factory cards only
     assert transport_key(0, m=m) == FACTORY_TRANSPORT_KEY
     event = AuditEvent.objects.get(action="card_keys.transport_import")
     assert master.hex() not in str(event.details) and event.details == {"version": version}
