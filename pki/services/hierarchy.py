@@ -4,6 +4,7 @@ certificates, and the delegated OCSP responder of each issuing CA."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import serialization
 from django.db import transaction
@@ -42,24 +43,37 @@ def _ca_profile(config: HierarchyConfig, auth: AuthorityConfig) -> Profile:
     return prof
 
 
-def hierarchy_init(*, config: HierarchyConfig, backend: str, actor: Actor) -> list[str]:
-    """Create what is missing of the configured hierarchy; return what was created."""
+def hierarchy_init(
+    *, config: HierarchyConfig, backend: str, actor: Actor, officers: Sequence[str] = ()
+) -> list[str]:
+    """Create what is missing of the configured hierarchy; return what was created.
+
+    ``officers``: the people of a ceremony (``pki_init`` checked them), recorded in every audit
+    event of what was created."""
+    witnessed = {"officers": list(officers)} if officers else {}
     created: list[str] = []
     with translated():
         key_backend_get(backend).check()
         for auth in config.authorities:
             ca = CertificateAuthority.objects.filter(short_name=auth.short_name).first()
             if ca is None:
-                ca = _authority_create(config=config, auth=auth, backend=backend, actor=actor)
+                ca = _authority_create(
+                    config=config, auth=auth, backend=backend, actor=actor, witnessed=witnessed
+                )
                 created.append(auth.short_name)
             if ca.kind == CaKind.ISSUING and ca.ocsp_responder_id is None:
-                _responder_create(config=config, ca=ca, actor=actor)
+                _responder_create(config=config, ca=ca, actor=actor, witnessed=witnessed)
                 created.append(f"{auth.short_name} OCSP responder")
     return created
 
 
 def _authority_create(
-    *, config: HierarchyConfig, auth: AuthorityConfig, backend: str, actor: Actor
+    *,
+    config: HierarchyConfig,
+    auth: AuthorityConfig,
+    backend: str,
+    actor: Actor,
+    witnessed: dict[str, list[str]],
 ) -> CertificateAuthority:
     handle = _ensure_key(backend, auth.short_name, auth.key_size)
     key = key_backend_get(backend).private_key(handle)
@@ -116,12 +130,19 @@ def _authority_create(
                 "backend": backend,
                 "serial": format(cert.serial_number, "x"),
                 "key_size": auth.key_size,
+                **witnessed,
             },
         )
     return ca
 
 
-def _responder_create(*, config: HierarchyConfig, ca: CertificateAuthority, actor: Actor) -> None:
+def _responder_create(
+    *,
+    config: HierarchyConfig,
+    ca: CertificateAuthority,
+    actor: Actor,
+    witnessed: dict[str, list[str]],
+) -> None:
     label = f"{ca.short_name}-ocsp"
     handle = _ensure_key(ca.key_backend, label, config.responder_key_size)
     key = key_backend_get(ca.key_backend).private_key(handle)
@@ -137,4 +158,5 @@ def _responder_create(*, config: HierarchyConfig, ca: CertificateAuthority, acto
             issuer=authorities.authority_context_of(ca).issuer(),
             actor=actor,
             action="pki.ocsp_responder_create",
+            details=dict(witnessed),
         )
