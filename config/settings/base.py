@@ -264,6 +264,11 @@ PKI_OCSP_RESPONDER_RENEWAL_DAYS = env_int("PKI_OCSP_RESPONDER_RENEWAL_DAYS", 30)
 # The web process may sign OCSP answers with the delegated responder key (never a CA key) when no
 # pre-signed answer fits: a nonce, a non-SHA-1 CertID, an unknown serial (docs/adr/0002).
 PKI_OCSP_LIVE_SIGNING = env_bool("PKI_OCSP_LIVE_SIGNING", True)
+# A request nonce costs a fresh signature per unauthenticated request: by default it is ignored
+# and the pre-signed answer served (RFC 5019 §2.1). Opt in to echo nonces, at most
+# PKI_OCSP_NONCE_RATE live answers a minute per client (beyond: the pre-signed answer). ADR 0103.
+PKI_OCSP_NONCE_SIGNING = env_bool("PKI_OCSP_NONCE_SIGNING", False)
+PKI_OCSP_NONCE_RATE = env_int("PKI_OCSP_NONCE_RATE", 10)
 # The longest an HTTP cache (the nginx front, a relying party) may keep an OCSP answer, whatever
 # its nextUpdate: the promised delay before a revocation is seen through a cache.
 PKI_OCSP_CACHE_MAX_AGE = env_int("PKI_OCSP_CACHE_MAX_AGE", 60)
