@@ -34,6 +34,15 @@ class CertificateAuthority(models.Model):
         "Certificate", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     ocsp_key_handle = models.CharField(max_length=200, blank=True)
+    # An issuing CA's own certificate as a row under its parent: the parent's CRL and OCSP list
+    # it when it is revoked (issue 11 §6). A root has none.
+    certificate = models.OneToOneField(
+        "Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="authority_of",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

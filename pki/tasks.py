@@ -21,3 +21,15 @@ from pki import services
 def pki_publish_task() -> None:
     """Beat entry: what is due (CRLs, deltas, OCSP answers, responder renewals), nothing more."""
     services.pki_publish_all(actor=Actor.system("pki_publish"), due_only=True)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=20,
+)
+def authority_parent_crls_publish_task(authority: str) -> None:
+    """After a CA revocation: the parent's full and delta CRLs at once, listing it."""
+    services.authority_parent_crls_publish(authority=authority, actor=Actor.system("pki_revoke_ca"))

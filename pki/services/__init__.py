@@ -10,10 +10,18 @@ from pki.services.issuance import certificate_issue
 from pki.services.ocsp import ocsp_responses_refresh
 from pki.services.publication import pki_publish_all
 from pki.services.responders import ocsp_responder_renew
-from pki.services.revocation import certificate_hold, certificate_release_hold, certificate_revoke
+from pki.services.revocation import (
+    authority_parent_crls_publish,
+    authority_revoke,
+    certificate_hold,
+    certificate_release_hold,
+    certificate_revoke,
+)
 
 __all__ = [
     "DELTA_SQL",
+    "authority_parent_crls_publish",
+    "authority_revoke",
     "certificate_hold",
     "certificate_issue",
     "certificate_release_hold",

@@ -21,6 +21,7 @@ from pki.key_backends import key_backend_get
 from pki.models import CertificateAuthority
 from pki.services.errors import translated
 from pki.services.responders import responder_install
+from pki.services.rows import certificate_row_insert
 
 
 def _ensure_key(backend_alias: str, label: str, key_size: int) -> str:
@@ -88,22 +89,35 @@ def _authority_create(
         if auth.parent is not None:
             parent = CertificateAuthority.objects.select_for_update().get(short_name=auth.parent)
             issuer = authorities.authority_context_of(parent).issuer()
+        now = timezone.now()
         cert = builders.build_certificate(
             profile=_ca_profile(config, auth),
             public_key=key.public_key(),
             subject=subject,
             serial=builders.random_serial(secrets.token_bytes),
-            now=timezone.now(),
+            now=now,
             issuer=issuer,
             self_signing_key=key if issuer is None else None,
             policies=auth.policies.get(_ca_profile_name(auth), ()),
         )
         name_hash, key_hash = builders.issuer_hashes(cert)
+        # an issuing CA's certificate is a row under its parent: its CRL can list it (§6)
+        row = None
+        if parent is not None:
+            row = certificate_row_insert(
+                ca_id=parent.pk,
+                cert=cert,
+                profile=_ca_profile_name(auth),
+                holder=None,
+                on_hold=False,
+                now=now,
+            )
         ca = CertificateAuthority.objects.create(
             short_name=auth.short_name,
             common_name=auth.common_name,
             kind=auth.kind,
             parent=parent,
+            certificate=row,
             key_backend=backend,
             key_handle=handle,
             certificate_der=cert.public_bytes(serialization.Encoding.DER),
