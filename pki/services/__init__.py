@@ -8,10 +8,9 @@ from pki.services.crl import DELTA_SQL, crl_due, crl_publish, crl_publish_if_due
 from pki.services.hierarchy import hierarchy_init
 from pki.services.issuance import certificate_issue
 from pki.services.ocsp import ocsp_responses_refresh
-from pki.services.publication import pki_publish_all
+from pki.services.publication import authority_parent_crls_publish, pki_publish_all
 from pki.services.responders import ocsp_responder_renew
 from pki.services.revocation import (
-    authority_parent_crls_publish,
     authority_revoke,
     certificate_hold,
     certificate_release_hold,

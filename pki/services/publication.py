@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor
+from core.errors import Conflict
 from pki.choices import CaKind, CrlKind
 from pki.models import CertificateAuthority
 from pki.services.crl import crl_publish, crl_publish_if_due
@@ -71,3 +73,15 @@ def pki_publish_all(
             count = ocsp_responses_refresh(actor=actor, authority=ca.short_name, due_before=due)
             done.append(f"{ca.short_name}: {count} OCSP responses signed")
     return done
+
+
+def authority_parent_crls_publish(*, authority: str, actor: Actor) -> str:
+    """Publish a full and a delta CRL of the parent of ``authority`` (CA keys: commands and
+    signing workers only). Returns the parent's short name."""
+    parent = CertificateAuthority.objects.select_related("parent").get(short_name=authority).parent
+    if parent is None:
+        raise Conflict(f"{authority} has no parent")
+    for kind in (CrlKind.FULL, CrlKind.DELTA):
+        with transaction.atomic():
+            crl_publish(authority=parent.short_name, kind=kind, actor=actor)
+    return parent.short_name

@@ -12,10 +12,9 @@ from core.actors import Actor
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, NotFound
 from pki import authorities
-from pki.choices import CertificateStatus, CrlKind
+from pki.choices import CertificateStatus
 from pki.domain.reasons import REVOKE_REASONS, RevocationReason
 from pki.models import Certificate, CertificateAuthority
-from pki.services.crl import crl_publish
 from pki.services.ocsp import ocsp_presign
 from pki.services.rows import certificate_crl_entry
 
@@ -164,15 +163,3 @@ def authority_revoke(
         },
     )
     return cert
-
-
-def authority_parent_crls_publish(*, authority: str, actor: Actor) -> str:
-    """Publish a full and a delta CRL of the parent of ``authority`` (CA keys: commands and
-    signing workers only). Returns the parent's short name."""
-    parent = CertificateAuthority.objects.select_related("parent").get(short_name=authority).parent
-    if parent is None:
-        raise Conflict(f"{authority} has no parent")
-    for kind in (CrlKind.FULL, CrlKind.DELTA):
-        with transaction.atomic():
-            crl_publish(authority=parent.short_name, kind=kind, actor=actor)
-    return parent.short_name
