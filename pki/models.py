@@ -180,3 +180,18 @@ class OcspResponse(models.Model):
                 name="%(app_label)s_%(class)s_unique_serial_per_authority",
             ),
         ]
+
+
+class AuditAnchor(models.Model):
+    """The audit chain head signed with the audit key (``pki.services.anchor``), as published."""
+
+    seq = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    signed_at = models.CharField(max_length=32, help_text="as signed (ISO 8601, UTC)")
+    key_backend = models.CharField(max_length=64)
+    key_handle = models.CharField(max_length=200)
+    document = models.JSONField(help_text="the published anchor (core.anchor)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-seq"], name="pki_anchor_latest_idx")]

@@ -33,3 +33,15 @@ def pki_publish_task() -> None:
 def authority_parent_crls_publish_task(authority: str) -> None:
     """After a CA revocation: the parent's full and delta CRLs at once, listing it."""
     services.authority_parent_crls_publish(authority=authority, actor=Actor.system("pki_revoke_ca"))
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=20,
+)
+def audit_anchor_task() -> None:
+    """Beat entry: sign and publish the audit chain head (``pki.services.anchor``)."""
+    services.audit_anchor_sign(actor=Actor.system("audit_anchor"))

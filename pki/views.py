@@ -14,6 +14,7 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseNotFound,
+    JsonResponse,
 )
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -36,6 +37,16 @@ def ca_certificate(request: HttpRequest, short_name: str) -> HttpResponse:
     response = HttpResponse(der, content_type="application/pkix-cert")
     response["Cache-Control"] = "public, max-age=86400"
     response["Content-Disposition"] = f'inline; filename="{short_name}.cer"'
+    return response
+
+
+def audit_anchor(request: HttpRequest) -> HttpResponse:
+    """The newest signed head of the audit chain (``pki.services.anchor``), as published."""
+    document = selectors.audit_anchor_latest()
+    if document is None:
+        return HttpResponseNotFound("no audit anchor published yet", content_type="text/plain")
+    response = JsonResponse(document)
+    response["Cache-Control"] = "public, max-age=60"
     return response
 
 

@@ -4,6 +4,7 @@ One module per job (issuance, revocation, crl, ocsp, publication, hierarchy, res
 this package re-exports their public services so callers write ``pki.services.<service>``.
 """
 
+from pki.services.anchor import audit_anchor_sign
 from pki.services.crl import DELTA_SQL, crl_due, crl_publish, crl_publish_if_due
 from pki.services.hierarchy import hierarchy_init
 from pki.services.issuance import certificate_issue
@@ -19,6 +20,7 @@ from pki.services.revocation import (
 
 __all__ = [
     "DELTA_SQL",
+    "audit_anchor_sign",
     "authority_parent_crls_publish",
     "authority_revoke",
     "certificate_hold",
