@@ -68,6 +68,9 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    # which holders changed, for the audit event (issue 11 §7): ids, and the fields per update
+    created_ids: list[str] = field(default_factory=list)
+    updated_fields: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _decode(content: bytes) -> str:
@@ -154,6 +157,9 @@ def holder_import(*, content: bytes, caller: Caller, chunk_size: int = 5000) -> 
                     "updated": report.updated,
                     "unchanged": report.unchanged,
                     "rejected": len(report.rejected),
+                    "created_ids": report.created_ids,
+                    "updated_ids": list(report.updated_fields),
+                    "updated_fields": report.updated_fields,
                 },
             )
     return report
@@ -168,6 +174,7 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
     }
     new: list[Holder] = []
     changed: list[Holder] = []
+    diffs: list[list[str]] = []
     now = timezone.now()
     for values in chunk:
         holder = existing.get(values["national_id"])
@@ -182,6 +189,7 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
             setattr(holder, k, values[k])
         holder.updated_at = now
         changed.append(holder)
+        diffs.append(diff)
     # A holder registered concurrently makes this fail on the unique national_id: the whole
     # import rolls back and can be run again.
     Holder.objects.bulk_create(new, batch_size=2000)
@@ -189,3 +197,5 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> None:
         Holder.objects.bulk_update(changed, [*_UPDATABLE, "updated_at"], batch_size=1000)
     report.created += len(new)
     report.updated += len(changed)
+    report.created_ids += [str(h.pk) for h in new]
+    report.updated_fields.update({str(h.pk): d for h, d in zip(changed, diffs, strict=True)})
