@@ -62,7 +62,8 @@ def hierarchy_init(
                     config=config, auth=auth, backend=backend, actor=actor, witnessed=witnessed
                 )
                 created.append(auth.short_name)
-            if ca.kind == CaKind.ISSUING and ca.ocsp_responder_id is None:
+            revoked = ca.certificate is not None and ca.certificate.status == "revoked"
+            if ca.kind == CaKind.ISSUING and ca.ocsp_responder_id is None and not revoked:
                 _responder_create(config=config, ca=ca, actor=actor, witnessed=witnessed)
                 created.append(f"{auth.short_name} OCSP responder")
     return created

@@ -14,7 +14,7 @@ from core.errors import BadInput, Conflict, NotFound
 from pki import authorities
 from pki.choices import CertificateStatus
 from pki.domain.reasons import REVOKE_REASONS, RevocationReason
-from pki.models import Certificate, CertificateAuthority
+from pki.models import Certificate, CertificateAuthority, OcspResponse
 from pki.services.ocsp import ocsp_presign
 from pki.services.rows import certificate_crl_entry
 
@@ -150,6 +150,15 @@ def authority_revoke(
             "trust stores instead"
         )
     cert = certificate_revoke(certificate_id=ca.certificate_id, reason=reason, actor=actor)
+    # A revoked CA issues nothing more and its responder stops vouching for its leaves: no
+    # profile, no responder (the context stamp changes, so every process sees it at once), no
+    # pre-signed answer (a relying party asking about a leaf gets "unauthorized", never "good").
+    responder_serial = format(int(ca.ocsp_responder.serial), "x") if ca.ocsp_responder else ""
+    ca.profiles = []
+    ca.ocsp_responder = None
+    ca.ocsp_key_handle = ""
+    ca.save(update_fields=["profiles", "ocsp_responder", "ocsp_key_handle"])
+    OcspResponse.objects.filter(authority=ca).delete()
     audit_event_create(
         actor=actor,
         action="pki.authority_revoke",
@@ -159,6 +168,7 @@ def authority_revoke(
             "short_name": ca.short_name,
             "serial": format(int(cert.serial), "x"),
             "reason": reason.value,
+            "responder_withdrawn": responder_serial,
             **({"officers": list(officers)} if officers else {}),
         },
     )

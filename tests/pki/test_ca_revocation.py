@@ -11,15 +11,20 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.x509 import ocsp
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from core.actors import Actor
 from core.dual_control import act_approve, act_request
-from core.errors import BadInput, Forbidden
+from core.errors import ApplicationError, BadInput, Forbidden
 from core.models import AuditEvent
 from pki import services
 from pki.choices import CrlKind
 from pki.models import Certificate, CertificateAuthority, CrlPublication
+from tests.pki.conftest import TEST_HIERARCHY
 from tests.pki.helpers import ISSUING, ROOT, TECH, holder, openssl, pem, write
 from tests.pki.keys_pool import rsa_key
 
@@ -121,6 +126,46 @@ def test_two_officers_revoke_a_ca_and_its_leaves_fail_verification(
     after = _verify(tmp_path, leaf)
     assert not after.startswith("rc=0"), after
     assert "certificate revoked" in after, after
+    _revoked_ca_consequences(tmp_path, leaf)
+
+
+def _ocsp(body: bytes) -> ocsp.OCSPResponse:
+    reply = Client().post("/ocsp", body, content_type="application/ocsp-request")
+    return ocsp.load_der_ocsp_response(reply.content)
+
+
+def _revoked_ca_consequences(tmp_path: Path, leaf: Certificate) -> None:
+    """The revoked CA issues nothing more, its responder no longer says "good" for its leaves,
+    and the root's own OCSP answer says the CA is revoked (verified by openssl)."""
+    root = CertificateAuthority.objects.get(short_name=ROOT)
+    issuing = CertificateAuthority.objects.get(short_name=ISSUING)
+    with pytest.raises(ApplicationError):
+        services.certificate_issue(
+            authority=ISSUING,
+            profile="cps_auth",
+            public_key=rsa_key("holder32").public_key(),
+            holder=holder(32),
+            actor=ACTOR,
+        )
+    root_x509 = x509.load_der_x509_certificate(bytes(root.certificate_der))
+    issuing_x509 = x509.load_der_x509_certificate(bytes(issuing.certificate_der))
+    leaf_x509 = x509.load_der_x509_certificate(bytes(leaf.der))
+    leaf_request = ocsp.OCSPRequestBuilder().add_certificate(leaf_x509, issuing_x509, SHA1())
+    answer = _ocsp(leaf_request.build().public_bytes(serialization.Encoding.DER))
+    assert answer.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+    ca_request = ocsp.OCSPRequestBuilder().add_certificate(issuing_x509, root_x509, SHA1())
+    request_der = ca_request.build().public_bytes(serialization.Encoding.DER)
+    answer = _ocsp(request_der)
+    assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason is x509.ReasonFlags.ca_compromise
+    done = openssl(
+        "ocsp", "-reqin", write(tmp_path / "ca.req", request_der),
+        "-respin", write(tmp_path / "ca.resp", answer.public_bytes(serialization.Encoding.DER)),
+        "-CAfile", write(tmp_path / "root-only.pem", pem(root.certificate_der)), "-resp_text",
+    )  # fmt: skip
+    assert "Response verify OK" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Cert Status: revoked" in done.stdout, done.stdout
 
 
 def test_ca_revocation_by_command_needs_two_authenticated_officers(
@@ -149,6 +194,14 @@ def test_ca_revocation_by_command_needs_two_authenticated_officers(
     assert "CRLs published" in revoke("alice", "bob", passwords=f"{PASSWORD}\n{PASSWORD}\n")
     after = _verify(tmp_path, leaf)
     assert "certificate revoked" in after, after
+    # the regular publication keeps the root's answer about the CA fresh, and nothing else
+    # brings the CA back (no new responder, no profile)
+    done = services.pki_publish_all(actor=ACTOR)
+    assert f"{ISSUING}: status answer signed by its parent" in done
+    call_command("pki_init", config=str(TEST_HIERARCHY), backend="software", stdout=io.StringIO())
+    ca = CertificateAuthority.objects.get(short_name=ISSUING)
+    assert (ca.ocsp_responder_id, ca.profiles) == (None, [])
+    _revoked_ca_consequences(tmp_path, leaf)
     with pytest.raises(CommandError, match="already revoked"):
         revoke("alice", "bob", passwords=f"{PASSWORD}\n{PASSWORD}\n")
 
