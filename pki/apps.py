@@ -25,3 +25,4 @@ class PkiConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(_profiles_check, checks.Tags.security)
+        from pki import acts  # noqa: F401 - registers the PKI's dual-control acts

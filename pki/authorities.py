@@ -5,9 +5,13 @@ A context is keyed by a *stamp* (row id, creation time, current responder certif
 callers read in the query they need anyway (the one that locks the CA row, or the OCSP lookup),
 so a renewed responder or a re-created CA is picked up by the next call, with no query of its own.
 
-Keys are loaded lazily and separately: the web process asks only for the responder key
-(``ocsp_signer``); only services running in commands and signing workers ask for the CA key
-(``issuer``). See docs/adr/0002-ocsp-live-signing.md.
+Keys are loaded lazily and separately. The delegated responder key (``ocsp_signer``) signs OCSP
+answers in the public endpoints and in the transaction of every status change, web requests
+included (docs/adr/0002-ocsp-live-signing.md). The CA key (``issuer``) signs certificates and
+CRLs: CRLs only in commands and signing workers; card and station certificates also inside the
+personalization exchange and the station enrollment request, so the processes serving
+``/api/v1/stations/`` are signing web workers (docs/adr/0011-signing-in-requests.md). The public
+endpoints (``pki.views``, ``pki.wsgi``) never load a CA key.
 """
 
 from __future__ import annotations
@@ -69,7 +73,9 @@ class AuthorityContext:
     cert_ids: Mapping[str, tuple[bytes, bytes]]
 
     def issuer(self) -> builders.Issuer:
-        """The CA certificate with its signing key. Never called in a web request."""
+        """The CA certificate with its signing key: for commands, signing workers and the
+        signing web workers of ADR 0011 (personalization, station enrollment); never for the
+        public endpoints."""
         key = _key(self.key_backend, self.key_handle)
         return builders.Issuer(self.certificate, key, self.urls)
 

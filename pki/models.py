@@ -34,6 +34,15 @@ class CertificateAuthority(models.Model):
         "Certificate", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     ocsp_key_handle = models.CharField(max_length=200, blank=True)
+    # An issuing CA's own certificate as a row under its parent: the parent's CRL and OCSP list
+    # it when it is revoked (issue 11 §6). A root has none.
+    certificate = models.OneToOneField(
+        "Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="authority_of",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -194,3 +203,18 @@ class StatusSigner(models.Model):
 
     def __str__(self) -> str:
         return f"status signer {int(self.certificate.serial):x}"
+
+
+class AuditAnchor(models.Model):
+    """The audit chain head signed with the audit key (``pki.services.anchor``), as published."""
+
+    seq = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    signed_at = models.CharField(max_length=32, help_text="as signed (ISO 8601, UTC)")
+    key_backend = models.CharField(max_length=64)
+    key_handle = models.CharField(max_length=200)
+    document = models.JSONField(help_text="the published anchor (core.anchor)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-seq"], name="pki_anchor_latest_idx")]

@@ -1,12 +1,16 @@
 """The OCSP responder behind ``/ocsp`` (RFC 6960): pre-signed answers first, signed on the fly
 only when they cannot serve.
 
-Fast path: a request without nonce, with a SHA-1 CertID (RFC 5019), for a serial we issued gets
-its pre-signed answer from one indexed query, no ORM model built. Live path (setting
-``PKI_OCSP_LIVE_SIGNING``, docs/adr/0002-ocsp-live-signing.md): a nonce to echo, another CertID
-hash, a serial of a served issuer that we never issued (signed ``unknown``) or an answer past its
-nextUpdate is signed with the CA's delegated responder key. CA keys are never touched here, and
-nothing else is signed here (CRLs are signed by ``pki_publish`` and the beat task only).
+Fast path: a request with a SHA-1 CertID (RFC 5019), for a serial we issued gets its pre-signed
+answer from one indexed query, no ORM model built. A nonce does not leave that path by default:
+RFC 5019 §2.1 lets a responder ignore it, and echoing it would cost a fresh RSA signature per
+unauthenticated request (docs/adr/0103-ocsp-nonce-policy.md). With ``PKI_OCSP_NONCE_SIGNING`` a
+nonce is echoed in a live answer, at most ``PKI_OCSP_NONCE_RATE`` a minute per client; beyond,
+the client gets the pre-signed answer. Live path (setting ``PKI_OCSP_LIVE_SIGNING``,
+docs/adr/0002-ocsp-live-signing.md): another CertID hash, a serial of a served issuer that we
+never issued (signed ``unknown``), an answer past its nextUpdate, or an allowed nonce is signed
+with the CA's delegated responder key. CA keys are never touched here, and nothing else is signed
+here (CRLs are signed by ``pki_publish`` and the beat task only).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import binascii
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.x509 import ocsp
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.utils.http import http_date
 
@@ -66,22 +73,57 @@ def live_signing_enabled() -> bool:
     return bool(getattr(settings, "PKI_OCSP_LIVE_SIGNING", True))
 
 
-def answer(data: bytes, *, now: dt.datetime) -> Answer:
-    """The answer to one DER OCSP request."""
+def nonce_signing_enabled() -> bool:
+    """``PKI_OCSP_NONCE_SIGNING``: echo nonces in live answers (off: RFC 5019, nonce ignored)."""
+    return live_signing_enabled() and bool(getattr(settings, "PKI_OCSP_NONCE_SIGNING", False))
+
+
+_NONCE_WINDOW = 60  # seconds
+
+
+def _nonce_allowed(client: str, now: dt.datetime) -> bool:
+    """One more live nonce signature for ``client`` within ``PKI_OCSP_NONCE_RATE`` a minute?"""
+    rate = int(getattr(settings, "PKI_OCSP_NONCE_RATE", 10))
+    if rate <= 0:
+        return False
+    key = f"pki:ocsp-nonce:{client}:{int(now.timestamp()) // _NONCE_WINDOW}"
+    if cache.add(key, 1, timeout=_NONCE_WINDOW * 2):
+        return True
+    try:
+        return int(cache.incr(key)) <= rate
+    except ValueError:  # expired between add and incr
+        return bool(cache.add(key, 1, timeout=_NONCE_WINDOW * 2))
+
+
+def client_of(meta: Mapping[str, Any]) -> str:
+    """The client address of a WSGI environ / ``request.META``: ``REMOTE_ADDR``, or the last
+    ``X-Forwarded-For`` entry when the peer is a declared proxy (``CMS_TRUSTED_PROXIES``)."""
+    peer = str(meta.get("REMOTE_ADDR", ""))
+    forwarded = str(meta.get("HTTP_X_FORWARDED_FOR", ""))
+    if forwarded and peer in getattr(settings, "CMS_TRUSTED_PROXIES", ()):
+        return forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return peer
+
+
+def answer(data: bytes, *, now: dt.datetime, client: str = "") -> Answer:
+    """The answer to one DER OCSP request from ``client`` (an address, for the nonce rate)."""
     try:
         query = builders.parse_ocsp_request(data)
     except MalformedRequest:
         return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
     live = live_signing_enabled()
-    fast = query.hash_algorithm == "sha1" and (query.nonce is None or not live)
+    if query.nonce is not None and not (nonce_signing_enabled() and _nonce_allowed(client, now)):
+        # RFC 5019 §2.1: the nonce is ignored, the pre-signed answer serves
+        query = dataclasses.replace(query, nonce=None)
+    fast = query.hash_algorithm == "sha1" and query.nonce is None
     if fast and query.serial.bit_length() <= _MAX_SERIAL_BITS:
         found = _presigned(query)
         # with live signing, an answer past its nextUpdate (publication late) is signed anew
         if found is not None and (not live or (found.next_update or now) > now):
             return found
     if not live:
-        # Without live signing only pre-signed answers exist: the nonce is ignored (RFC 5019
-        # §2.1), and other CertID hashes or serials we never issued cannot be answered.
+        # Without live signing only pre-signed answers exist: other CertID hashes or serials we
+        # never issued cannot be answered.
         return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     return _signed_now(query, now=now)
 
@@ -205,9 +247,9 @@ def error_reply(status: ocsp.OCSPResponseStatus, http_status: int = 200) -> Http
     )
 
 
-def http_reply(data: bytes, *, now: dt.datetime) -> HttpReply:
+def http_reply(data: bytes, *, now: dt.datetime, client: str = "") -> HttpReply:
     """The HTTP answer to one DER OCSP request (content type, cache headers, ETag)."""
-    found = answer(data, now=now)
+    found = answer(data, now=now, client=client)
     headers = [("Content-Type", OCSP_RESPONSE_TYPE)]
     if found.cacheable and found.this_update is not None and found.next_update is not None:
         headers += cache_headers(

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from core.errors import BadInput, NotFound
 from pki.choices import CrlKind
-from pki.models import Certificate, CertificateAuthority, CrlPublication
+from pki.models import AuditAnchor, Certificate, CertificateAuthority, CrlPublication
 
 _HEX = re.compile(r"(0x)?[0-9a-fA-F:]+")
 
@@ -58,3 +58,9 @@ def crl_latest(*, short_name: str, kind: CrlKind) -> CrlPublication | None:
         .order_by("-number")
         .first()
     )
+
+
+def audit_anchor_latest() -> dict[str, object] | None:
+    """The newest published audit anchor document, ``None`` before the first."""
+    found = AuditAnchor.objects.order_by("-seq", "-pk").values_list("document", flat=True).first()
+    return dict(found) if found is not None else None

@@ -35,3 +35,27 @@ def pki_publish_now_task(actor_id: str, actor_label: str) -> None:
     signed here on the signing queue, never in the web request (ADR 0011); audited as that
     officer."""
     services.pki_publish_all(actor=Actor(kind="user", id=actor_id, label=actor_label))
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=20,
+)
+def authority_parent_crls_publish_task(authority: str) -> None:
+    """After a CA revocation: the parent's full and delta CRLs at once, listing it."""
+    services.authority_parent_crls_publish(authority=authority, actor=Actor.system("pki_revoke_ca"))
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=20,
+)
+def audit_anchor_task() -> None:
+    """Beat entry: sign and publish the audit chain head (``pki.services.anchor``)."""
+    services.audit_anchor_sign(actor=Actor.system("audit_anchor"))

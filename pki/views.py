@@ -1,6 +1,8 @@
 """Public PKI endpoints. CRLs and CA certificates are read as ``pki_publish`` stored them; OCSP
 answers are pre-signed, or signed by the delegated responder key when they cannot be
-(``pki.responder``, ADR 0002). No CA key is ever used here."""
+(``pki.responder``, ADR 0002; nonces per ADR 0103). These views never load a CA key: only
+``AuthorityContext.ocsp_signer`` is reached from here. Other web requests do sign with CA keys
+(personalization, station enrollment: ADR 0011)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseNotFound,
+    JsonResponse,
 )
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -34,6 +37,16 @@ def ca_certificate(request: HttpRequest, short_name: str) -> HttpResponse:
     response = HttpResponse(der, content_type="application/pkix-cert")
     response["Cache-Control"] = "public, max-age=86400"
     response["Content-Disposition"] = f'inline; filename="{short_name}.cer"'
+    return response
+
+
+def audit_anchor(request: HttpRequest) -> HttpResponse:
+    """The newest signed head of the audit chain (``pki.services.anchor``), as published."""
+    document = selectors.audit_anchor_latest()
+    if document is None:
+        return HttpResponseNotFound("no audit anchor published yet", content_type="text/plain")
+    response = JsonResponse(document)
+    response["Cache-Control"] = "public, max-age=60"
     return response
 
 
@@ -76,11 +89,13 @@ def ocsp_post(request: HttpRequest) -> HttpResponse:
     body = request.body
     if len(body) > responder.MAX_OCSP_REQUEST:
         return _http(malformed)
-    return _http(responder.http_reply(body, now=timezone.now()))
+    client = responder.client_of(request.META)
+    return _http(responder.http_reply(body, now=timezone.now(), client=client))
 
 
 def ocsp_get(request: HttpRequest, encoded: str) -> HttpResponse:
     data = responder.decode_get_path(encoded)
     if data is None:
         return _http(responder.error_reply(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400))
-    return _http(responder.http_reply(data, now=timezone.now()))
+    client = responder.client_of(request.META)
+    return _http(responder.http_reply(data, now=timezone.now(), client=client))

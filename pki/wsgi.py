@@ -73,7 +73,9 @@ class OcspFront:
         if not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()
         try:
-            return responder.http_reply(data, now=timezone.now())
+            return responder.http_reply(
+                data, now=timezone.now(), client=responder.client_of(environ)
+            )
         except DatabaseError:
             # the database is down or restarting: RFC 6960 tryLater, the client retries
             logger.exception("OCSP lookup failed")

@@ -81,6 +81,9 @@ class ImportReport:
     # Holders no longer active: their cards revoked, their open requests cancelled.
     cards_revoked: int = 0
     requests_cancelled: int = 0
+    # which holders changed, for the audit event (issue 11 §7): ids, and the fields per update
+    created_ids: list[str] = field(default_factory=list)
+    updated_fields: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _decode(content: bytes) -> str:
@@ -182,6 +185,9 @@ def holder_import(
                     "rejected": len(report.rejected),
                     "cards_revoked": report.cards_revoked,
                     "requests_cancelled": report.requests_cancelled,
+                    "created_ids": report.created_ids,
+                    "updated_ids": list(report.updated_fields),
+                    "updated_fields": report.updated_fields,
                 },
             )
     if progress is not None:
@@ -201,6 +207,7 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> list[Hol
     new: list[Holder] = []
     changed: list[Holder] = []
     left: list[Holder] = []
+    diffs: list[list[str]] = []
     now = timezone.now()
     for values in chunk:
         holder = existing.get(values["national_id"])
@@ -217,6 +224,7 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> list[Hol
             setattr(holder, k, values[k])
         holder.updated_at = now
         changed.append(holder)
+        diffs.append(diff)
     # A holder registered concurrently makes this fail on the unique national_id: the whole
     # import rolls back and can be run again.
     Holder.objects.bulk_create(new, batch_size=2000)
@@ -224,4 +232,6 @@ def _upsert_chunk(chunk: list[dict[str, str]], report: ImportReport) -> list[Hol
         Holder.objects.bulk_update(changed, [*_UPDATABLE, "updated_at"], batch_size=1000)
     report.created += len(new)
     report.updated += len(changed)
+    report.created_ids += [str(h.pk) for h in new]
+    report.updated_fields.update({str(h.pk): d for h, d in zip(changed, diffs, strict=True)})
     return left

@@ -270,12 +270,28 @@ PKI_OCSP_RESPONDER_RENEWAL_DAYS = env_int("PKI_OCSP_RESPONDER_RENEWAL_DAYS", 30)
 # The web process may sign OCSP answers with the delegated responder key (never a CA key) when no
 # pre-signed answer fits: a nonce, a non-SHA-1 CertID, an unknown serial (docs/adr/0002).
 PKI_OCSP_LIVE_SIGNING = env_bool("PKI_OCSP_LIVE_SIGNING", True)
+# A request nonce costs a fresh signature per unauthenticated request: by default it is ignored
+# and the pre-signed answer served (RFC 5019 §2.1). Opt in to echo nonces, at most
+# PKI_OCSP_NONCE_RATE live answers a minute per client (beyond: the pre-signed answer). ADR 0103.
+PKI_OCSP_NONCE_SIGNING = env_bool("PKI_OCSP_NONCE_SIGNING", False)
+PKI_OCSP_NONCE_RATE = env_int("PKI_OCSP_NONCE_RATE", 10)
 # The longest an HTTP cache (the nginx front, a relying party) may keep an OCSP answer, whatever
 # its nextUpdate: the promised delay before a revocation is seen through a cache.
 PKI_OCSP_CACHE_MAX_AGE = env_int("PKI_OCSP_CACHE_MAX_AGE", 60)
 # The contactless status signer (signed deny list, ADR 0108): its CA and key renewal.
 CONTACTLESS_STATUS_CA = env_str("CONTACTLESS_STATUS_CA", "ACI-FO-TECH-TEST")
 PKI_STATUS_SIGNER_RENEWAL_DAYS = env_int("PKI_STATUS_SIGNER_RENEWAL_DAYS", 60)
+# The audit chain head is signed with the audit key (key backend below, label "audit-anchor")
+# and published every AUDIT_ANCHOR_INTERVAL_SECONDS: a file in AUDIT_ANCHOR_DIR and the URL
+# /pki/audit-anchor.json. `manage.py audit_verify --anchor FILE_OR_URL` checks against one.
+AUDIT_ANCHOR_KEY_BACKEND = env_str("AUDIT_ANCHOR_KEY_BACKEND", "")  # "": PKI_DEFAULT_KEY_BACKEND
+AUDIT_ANCHOR_KEY_LABEL = env_str("AUDIT_ANCHOR_KEY_LABEL", "audit-anchor")
+AUDIT_ANCHOR_DIR = env_str("AUDIT_ANCHOR_DIR", str(VAR_DIR / "publication"))
+CELERY_BEAT_SCHEDULE["audit-anchor"] = {
+    "task": "pki.tasks.audit_anchor_task",
+    "schedule": env_int("AUDIT_ANCHOR_INTERVAL_SECONDS", 3600),
+    "options": {"queue": "signing"},
+}
 CELERY_BEAT_SCHEDULE["pki-publish"] = {
     "task": "pki.tasks.pki_publish_task",
     "schedule": env_int("PKI_PUBLISH_TICK_SECONDS", 300),

@@ -4,6 +4,7 @@ certificates, and the delegated OCSP responder of each issuing CA."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import serialization
 from django.db import transaction
@@ -20,6 +21,7 @@ from pki.key_backends import key_backend_get
 from pki.models import CertificateAuthority
 from pki.services.errors import translated
 from pki.services.responders import responder_install
+from pki.services.rows import certificate_row_insert
 
 
 def _ensure_key(backend_alias: str, label: str, key_size: int) -> str:
@@ -42,24 +44,38 @@ def _ca_profile(config: HierarchyConfig, auth: AuthorityConfig) -> Profile:
     return prof
 
 
-def hierarchy_init(*, config: HierarchyConfig, backend: str, actor: Actor) -> list[str]:
-    """Create what is missing of the configured hierarchy; return what was created."""
+def hierarchy_init(
+    *, config: HierarchyConfig, backend: str, actor: Actor, officers: Sequence[str] = ()
+) -> list[str]:
+    """Create what is missing of the configured hierarchy; return what was created.
+
+    ``officers``: the people of a ceremony (``pki_init`` checked them), recorded in every audit
+    event of what was created."""
+    witnessed = {"officers": list(officers)} if officers else {}
     created: list[str] = []
     with translated():
         key_backend_get(backend).check()
         for auth in config.authorities:
             ca = CertificateAuthority.objects.filter(short_name=auth.short_name).first()
             if ca is None:
-                ca = _authority_create(config=config, auth=auth, backend=backend, actor=actor)
+                ca = _authority_create(
+                    config=config, auth=auth, backend=backend, actor=actor, witnessed=witnessed
+                )
                 created.append(auth.short_name)
-            if ca.kind == CaKind.ISSUING and ca.ocsp_responder_id is None:
-                _responder_create(config=config, ca=ca, actor=actor)
+            revoked = ca.certificate is not None and ca.certificate.status == "revoked"
+            if ca.kind == CaKind.ISSUING and ca.ocsp_responder_id is None and not revoked:
+                _responder_create(config=config, ca=ca, actor=actor, witnessed=witnessed)
                 created.append(f"{auth.short_name} OCSP responder")
     return created
 
 
 def _authority_create(
-    *, config: HierarchyConfig, auth: AuthorityConfig, backend: str, actor: Actor
+    *,
+    config: HierarchyConfig,
+    auth: AuthorityConfig,
+    backend: str,
+    actor: Actor,
+    witnessed: dict[str, list[str]],
 ) -> CertificateAuthority:
     handle = _ensure_key(backend, auth.short_name, auth.key_size)
     key = key_backend_get(backend).private_key(handle)
@@ -74,22 +90,35 @@ def _authority_create(
         if auth.parent is not None:
             parent = CertificateAuthority.objects.select_for_update().get(short_name=auth.parent)
             issuer = authorities.authority_context_of(parent).issuer()
+        now = timezone.now()
         cert = builders.build_certificate(
             profile=_ca_profile(config, auth),
             public_key=key.public_key(),
             subject=subject,
             serial=builders.random_serial(secrets.token_bytes),
-            now=timezone.now(),
+            now=now,
             issuer=issuer,
             self_signing_key=key if issuer is None else None,
             policies=auth.policies.get(_ca_profile_name(auth), ()),
         )
         name_hash, key_hash = builders.issuer_hashes(cert)
+        # an issuing CA's certificate is a row under its parent: its CRL can list it (§6)
+        row = None
+        if parent is not None:
+            row = certificate_row_insert(
+                ca_id=parent.pk,
+                cert=cert,
+                profile=_ca_profile_name(auth),
+                holder=None,
+                on_hold=False,
+                now=now,
+            )
         ca = CertificateAuthority.objects.create(
             short_name=auth.short_name,
             common_name=auth.common_name,
             kind=auth.kind,
             parent=parent,
+            certificate=row,
             key_backend=backend,
             key_handle=handle,
             certificate_der=cert.public_bytes(serialization.Encoding.DER),
@@ -116,12 +145,19 @@ def _authority_create(
                 "backend": backend,
                 "serial": format(cert.serial_number, "x"),
                 "key_size": auth.key_size,
+                **witnessed,
             },
         )
     return ca
 
 
-def _responder_create(*, config: HierarchyConfig, ca: CertificateAuthority, actor: Actor) -> None:
+def _responder_create(
+    *,
+    config: HierarchyConfig,
+    ca: CertificateAuthority,
+    actor: Actor,
+    witnessed: dict[str, list[str]],
+) -> None:
     label = f"{ca.short_name}-ocsp"
     handle = _ensure_key(ca.key_backend, label, config.responder_key_size)
     key = key_backend_get(ca.key_backend).private_key(handle)
@@ -137,4 +173,5 @@ def _responder_create(*, config: HierarchyConfig, ca: CertificateAuthority, acto
             issuer=authorities.authority_context_of(ca).issuer(),
             actor=actor,
             action="pki.ocsp_responder_create",
+            details=dict(witnessed),
         )

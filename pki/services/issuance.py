@@ -45,6 +45,13 @@ def certificate_issue(
         raise BadInput("give exactly one of a public key or a CSR")
     with translated():
         prof = profile_get(profile)
+        if prof.name == "ocsp_responder":
+            # a responder certificate can answer "good" for anything its CA issued: only the
+            # responder installer (pki_init, renewal) makes one, with a key it generated itself
+            raise ProfileViolation(
+                "profile.responder_installer",
+                "OCSP responder certificates come only from the responder installer",
+            )
         request_subject: x509.Name | None = None
         key: CertificatePublicKeyTypes
         if csr is not None:
@@ -73,7 +80,7 @@ def certificate_issue(
             # One query: the share lock (a CRL sees this row entirely or not at all) also reads
             # the stamp that validates the per-process CA context.
             ca = authorities.authority_lock_shared(short_name=authority)
-            if prof.name not in ca.profiles and prof.name != "ocsp_responder":
+            if prof.name not in ca.profiles:
                 raise ProfileViolation(
                     "profile.offered_by_ca", f"CA {authority} does not issue profile {prof.name}"
                 )
@@ -93,18 +100,16 @@ def certificate_issue(
                 policies=ca.policies_for(profile),
                 category=ca.category,
             )
-            answer = None
-            if profile != "ocsp_responder":
-                # signed before the insert so that both rows go in back to back
-                answer = ocsp_answer_for(
-                    ca,
-                    serial=cert.serial_number,
-                    status=CertificateStatus.ON_HOLD if on_hold else CertificateStatus.VALID,
-                    revoked_at=None,
-                    revocation_reason="",
-                    hold_since=now,
-                    now=now,
-                )
+            # signed before the insert so that both rows go in back to back
+            answer = ocsp_answer_for(
+                ca,
+                serial=cert.serial_number,
+                status=CertificateStatus.ON_HOLD if on_hold else CertificateStatus.VALID,
+                revoked_at=None,
+                revocation_reason="",
+                hold_since=now,
+                now=now,
+            )
             row = certificate_row_insert(
                 ca_id=ca.pk,
                 cert=cert,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -73,7 +74,7 @@ def responder_install(
     issuer: builders.Issuer,
     actor: Actor,
     action: str,
-    details: dict[str, str] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> Certificate:
     """Certify ``key`` as ``ca``'s delegated OCSP responder and make it the current one (inside
     the caller's transaction, with the CA row locked), audited as ``action``."""

@@ -3,7 +3,7 @@ cut), re-reads it, stores its new CRL entry, audits and pre-signs its OCSP answe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +14,7 @@ from core.errors import BadInput, Conflict, NotFound
 from pki import authorities
 from pki.choices import CertificateStatus
 from pki.domain.reasons import REVOKE_REASONS, RevocationReason
-from pki.models import Certificate
+from pki.models import Certificate, CertificateAuthority, OcspResponse
 from pki.services.ocsp import ocsp_presign
 from pki.services.rows import certificate_crl_entry
 
@@ -127,3 +127,49 @@ def certificate_release_hold(*, certificate_id: int, actor: Actor) -> Certificat
         action="pki.certificate_release_hold",
         refusal=_revoked_cannot_be_released,
     )
+
+
+@transaction.atomic
+def authority_revoke(
+    *, authority: str, reason: RevocationReason, actor: Actor, officers: Sequence[str] = ()
+) -> Certificate:
+    """Revoke an issuing CA: its certificate row under its parent is revoked (CRL entry stored,
+    the parent's OCSP answer signed when the parent has a responder), audited as
+    ``pki.authority_revoke``. The parent's next CRL lists it; the caller has it published
+    (``authority_parent_crls_publish``, a signing worker or a command). Two people decided it:
+    the dual-control act or ``pki_revoke_ca`` with two officers (``officers``)."""
+    if reason not in REVOKE_REASONS:
+        raise BadInput(f"{reason.value} is not a revocation reason")
+    try:
+        ca = CertificateAuthority.objects.select_for_update().get(short_name=authority)
+    except CertificateAuthority.DoesNotExist:
+        raise NotFound(f"no certificate authority {authority!r}") from None
+    if ca.parent_id is None or ca.certificate_id is None:
+        raise Conflict(
+            f"{authority} is a root: no CRL can list it; withdraw it from the relying parties' "
+            "trust stores instead"
+        )
+    cert = certificate_revoke(certificate_id=ca.certificate_id, reason=reason, actor=actor)
+    # A revoked CA issues nothing more and its responder stops vouching for its leaves: no
+    # profile, no responder (the context stamp changes, so every process sees it at once), no
+    # pre-signed answer (a relying party asking about a leaf gets "unauthorized", never "good").
+    responder_serial = format(int(ca.ocsp_responder.serial), "x") if ca.ocsp_responder else ""
+    ca.profiles = []
+    ca.ocsp_responder = None
+    ca.ocsp_key_handle = ""
+    ca.save(update_fields=["profiles", "ocsp_responder", "ocsp_key_handle"])
+    OcspResponse.objects.filter(authority=ca).delete()
+    audit_event_create(
+        actor=actor,
+        action="pki.authority_revoke",
+        object_type="pki.authority",
+        object_id=str(ca.pk),
+        details={
+            "short_name": ca.short_name,
+            "serial": format(int(cert.serial), "x"),
+            "reason": reason.value,
+            "responder_withdrawn": responder_serial,
+            **({"officers": list(officers)} if officers else {}),
+        },
+    )
+    return cert

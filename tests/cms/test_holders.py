@@ -92,6 +92,11 @@ def test_import_upserts_valid_rows_and_reports_rejected_ones(caller_for):
     assert Holder.objects.get(national_id="0751234567").departement == "69"
     event = AuditEvent.objects.get(action="holder.import")
     assert event.details["created"] == 2 and event.details["rejected"] == 3
+    # which holders, not only how many (issue 11 §7)
+    assert sorted(event.details["created_ids"]) == sorted(
+        str(pk) for pk in Holder.objects.values_list("pk", flat=True)
+    )
+    assert event.details["updated_ids"] == []
 
 
 def test_importing_the_same_file_twice_changes_nothing(caller_for):
@@ -109,7 +114,13 @@ def test_import_updates_changed_holders(caller_for):
     changed = EXTRACT.replace("|60|69003|Lyon", "|60|69004|Lyon")
     report = holder_import(content=changed.encode(), caller=op)
     assert (report.updated, report.unchanged) == (1, 1)
-    assert Holder.objects.get(national_id="0751234567").postal_code == "69004"
+    durand = Holder.objects.get(national_id="0751234567")
+    assert durand.postal_code == "69004"
+    event = AuditEvent.objects.filter(action="holder.import").order_by("-seq").first()
+    assert event is not None
+    assert event.details["updated_ids"] == [str(durand.pk)]
+    assert event.details["created_ids"] == []
+    assert event.details["updated_fields"] == {str(durand.pk): ["postal_code"]}
 
 
 @pytest.mark.parametrize(

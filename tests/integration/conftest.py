@@ -105,12 +105,14 @@ def server(env: dict[str, str], *, log: Path) -> Iterator[str]:
         terminate(proc)
 
 
-def manage(env: dict[str, str], *args: str, check: bool = True) -> str:
-    """``manage.py ARGS`` with ``env``; its standard output (its error output on failure)."""
+def manage(env: dict[str, str], *args: str, check: bool = True, stdin: str | None = None) -> str:
+    """``manage.py ARGS`` with ``env`` (and ``stdin``: e.g. an officer's password line); its
+    standard output (its error output on failure)."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=300,

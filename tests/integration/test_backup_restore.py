@@ -32,6 +32,7 @@ def _env(database: str, var: Path) -> dict[str, str]:
         DATABASE_URL=database,
         CMS_VAR_DIR=str(var),
         PKI_KEY_PASSPHRASE=PASSPHRASE,
+        PKI_OCSP_NONCE_SIGNING="1",  # a nonce gets a live answer (ADR 0103)
     )
     return env
 
@@ -43,17 +44,17 @@ def _revoked_certificate(env: dict[str, str], work: Path) -> int:
          "-subj", "/CN=ignored"],
         check=True, capture_output=True,
     )  # fmt: skip
+    admin = manage(env, "bootstrap_admin")
+    password = admin.split("password: ", 1)[1].split()[0]
     manage(
-        env, "pki_issue", "--ca", "ACI-FO-PP-TEST", "--profile", "cps_auth", "--csr", str(csr),
-        "--out", str(cert), "--national-id", "810002813839", "--surname", "DUPONT",
-        "--given-name", "JEAN", "--title", "Médecin", "--card-serial", "2600301752",
-        "--profession-code", "10",
+        env, "pki_issue", "--ca", "ACI-FO-TECH-TEST", "--profile", "station_client",
+        "--csr", str(csr), "--out", str(cert), "--officer", "admin", stdin=password + "\n",
     )  # fmt: skip
     serial = subprocess.run(
         ["openssl", "x509", "-in", cert, "-noout", "-serial"],
         check=True, capture_output=True, text=True,
     ).stdout.strip().split("=")[1]  # fmt: skip
-    manage(env, "pki_revoke", "--ca", "ACI-FO-PP-TEST", "--serial", f"0x{serial}",
+    manage(env, "pki_revoke", "--ca", "ACI-FO-TECH-TEST", "--serial", f"0x{serial}",
            "--reason", "key_compromise")  # fmt: skip
     return int(serial, 16)
 
@@ -144,7 +145,7 @@ def test_backup_restores_onto_a_fresh_database_with_the_same_chain_crls_and_ocsp
         # the restored CA keys sign: a live answer (nonce) from the restored OCSP responder key
         live, _ = ocsp_status(
             url, _files(second["DATABASE_URL"], serials["card"], tmp_path), method="POST",
-            nonce=True, work=tmp_path,
+            nonce=True, work=tmp_path, echo=True,
         )  # fmt: skip
     assert after == before
     assert live == "good"

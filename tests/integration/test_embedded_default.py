@@ -31,8 +31,8 @@ def embedded(tmp_path_factory, scratch_database):
         PKI_KEY_PASSPHRASE="embedded-default-test-passphrase",
     )
 
-    def manage(*args: str) -> str:
-        return run_manage(env, *args)
+    def manage(*args: str, stdin: str | None = None) -> str:
+        return run_manage(env, *args, stdin=stdin)
 
     manage("migrate", "--no-input")
     admin = manage("bootstrap_admin")
@@ -97,7 +97,8 @@ def test_server_answers_the_api_and_publishes_crls(embedded):
 
 def test_issue_and_revoke_by_serial(embedded, tmp_path):
     """Serials are 128-bit: the database must keep them exact to find them again."""
-    _, manage, _ = embedded
+    _, manage, admin = embedded
+    password = admin.split("password: ", 1)[1].split()[0]
     key, csr, out = tmp_path / "k.pem", tmp_path / "req.pem", tmp_path / "cert.pem"
     subprocess.run(
         [
@@ -120,25 +121,16 @@ def test_issue_and_revoke_by_serial(embedded, tmp_path):
     manage(
         "pki_issue",
         "--ca",
-        "ACI-FO-PP-TEST",
+        "ACI-FO-TECH-TEST",
         "--profile",
-        "cps_auth",
+        "station_client",
         "--csr",
         str(csr),
         "--out",
         str(out),
-        "--national-id",
-        "810002813839",
-        "--surname",
-        "DUPONT",
-        "--given-name",
-        "JEAN",
-        "--title",
-        "Médecin",
-        "--card-serial",
-        "2600301752",
-        "--profession-code",
-        "10",
+        "--officer",
+        "admin",
+        stdin=password + "\n",
     )
     serial = (
         subprocess.run(
@@ -154,7 +146,7 @@ def test_issue_and_revoke_by_serial(embedded, tmp_path):
     manage(
         "pki_revoke",
         "--ca",
-        "ACI-FO-PP-TEST",
+        "ACI-FO-TECH-TEST",
         "--serial",
         f"0x{serial}",
         "--reason",

@@ -58,5 +58,10 @@ def test_served_answers_follow_the_setting(
         # the pre-signed answer is valid for hours (hierarchy.toml); caches keep it `ceiling`
         assert _max_age(posted.headers["Cache-Control"]) == ceiling
         assert posted.headers["ETag"].startswith('"')
+    # RFC 5019 default: the nonce is ignored, the pre-signed answer is cached like any other
     nonce = Reply(front, _environ("POST", "/ocsp", _request(cert, issuer, nonce=b"n" * 16)))
+    assert _max_age(nonce.headers["Cache-Control"]) == 7
+    # an echoed nonce (opt-in, ADR 0103) is for one request only
+    settings.PKI_OCSP_NONCE_SIGNING = True
+    nonce = Reply(front, _environ("POST", "/ocsp", _request(cert, issuer, nonce=b"m" * 16)))
     assert nonce.headers["Cache-Control"] == "no-store"

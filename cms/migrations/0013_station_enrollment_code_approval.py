@@ -12,7 +12,7 @@ def _approve_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cms", "0006_pin_mailer_print_runs"),
+        ("cms", "0012_relying_parties"),
         ("core", "0006_dual_control_act"),
     ]
 
