@@ -57,6 +57,11 @@ class StationClaimSerializer(JsonInputSerializer):
     desfire_uid = serializers.RegexField(HEX, max_length=14, required=False, allow_blank=True)
     reader = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
+    def validate_atr(self, value: str) -> str:
+        if len(value) % 2:  # half a byte: refused here, before any job is claimed for it
+            raise serializers.ValidationError("The ATR is whole bytes: an even number of digits.")
+        return value
+
 
 def card_identity(data: dict[str, Any]) -> CardIdentity | None:
     """The card of a validated ``ClaimRequest``, or None when it names none."""
