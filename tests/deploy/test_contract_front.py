@@ -18,7 +18,7 @@ from core.roles import Role
 from tests.api.test_contract import EXAMPLES, ROOT, SEED, _callable_by
 from tests.deploy.support import Topology, station
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-slow
 
 PERSON_TOKEN = """
 import json
