@@ -244,6 +244,7 @@ def main() -> int:
             total = sum(counts.values())
             misses = total - counts.get("HIT", 0)
             results[f"front {method}"]["miss"] = misses / total if total else 1.0
+            results[f"front {method}"]["counts"] = counts
             results[f"openssl {method}"] = wrk(
                 f"http://127.0.0.1:{port}", lines("")[method], work, args.seconds,
                 args.connections, close=True,
@@ -262,6 +263,20 @@ def main() -> int:
             print(
                 f"{name:16} {r['rate']:10.1f} responses/s  (non-2xx {r['non2xx']:.0f}, "
                 f"socket errors {r['errors']}){extra}"
+            )
+        # The cache's miss rate: what reached gunicorn, against what a hot set of this size
+        # costs at steady state (one miss per distinct request per max-age).
+        max_age = int(topology.settings.get("PKI_OCSP_CACHE_MAX_AGE", "60"))
+        for method in ("POST", "GET"):
+            r = results[f"front {method}"]
+            counts = r["counts"]
+            total = sum(counts.values())
+            bound = len(bodies) / (r["rate"] * max_age) if r["rate"] else 1.0
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            print(
+                f"cache {method:4}       {r['miss']:.3%} of {total} requests missed ({detail}); "
+                f"{len(bodies)} distinct requests, max-age {max_age} s: steady state "
+                f"{bound:.3%} (cache warmed by the status check)"
             )
         for method in ("POST", "GET"):
             baseline = results[f"openssl {method}"]["rate"]

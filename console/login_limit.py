@@ -38,10 +38,19 @@ def _keys(username: str, address: str) -> tuple[str, str]:
 
 
 def client_address(request: HttpRequest | None) -> str:
-    """REMOTE_ADDR (the reverse proxy must set it to the client's address)."""
+    """The client's address: REMOTE_ADDR, unless the request comes from a declared proxy
+    (``CMS_TRUSTED_PROXIES``, as for the station certificate in ``api.authentication``); then
+    the address that proxy put last in X-Forwarded-For (deploy/nginx sets it to the client's).
+    Behind the front every REMOTE_ADDR is the proxy's: keyed on it, one visitor's failures
+    would lock everyone out. A client's own X-Forwarded-For is believed from no one else."""
     if request is None:
         return ""
-    return str(request.META.get("REMOTE_ADDR", ""))
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    if remote in settings.CMS_TRUSTED_PROXIES:
+        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return remote
 
 
 def login_blocked(username: str, address: str) -> bool:

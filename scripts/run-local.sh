@@ -77,6 +77,8 @@ trap 'stop_all; exit 143' TERM
 
 DATABASE_URL=$(scripts/ensure-local-db.sh start)
 export DATABASE_URL
+# the embedded default's settings, named here: config/wsgi.py and asgi.py default to production
+export DJANGO_SETTINGS_MODULE=config.settings.local
 # shellcheck disable=SC1091
 . scripts/local-env.sh
 "$PY" manage.py migrate --no-input

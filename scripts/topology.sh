@@ -19,7 +19,7 @@
 # TOPOLOGY_OCSP_MAX_AGE (default 60), TOPOLOGY_OCSP_CACHE (1; 0: nginx passes /ocsp uncached),
 # TOPOLOGY_WEB_REPLICAS (2 gunicorn processes), TOPOLOGY_WEB_THREADS (4), TOPOLOGY_NGINX_WORKERS
 # (1), TOPOLOGY_PUBLISH_TICK (300 s), TOPOLOGY_FULL_CRL_INTERVAL (6 h), TOPOLOGY_DELTA_CRL_INTERVAL
-# (1 h).
+# (1 h), TOPOLOGY_VISIBILITY_TIMEOUT (600 s: an unacknowledged task goes back to its queue).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -110,6 +110,7 @@ TOPOLOGY_HTTP_PORT=$http
 TOPOLOGY_HTTPS_PORT=$https
 DATABASE_URL=postgresql://postgres@127.0.0.1:$pg/cms
 CELERY_BROKER_URL=redis://127.0.0.1:$redis/0
+CELERY_VISIBILITY_TIMEOUT=${TOPOLOGY_VISIBILITY_TIMEOUT:-600}
 CACHE_URL=redis://127.0.0.1:$redis/1
 PKI_PUBLIC_BASE_URL=http://127.0.0.1:$http
 CMS_TRUSTED_PROXIES=127.0.0.1
@@ -364,5 +365,5 @@ case "${1:-}" in
     nginx_render
     nginx -p "$RUN" -c "$RUN/nginx.conf" -e "$LOG/error.log" -s reload ;;
   manage) load_env; shift; exec "$PY" manage.py "$@" ;;
-  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -52,7 +52,11 @@ class CardResponseField(serializers.Field[str, str, str, Any]):
 class StationClaimSerializer(JsonInputSerializer):
     """``ClaimRequest``: the inserted card's public data; no chip serial: which card to insert?"""
 
-    atr = serializers.RegexField(HEX, max_length=66, required=False, allow_blank=True)
+    # whole bytes (the schema says so): half a byte is refused here, before any job is claimed
+    atr = serializers.RegexField(
+        r"^(?:[0-9A-Fa-f]{2})*$", max_length=66, required=False, allow_blank=True,
+        error_messages={"invalid": "The ATR is whole bytes in hex: an even number of digits."},
+    )  # fmt: skip
     chip_serial = serializers.RegexField(HEX, max_length=32, required=False, allow_blank=True)
     desfire_uid = serializers.RegexField(HEX, max_length=14, required=False, allow_blank=True)
     reader = serializers.CharField(max_length=100, required=False, allow_blank=True)

@@ -25,7 +25,7 @@ from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.live import session_forget
 from cms.services.requests import request_fail, request_queue
 from core.audit import audit_event_create
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.roles import Role
 
 SYSTEM = Caller.for_system("personalization")
@@ -43,6 +43,10 @@ class CardIdentity:
     chip_serial: str
     desfire_uid: str = ""
     reader: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.atr) % 2 or any(c not in "0123456789abcdefABCDEF" for c in self.atr):
+            raise BadInput("The ATR is whole bytes in hex.", extra={"fields": {"atr": self.atr}})
 
 
 def jobs_sync() -> int:

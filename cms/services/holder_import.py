@@ -118,8 +118,26 @@ def _rows(text: str) -> tuple[dict[str, int], Iterable[tuple[int, list[str]]]]:
         header = next(reader)
     except StopIteration:
         raise BadInput("The file is empty.") from None
+    except csv.Error as exc:
+        raise _unreadable(reader.line_num, exc) from None
     columns = _header_map(header)
-    return columns, ((reader.line_num, row) for row in reader if any(c.strip() for c in row))
+
+    def rows() -> Iterable[tuple[int, list[str]]]:
+        try:
+            for row in reader:
+                if any(c.strip() for c in row):
+                    yield reader.line_num, row
+        except csv.Error as exc:  # a field over the csv module's limit, a NUL byte...
+            raise _unreadable(reader.line_num, exc) from None
+
+    return columns, rows()
+
+
+def _unreadable(line: int, exc: csv.Error) -> BadInput:
+    return BadInput(
+        "The file cannot be read as CSV; nothing was imported.",
+        extra={"line": line, "reason": str(exc)},
+    )
 
 
 def _row_data(row: list[str], columns: dict[str, int]) -> HolderData:

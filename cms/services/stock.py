@@ -59,6 +59,16 @@ def _parse_batch(content: bytes) -> list[tuple[str, str | None, int]]:
         raise BadInput("The batch file is not UTF-8 text.") from None
     first_line = text.split("\n", 1)[0]
     reader = csv.DictReader(io.StringIO(text), delimiter=max(";,|\t", key=first_line.count))
+    try:
+        return _batch_rows(reader)
+    except csv.Error as exc:  # a field over the csv module's limit, a NUL byte...
+        raise BadInput(
+            "The batch file cannot be read as CSV; nothing was registered.",
+            extra={"line": reader.line_num, "reason": str(exc)},
+        ) from None
+
+
+def _batch_rows(reader: csv.DictReader[str]) -> list[tuple[str, str | None, int]]:
     fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
     if "chip_serial" not in fieldnames:
         raise BadInput(

@@ -122,6 +122,10 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
 }
 
+# Uploaded files (holder directory extracts, stock batch files) larger than this are refused
+# (413) before they are read; the front's client_max_body_size for those paths matches it.
+CMS_UPLOAD_MAX_BYTES = env_int("CMS_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
+
 # Rate-limit counters must be shared by every process: Redis in production (CACHE_URL),
 # process memory for the embedded default and tests.
 _cache_url = env_str("CACHE_URL", "locmem://")
@@ -182,6 +186,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A message delivered but never acknowledged (its worker died, or the broker restarted under it)
+# goes back to its queue after this many seconds on Redis (kombu's default is 1 h). Longer than
+# any task runs: a redelivered task is re-checked under locks and has its effect once (ADR 0104).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {

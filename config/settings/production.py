@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_list, env_required, env_str
+from config.env import env_bool, env_int, env_list, env_required, env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import CARD_KEY_STORE, LOGGING, PKI_DEFAULT_KEY_BACKEND
 
@@ -65,3 +65,15 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # (deploy/nginx), whose address (as gunicorn sees it) is the only one believed: on this host.
 STATION_CERTIFICATE_BINDING = env_bool("STATION_CERTIFICATE_BINDING", True)
 CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+# HTTPS only, for the console and the API. /pki/* and /ocsp stay on plain HTTP (relying parties
+# fetch them so: the front serves them on its HTTP port) and /metrics is scraped on each web
+# process directly: not redirected.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+SECURE_REDIRECT_EXEMPT = [r"^pki/", r"^ocsp(/|$)", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+# A console session ends after this long without a request (each request pushes it back), and
+# when the browser closes.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True

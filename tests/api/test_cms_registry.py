@@ -182,3 +182,52 @@ def test_card_search_and_its_query_budget(api_client_for, cps4):  # noqa: F811
     assert by_uid["count"] == 1
     by_name = client.get(f"/api/v1/cards?name={card.holder.last_name.lower()}").json()
     assert str(card.pk) in [c["id"] for c in by_name["results"]]
+
+
+# A field longer than the csv module's limit (128 KiB) made csv.Error escape as a 500.
+HUGE_FIELD = "x" * (140 * 1024)
+
+
+def test_holder_import_with_an_oversized_csv_field_is_400_and_imports_nothing(api_client_for):
+    content = (
+        "national_id;last_name;first_name;profession\n810002813839;Martin;Claire;10\n"
+        f'810002813847;"{HUGE_FIELD}";Jean;10\n'
+    ).encode()
+    response = api_client_for("issuance_operator").post(
+        "/api/v1/holders/import",
+        {"file": SimpleUploadedFile("rpps.csv", content)},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["extra"]["line"] == 3
+    assert not Holder.objects.exists()
+
+
+def test_stock_batch_with_an_oversized_csv_field_is_400_and_registers_nothing(
+    api_client_for,
+    cps4,  # noqa: F811
+):
+    content = f'chip_serial,desfire_uid\n0A0B0C0D0E0F1011,\n"{HUGE_FIELD}",\n'.encode()
+    response = api_client_for("issuance_operator").post(
+        "/api/v1/stock/batches/register",
+        {"vendor": "Idemia", "reference": "B-8", "product_id": cps4.pk,
+         "file": SimpleUploadedFile("b.csv", content)},
+        format="multipart",
+    )  # fmt: skip
+    assert response.status_code == 400, response.content
+    assert not Card.objects.exists()
+
+
+def test_an_upload_over_the_cap_is_413_and_imports_nothing(api_client_for, settings):
+    settings.CMS_UPLOAD_MAX_BYTES = 1024
+    content = b"national_id;last_name;first_name;profession\n" + (
+        b"810002813839;Martin;Claire;10\n" * 100
+    )
+    response = api_client_for("issuance_operator").post(
+        "/api/v1/holders/import",
+        {"file": SimpleUploadedFile("rpps.csv", content)},
+        format="multipart",
+    )
+    assert response.status_code == 413, response.content
+    assert "size limit" in response.json()["message"]
+    assert not Holder.objects.exists()

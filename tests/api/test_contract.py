@@ -118,7 +118,7 @@ def server(transactional_db: Any, tmp_path: Path) -> Iterator[str]:
             try:
                 with urllib.request.urlopen(f"{base}/api/schema/?format=json", timeout=60):
                     break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # busy machine
                 time.sleep(0.25)
         else:
             pytest.fail(f"gunicorn did not answer:\n{log_path.read_text()}")

@@ -180,3 +180,59 @@ def test_production_refuses_the_factory_desfire_transport_key():
     assert result.returncode != 0
     assert "DESFIRE_FACTORY_TRANSPORT_KEY must stay off in production" in result.stderr
     assert run_manage(PRODUCTION_ENV, "check").returncode == 0
+
+
+def _production_values(code: str, env: dict[str, str] | None = None) -> str:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "PKI_"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT, env={**clean, **(env or PRODUCTION_ENV)}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("module", ["config.wsgi", "config.asgi"])
+def test_the_server_entry_points_default_to_the_production_settings(module):
+    """Without DJANGO_SETTINGS_MODULE a server gets production (DEBUG off, its own secret key),
+    never the local settings with their public fallback key."""
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = _production_values(
+        f"import {module}\nfrom django.conf import settings\n"
+        "print(settings.SETTINGS_MODULE, settings.DEBUG)",
+        env,
+    )
+    assert out.splitlines()[-1] == "config.settings.production False"
+
+
+def test_production_has_hsts_ssl_redirect_and_an_idle_session_timeout():
+    out = _production_values(
+        "import django; django.setup()\n"
+        "from django.conf import settings as s\n"
+        "print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, s.SESSION_SAVE_EVERY_REQUEST,"
+        " s.SESSION_COOKIE_AGE)"
+    )
+    assert out.splitlines()[-1] == "True True True 1800"
+
+
+def test_production_redirects_to_https_but_not_the_pki_and_ocsp_paths():
+    """/pki/* and /ocsp are for relying parties on plain HTTP; the rest goes to HTTPS."""
+    out = _production_values(
+        "import django; django.setup()\n"
+        "from django.test import RequestFactory\n"
+        "from django.middleware.security import SecurityMiddleware\n"
+        "mw = SecurityMiddleware(lambda r: None)\n"
+        "f = RequestFactory()\n"
+        "for path in ('/console/', '/api/v1/holders', '/pki/ca/x.crl', '/ocsp', '/metrics'):\n"
+        "    r = mw.process_request(f.get(path, HTTP_HOST='cms.example.org'))\n"
+        "    print(path, r.status_code if r else 'served')\n"
+    )
+    assert out.splitlines()[-5:] == [
+        "/console/ 301", "/api/v1/holders 301", "/pki/ca/x.crl served", "/ocsp served",
+        "/metrics served",
+    ]  # fmt: skip

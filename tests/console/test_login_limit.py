@@ -69,3 +69,42 @@ def test_the_admin_login_is_limited_too(client, make_user):
         assert _sign_in(client, "/admin/login/", admin.username, "wrong").status_code == 200
     blocked = _sign_in(client, "/admin/login/", admin.username, PASSWORD)
     assert blocked.status_code == 200 and "Too many failed sign-ins" in blocked.content.decode()
+
+
+PROXY = "127.0.0.1"
+
+
+def _via_proxy(client, username, password, address):
+    """A sign-in as it reaches Django behind the front: from the proxy, with the client's
+    address in X-Forwarded-For (deploy/nginx/proxy-params.conf)."""
+    return client.post(
+        "/console/login/", {"username": username, "password": password},
+        REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=address,
+    )  # fmt: skip
+
+
+def test_behind_the_proxy_the_limit_keys_on_the_client_not_on_the_proxy(
+    client, make_user, settings
+):
+    """One visitor guessing user names through the front must not lock out everyone else who
+    comes through the same front."""
+    settings.CMS_TRUSTED_PROXIES = [PROXY]
+    for n in range(5):
+        _via_proxy(client, f"nobody{n}", "wrong", "203.0.113.66")
+    user = make_user("auditor")
+    assert _via_proxy(client, user.username, PASSWORD, "198.51.100.7").status_code == 302
+    client.logout()
+    blocked = _via_proxy(client, user.username, PASSWORD, "203.0.113.66")
+    assert blocked.status_code == 200 and "Too many failed sign-ins" in blocked.content.decode()
+
+
+def test_x_forwarded_for_from_an_undeclared_sender_is_not_believed(client, make_user, settings):
+    settings.CMS_TRUSTED_PROXIES = [PROXY]
+    for n in range(5):  # a client rotating forged addresses, straight to the server
+        client.post(
+            "/console/login/", {"username": f"nobody{n}", "password": "wrong"},
+            REMOTE_ADDR="203.0.113.66", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}",
+        )  # fmt: skip
+    user = make_user("auditor")
+    response = _sign_in(client, "/console/login/", user.username, PASSWORD, address="203.0.113.66")
+    assert response.status_code == 200 and "Too many failed sign-ins" in response.content.decode()

@@ -196,3 +196,16 @@ def test_concurrent_appends_keep_one_unbroken_chain():
     assert not errors
     report = audit_chain_verify()
     assert report.ok and report.checked == 40
+
+
+def test_audit_check_delivered_twice_records_its_outcome_once():
+    from core.tasks import audit_chain_check
+
+    first = audit_chain_check(task_id="4b1c7e0a-redelivered")
+    again = audit_chain_check(task_id="4b1c7e0a-redelivered")
+    other = audit_chain_check(task_id="another-task")
+    assert first is not None and first["task"] == "4b1c7e0a-redelivered"
+    assert again is None
+    assert other is not None
+    recorded = AuditEvent.objects.filter(action="audit.verify").values_list("details", flat=True)
+    assert sorted(d["task"] for d in recorded) == ["4b1c7e0a-redelivered", "another-task"]

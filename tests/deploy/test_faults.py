@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cardsim.pcscd_support import CONTACT_READER, Simulator, simulator_running
+from tests.deploy.conftest import VISIBILITY_TIMEOUT
 from tests.deploy.support import REPO, Topology, scene
 
 pytestmark = [pytest.mark.integration, pytest.mark.pcscd, pytest.mark.slow]
@@ -145,3 +146,51 @@ def test_signing_worker_killed_during_a_crl_publication(topology: Topology) -> N
         f"SELECT serial FROM pki_certificate WHERE issuer_id={ca_id} AND status='revoked'"
     ).split()
     assert {int(s) for s in revoked} <= listed  # no stored entry missing from the CRL
+
+
+SEND_BATCH = """
+import json
+from core.tasks import audit_chain_check_task
+print(json.dumps([audit_chain_check_task.delay().id for _ in range(COUNT)]))
+"""
+
+CHECKS_DONE = (
+    "SELECT details->>'task' FROM core_auditevent WHERE action = 'audit.verify' ORDER BY seq"
+)
+
+
+def _broker_holds(topology: Topology) -> int:
+    """Messages in the ``default`` queue plus those delivered and not yet acknowledged."""
+    port = topology.settings["TOPOLOGY_REDIS_PORT"]
+    total = 0
+    for command in (["LLEN", "default"], ["HLEN", "unacked"]):
+        done = subprocess.run(
+            ["redis-cli", "-p", port, "-n", "0", *command],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        total += int(done.stdout.strip() or 0)
+    return total
+
+
+def test_broker_restarted_mid_batch(topology: Topology) -> None:
+    """A batch of tasks on the default queue; Redis restarted while the worker is in the middle
+    of it. Every task has its effect (one audit event naming it), none has it twice, and within
+    the visibility timeout the topology sets for these tests (ADR 0104)."""
+    count = 200
+    before = set(topology.psql(CHECKS_DONE).split())
+    sent = topology.python(f"COUNT = {count}\n" + SEND_BATCH)
+    assert len(set(sent)) == count
+
+    def done() -> list[str]:
+        return [t for t in topology.psql(CHECKS_DONE).split() if t not in before]
+
+    _wait(lambda: len(done()) >= 3, "the worker working through the batch")
+    topology.script("restart", "redis")
+    at_restart = len(done())
+    assert at_restart < count, "the batch was over before the broker restarted: not mid-batch"
+    _wait(lambda: len(done()) >= count, f"the rest of the batch ({at_restart}/{count} done)", 240)
+    # a message left unacknowledged (in flight at the restart) goes back to the queue after the
+    # visibility timeout and runs again: wait until the broker holds nothing for the worker
+    _wait(lambda: _broker_holds(topology) == 0, "the broker emptied", 120 + 4 * VISIBILITY_TIMEOUT)
+    recorded = done()
+    assert sorted(recorded) == sorted(sent), "a task lost, run twice with effect, or unknown"

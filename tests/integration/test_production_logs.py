@@ -52,6 +52,7 @@ def test_production_logs_are_json_without_secrets(
         METRICS_TOKEN=metrics_token,
         LOG_LEVEL="DEBUG",
         CMS_VAR_DIR=str(tmp_path / "var"),
+        DJANGO_SECURE_SSL_REDIRECT="false",  # plain HTTP to gunicorn: no TLS front here
     )
     manage(env, "migrate", "--no-input")
     password = manage(env, "bootstrap_admin").split("password: ", 1)[1].split()[0]

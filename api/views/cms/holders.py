@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import UploadField
 from api.serializers import JsonInputSerializer
 from api.views.cms.common import REGISTRY_READERS, caller_of
 from cms import selectors
@@ -128,7 +129,7 @@ class HolderImportApi(APIView):
     max_rejected_listed = 1000
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
-        file = serializers.FileField()
+        file = UploadField()
 
     class OutputSerializer(serializers.Serializer[dict[str, Any]]):
         sha256 = serializers.CharField()

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.fields import IdField
+from api.fields import IdField, UploadField
 from api.serializers import JsonInputSerializer
 from api.views.cms.common import caller_of
 from cms import selectors
@@ -101,7 +101,7 @@ class BatchRegisterApi(APIView):
         vendor = serializers.CharField(max_length=64)
         reference = serializers.CharField(max_length=64)
         product_id = IdField()
-        file = serializers.FileField()
+        file = UploadField()
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},

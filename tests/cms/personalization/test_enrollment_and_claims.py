@@ -93,3 +93,36 @@ def test_two_stations_claiming_one_job_at_once_never_share_it(scene, virtual_car
     job = PersonalizationJob.objects.get()
     assert job.status == "claimed"
     assert job.station_id == won[0].station_id  # type: ignore[attr-defined]
+
+
+def test_a_claim_with_half_a_byte_of_atr_is_refused_and_claims_nothing(scene, virtual_card):
+    from cms.models import PersonalizationJob
+    from cms.personalization.jobs import jobs_sync
+
+    card_queued(scene, virtual_card)
+    jobs_sync()
+    station = DrfApi(scene.token)
+    atr = virtual_card.contact.atr.hex().upper()
+    response = station.client.post(
+        "/api/v1/station/claim",
+        {
+            "atr": atr + "3",
+            "chip_serial": virtual_card.serial.hex().upper(),
+            "desfire_uid": virtual_card.desfire_chip.state.uid.hex().upper(),
+        },
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "atr" in response.json()["extra"]["fields"]
+    job = PersonalizationJob.objects.get()
+    assert job.status != "claimed" and job.station_id is None
+
+
+def test_a_card_identity_is_whole_bytes_of_hex():
+    from cms.personalization.jobs import CardIdentity
+    from core.errors import BadInput
+
+    for atr in ("3B8", "3BZZ"):
+        with pytest.raises(BadInput):
+            CardIdentity(atr=atr, chip_serial="0A0B0C0D")
+    assert CardIdentity(atr="3b88", chip_serial="0A0B0C0D").atr == "3b88"
