@@ -5,6 +5,7 @@ from api.views.audit import AuditEventListApi
 from api.views.auth import TokenCreateApi
 from api.views.cms.urls import cms_v1
 from api.views.dual_control import dual_control_v1
+from api.views.helpdesk import helpdesk_v1
 from api.views.me import MeApi
 from api.views.schema import DocsApi, SchemaApi
 from api.views.stations import stations_v1
@@ -16,6 +17,7 @@ v1 = [
     *cms_v1,
     *stations_v1,
     *dual_control_v1,
+    *helpdesk_v1,
 ]
 
 
