@@ -20,6 +20,7 @@ from cms import selectors
 from cms.models import UnblockEvent
 from cms.personalization.stations import station_for_account
 from cms.services.helpdesk import (
+    IDENTITY_METHODS,
     PUK_OUTCOMES,
     identity_methods,
     offline_unblock_respond,
@@ -110,9 +111,18 @@ class OfflineUnblockApi(APIView):
     errors = (Forbidden, NotFound, Conflict, PolicyViolation, ServiceUnavailable)
 
     class InputSerializer(JsonInputSerializer):
-        identity_method = serializers.CharField(max_length=40)
-        identity_reference = serializers.CharField(max_length=200)
-        challenge = serializers.CharField(max_length=40)
+        identity_method = serializers.ChoiceField(
+            choices=sorted(IDENTITY_METHODS),
+            help_text="how the holder's identity was checked (the agency accepts a subset)",
+        )
+        identity_reference = serializers.CharField(
+            max_length=200, help_text="number called, questions asked, document type and number"
+        )
+        challenge = serializers.RegexField(
+            r"^[\s-]*(?:[0-9A-Fa-f][\s-]*){16}$",
+            max_length=64,
+            help_text="the 16 hex digits the holder reads out (case, spaces and dashes ignored)",
+        )
         reason = serializers.CharField(max_length=500, required=False, default="")
         approval = serializers.IntegerField(required=False, allow_null=True, default=None)
 
