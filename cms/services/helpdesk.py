@@ -362,12 +362,8 @@ def puk_unblock_report(
     if outcome == "puk_blocked":
         puk_tries_left = 0
     with transaction.atomic():
+        # What happened on the card is recorded whatever the card's state (the act is done).
         card = _station_card(card_number)
-        if card.status not in UNBLOCKABLE:
-            raise Conflict(
-                f"The card is {card.get_status_display().lower()}; its PIN is not unblocked.",
-                extra={"status": card.status},
-            )
         now = timezone.now()
         fields: dict[str, Any] = {"puk_tries_left": puk_tries_left, "pin_status_at": now}
         if outcome == "unblocked":
