@@ -17,7 +17,14 @@ class Section:
     roles: tuple[Role, ...]
 
 
-SECTIONS = (Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),)
+SECTIONS = (
+    Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
+    Section(
+        "console:helpdesk",
+        _("Helpdesk"),
+        (Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR),
+    ),
+)
 
 
 def sections_for(roles: frozenset[Role]) -> list[Section]:

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from console.helpdesk import HelpdeskCardView, HelpdeskSearchView
 from console.views import AuditView, HomeView, LoginView
 
 app_name = "console"
@@ -10,4 +11,7 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("audit/", AuditView.as_view(), name="audit"),
+    # helpdesk (issue 14)
+    path("helpdesk/", HelpdeskSearchView.as_view(), name="helpdesk"),
+    path("helpdesk/cards/<uuid:card_id>/", HelpdeskCardView.as_view(), name="helpdesk-card"),
 ]
