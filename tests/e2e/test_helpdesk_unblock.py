@@ -100,17 +100,15 @@ class Client:
         return "\n".join(self.seen)
 
 
-def test_cpsclient_unblock_with_the_helpdesk_then_pkcs11_signs_with_the_new_pin(
-    scene: Any, sim: Simulator, tmp_path: Path, api_client_for: Any
-) -> None:
-    from cards.products import CPS4
+def _personalized(scene: Any, sim: Simulator) -> tuple[Any, str, str]:
+    """A CPS4 personalized through pcscd by the station relay, activated; its PIN and PUK."""
     from cardsim.card import Card as VirtualCard
     from cardsim.card import load_state
     from cms.mailers.services import _unseal
-    from cms.models import CardCertificate, PinMailer
+    from cms.models import PinMailer
     from cms.services.cards import card_transition
     from demo import setup
-    from personalization_station.pcsc import wait_for_card
+    from personalization_station.pcsc import close, wait_for_card
     from personalization_station.relay import personalize
 
     virtual = VirtualCard(load_state(sim.state))
@@ -124,15 +122,19 @@ def test_cpsclient_unblock_with_the_helpdesk_then_pkcs11_signs_with_the_new_pin(
         holder=setup.holder_demo(), product=scene.product, pool=scene.pool, operator=scene.operator
     )
     link = wait_for_card(CONTACT_READER, timeout=30)
-    assert personalize(scene.api(), link).state == "done"
+    try:
+        assert personalize(scene.api(), link).state == "done"
+    finally:
+        close(link)
     request.refresh_from_db()
     card = request.card
     card_transition(card_id=card.pk, transition="activate", caller=scene.operator)
     card.refresh_from_db()
-    assert card.admin_key_version == 1
-    old_pin = _unseal(PinMailer.objects.get(card=card)).pin
+    codes = _unseal(PinMailer.objects.get(card=card))
+    return card, codes.pin, codes.puk
 
-    # --- three wrong VERIFYs block the PIN -----------------------------------------------------
+
+def _block_pin(old_pin: str) -> None:
     conn = connect(CONTACT_READER)
     tx = transmitter(conn)
     wrong = b"1111" if old_pin != "1111" else b"2222"
@@ -141,6 +143,68 @@ def test_cpsclient_unblock_with_the_helpdesk_then_pkcs11_signs_with_the_new_pin(
     assert _apdu(tx, bytes.fromhex("0020008100")) == 0x6983
     conn.disconnect()
 
+
+def _pkcs11_sign(card: Any, pin: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``pkcs11-tool --login --sign`` through OpenSC; the signature checked against the card's
+    authentication certificate when it succeeds."""
+    from cards.products import CPS4
+    from cms.models import CardCertificate
+
+    module = next((p for p in MODULES if Path(p).exists()), None)
+    assert module is not None, "OpenSC is missing: make test installs it (opensc)"
+    conf = tmp_path / "opensc.conf"
+    conf.write_text(OPENSC_CONF.format(atr=":".join(f"{b:02x}" for b in CPS4.contact.atr)))
+    env = dict(os.environ, OPENSC_CONF=str(conf))
+    message = b"signed after an unblock"
+    (tmp_path / "data.bin").write_bytes(message)
+    (tmp_path / "sig.bin").unlink(missing_ok=True)
+    signed = subprocess.run(
+        ["pkcs11-tool", "--module", module, "--slot-index", "0", "--login", "--pin", pin,
+         "--sign", "-m", "SHA256-RSA-PKCS", "--input-file", "data.bin", "--output-file", "sig.bin"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if signed.returncode == 0:
+        auth = CardCertificate.objects.get(card=card, slot="auth").certificate
+        public = x509.load_der_x509_certificate(bytes(auth.der)).public_key()
+        assert isinstance(public, rsa.RSAPublicKey)
+        public.verify(
+            (tmp_path / "sig.bin").read_bytes(), message, padding.PKCS1v15(), hashes.SHA256()
+        )
+    return signed
+
+
+def test_puk_unblock_at_a_station_then_pkcs11_signs_with_the_new_pin(
+    scene: Any, sim: Simulator, tmp_path: Path, api_client_for: Any
+) -> None:
+    from cards.iso7816 import IsoCard
+    from personalization_station import codes
+    from personalization_station.pcsc import PcscTransport
+
+    card, old_pin, puk = _personalized(scene, sim)
+    _block_pin(old_pin)
+    transport = PcscTransport(CONTACT_READER)
+    transport.connect()
+    try:
+        iso = IsoCard(transport)
+        new_pin = "9753" if old_pin != "9753" else "8642"
+        outcome = codes.puk_unblock(iso, puk, new_pin)
+        assert outcome.outcome == "unblocked"
+        codes.puk_unblock_report(scene.api(), iso, outcome)
+    finally:
+        transport.close()
+    state = api_client_for("helpdesk_agent").get(f"/api/v1/helpdesk/cards/{card.pk}/unblock-state")
+    assert state.json()["history"][0]["outcome"] == "unblocked"
+    signed = _pkcs11_sign(card, new_pin, tmp_path)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert _pkcs11_sign(card, old_pin, tmp_path).returncode != 0
+
+
+def test_cpsclient_unblock_with_the_helpdesk_then_pkcs11_signs_with_the_new_pin(
+    scene: Any, sim: Simulator, tmp_path: Path, api_client_for: Any
+) -> None:
+    card, old_pin, _ = _personalized(scene, sim)
+    assert card.admin_key_version == 1
+    _block_pin(old_pin)
     status = Client("status", "--reader", CONTACT_READER, "--json")
     assert '"pin_tries_left": 0' in status.finish()
 
@@ -167,27 +231,7 @@ def test_cpsclient_unblock_with_the_helpdesk_then_pkcs11_signs_with_the_new_pin(
     assert "PIN unblocked" in output and "PIN tries left: 3" in output, output
     assert new_pin not in output
 
-    # --- OpenSC's PKCS#11 logs in with the new PIN; the signature verifies -------------------------
-    auth = CardCertificate.objects.get(card=card, slot="auth").certificate
-    public = x509.load_der_x509_certificate(bytes(auth.der)).public_key()
-    assert isinstance(public, rsa.RSAPublicKey)
-    module = next((p for p in MODULES if Path(p).exists()), None)
-    assert module is not None, "OpenSC is missing: make test installs it (opensc)"
-    conf = tmp_path / "opensc.conf"
-    conf.write_text(OPENSC_CONF.format(atr=":".join(f"{b:02x}" for b in CPS4.contact.atr)))
-    env = dict(os.environ, OPENSC_CONF=str(conf))
-    message = b"signed after an offline unblock"
-    (tmp_path / "data.bin").write_bytes(message)
-    signed = subprocess.run(
-        ["pkcs11-tool", "--module", module, "--slot-index", "0", "--login", "--pin", new_pin,
-         "--sign", "-m", "SHA256-RSA-PKCS", "--input-file", "data.bin", "--output-file", "sig.bin"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    # --- OpenSC's PKCS#11 logs in with the new PIN; the signature verifies; the old PIN fails -----
+    signed = _pkcs11_sign(card, new_pin, tmp_path)
     assert signed.returncode == 0, signed.stdout + signed.stderr
-    public.verify((tmp_path / "sig.bin").read_bytes(), message, padding.PKCS1v15(), hashes.SHA256())
-    refused = subprocess.run(
-        ["pkcs11-tool", "--module", module, "--slot-index", "0", "--login", "--pin", old_pin,
-         "--sign", "-m", "SHA256-RSA-PKCS", "--input-file", "data.bin", "--output-file", "x.bin"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert refused.returncode != 0  # the old PIN no longer opens the card
+    assert _pkcs11_sign(card, old_pin, tmp_path).returncode != 0
