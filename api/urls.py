@@ -6,6 +6,7 @@ from api.views.auth import TokenCreateApi, TokenListApi, TokenRevokeApi
 from api.views.cms.urls import cms_v1
 from api.views.contactless import ContactlessStatusApi
 from api.views.dual_control import dual_control_v1
+from api.views.helpdesk import helpdesk_v1
 from api.views.me import MeApi
 from api.views.migration import migration_v1
 from api.views.relying_parties import relying_parties_v1
@@ -24,6 +25,7 @@ v1 = [
     *migration_v1,
     *relying_parties_v1,
     path("contactless/status", ContactlessStatusApi.as_view(), name="contactless-status"),
+    *helpdesk_v1,
 ]
 
 

@@ -156,6 +156,12 @@ class Card(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # The admin (offline unblock) key version written at personalization (docs/offline-unblock.md).
+    admin_key_version = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Last PIN/PUK try counters a station or cpsclient reported (never a try consumed to read them).
+    pin_tries_left = models.PositiveSmallIntegerField(null=True, blank=True)
+    puk_tries_left = models.PositiveSmallIntegerField(null=True, blank=True)
+    pin_status_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -754,3 +760,48 @@ class BulkRevocation(models.Model):
 
     def __str__(self) -> str:
         return f"bulk revocation #{self.pk} ({self.status})"
+
+
+class UnblockEvent(models.Model):
+    """One helpdesk act on a card's codes (cms.services.helpdesk): an offline-unblock response
+    computed, a PUK unblock or PIN status reported by a station. The identity check the agent
+    recorded is kept; the response itself never is."""
+
+    class Kind(models.TextChoices):
+        OFFLINE_RESPONSE = "offline_response", "Offline unblock response"
+        PUK_UNBLOCK = "puk_unblock", "PUK unblock at a station"
+        PIN_STATUS = "pin_status", "PIN status read"
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="unblock_events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    identity_method = models.CharField(max_length=40, blank=True)
+    identity_reference = models.CharField(max_length=200, blank=True)
+    challenge = models.CharField(max_length=16, blank=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    pin_tries_left = models.PositiveSmallIntegerField(null=True, blank=True)
+    puk_tries_left = models.PositiveSmallIntegerField(null=True, blank=True)
+    approval = models.OneToOneField(
+        "core.DualControlAct",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="the second agent's approval this response used (once)",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = (
+            models.Index(fields=("card", "kind", "created_at"), name="cms_unblock_card_idx"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.card_id}"

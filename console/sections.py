@@ -56,6 +56,11 @@ SECTIONS: tuple[Section, ...] = (
         (Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER, Role.AUDITOR),
     ),
     Section("console:contactless", _("Contactless"), (Role.SECURITY_OFFICER, Role.AUDITOR)),
+    Section(
+        "console:helpdesk",
+        _("Helpdesk"),
+        (Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR),
+    ),
     Section("console:audit", _("Audit log"), (Role.AUDITOR, Role.SECURITY_OFFICER)),
 )
 

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from console import lifecycle_pages, migration
+from console.helpdesk import HelpdeskCardView, HelpdeskSearchView
 from console.pages.accounts import (
     AccountCreateView,
     AccountListView,
@@ -123,4 +124,7 @@ urlpatterns = [
     path("pki/publish/", PkiPublishView.as_view(), name="pki_publish"),
     # --- contactless relying parties and the signed deny list (issue 16)
     path("contactless/", ContactlessView.as_view(), name="contactless"),
+    # helpdesk (issue 14)
+    path("helpdesk/", HelpdeskSearchView.as_view(), name="helpdesk"),
+    path("helpdesk/cards/<uuid:card_id>/", HelpdeskCardView.as_view(), name="helpdesk-card"),
 ]

@@ -1,3 +1,5 @@
+"""``python -m cpsclient``."""
+
 from cpsclient.cli import main
 
 raise SystemExit(main())

@@ -7,7 +7,10 @@ out of ``ps`` listings and shell history;
 ``python -m personalization_station run [--cms URL] [--reader NAME] [--once]`` waits for cards and
 relays their personalization sessions;
 ``python -m personalization_station handin --cps4 NUMBER [--reader NAME]`` reads the CPS3 a holder
-hands in with their new CPS4 and reports it (the CMS matches it or refuses the hand-over).
+hands in with their new CPS4 and reports it (the CMS matches it or refuses the hand-over);
+``python -m personalization_station puk-unblock [--reader NAME]`` lets the holder type PUK and new
+PIN (on the station only), unblocks the PIN and reports the outcome and the PUK tries left;
+``python -m personalization_station pin-status [--reader NAME]`` reports the try counters.
 """
 
 from __future__ import annotations
@@ -75,7 +78,75 @@ def _parser() -> argparse.ArgumentParser:
     handin.add_argument("--cms", help="base URL of the CMS (default: the enrolled one)")
     handin.add_argument("--reader", help="contact reader name (default: the first reader)")
     handin.add_argument("--cps4", required=True, help="the card number of the CPS4 delivered")
+    for name, text in (
+        ("puk-unblock", "the holder unblocks the PIN with the PUK (codes stay on the station)"),
+        ("pin-status", "read and report the PIN and PUK tries left (no try consumed)"),
+    ):
+        act = sub.add_parser(name, help=text)
+        act.add_argument("--cms", help="base URL of the CMS (default: the enrolled one)")
+        act.add_argument("--reader", help="contact reader name (default: the first reader)")
     return parser
+
+
+def _secret_line(prompt: str) -> str:
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    _say(prompt.rstrip())
+    return sys.stdin.readline().strip()
+
+
+def _codes_act(args: argparse.Namespace, path: Path) -> int:
+    from cards.iso7816 import IsoCard
+    from personalization_station import codes, pcsc
+
+    credential = credentials.load(path)
+    try:
+        client = CmsClient(
+            args.cms or credential.cms,
+            credential.token,
+            ca_file=args.ca_file,
+            client_cert=credentials.client_certificate(credential),
+        )
+    except ValueError as exc:
+        _say(f"not started: {exc}")
+        return 2
+    names = pcsc.reader_names()
+    reader = args.reader or (names[0] if names else None)
+    if reader is None:
+        _say("no PC/SC reader; is pcscd running?")
+        return 2
+    transport = pcsc.PcscTransport(reader)
+    try:
+        transport.connect()
+        card = IsoCard(transport)
+        if args.command == "pin-status":
+            body = codes.pin_status_report(client, card)
+            pin_left, puk_left = body["pin_tries_left"], body["puk_tries_left"]
+            _say(f"PIN tries left: {pin_left}; PUK tries left: {puk_left}")
+            return 0
+        puk = _secret_line("PUK: ")
+        new_pin = _secret_line("New PIN: ")
+        if _secret_line("New PIN again: ") != new_pin:
+            _say("the two PINs differ; nothing was sent to the card")
+            return 1
+        try:
+            outcome = codes.puk_unblock(card, puk, new_pin)
+        except ValueError as exc:
+            _say(f"{exc}; nothing was sent to the card")
+            return 1
+        codes.puk_unblock_report(client, card, outcome)
+        _say(f"{outcome.outcome.replace('_', ' ')}; PUK tries left: {outcome.puk_tries_left}")
+        return 0 if outcome.outcome == "unblocked" else 1
+    except ApiError as exc:
+        _say(f"the CMS refused the report: {exc.message}")
+        return 3
+    except CardError as exc:
+        _say(f"card error: {exc}")
+        return 1
+    finally:
+        transport.close()
 
 
 def _enrollment_code(option: str | None) -> str:
@@ -263,4 +334,6 @@ def main(argv: list[str] | None = None) -> int:
         return _enroll(args, path)
     if args.command == "handin":
         return _handin(args, path)
+    if args.command in ("puk-unblock", "pin-status"):
+        return _codes_act(args, path)
     return _run(args, path)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from cards.programs.cps4 import PHASES, Cps4Result
 from cards.station_protocol import Outcome, Progress
-from cms.models import CardRequest, PersonalizationJob, PersonalizationSession
+from cms.models import Card, CardRequest, PersonalizationJob, PersonalizationSession
 from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.cpu import cpu_take
 from cms.personalization.jobs import SYSTEM
@@ -82,6 +82,10 @@ def commit(session: PersonalizationSession, result: Cps4Result) -> Outcome:
         request_id=job.request_id, caller=SYSTEM, valid_until=session.valid_until
     )
     mailer = pin_mailer_create(request=request, pin=sealed.pin, puk=sealed.puk)
+    admin_version = session.key_versions.get("admin")
+    if admin_version:
+        # docs/offline-unblock.md: the helpdesk derives the card's admin key with this version.
+        Card.objects.filter(pk=session.card_id).update(admin_key_version=int(admin_version))
     job.status = JobStatus.DONE
     job.lease_expires_at = None
     job.save(update_fields=["status", "lease_expires_at", "updated_at"])

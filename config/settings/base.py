@@ -427,3 +427,16 @@ CELERY_BEAT_SCHEDULE["contactless-deny-list"] = {
     "schedule": float(env_int("CONTACTLESS_DENY_LIST_TICK_SECONDS", 60)),
     "options": {"queue": "signing"},
 }
+
+# --- Helpdesk: PIN unblock (cms.services.helpdesk, docs/helpdesk.md)
+# Offline unblock responses per card and per agent in a sliding window; from the
+# DUAL_CONTROL_AFTER-th response of a card in the window on, a second agent approves (0: never).
+HELPDESK_UNBLOCK_WINDOW_HOURS = env_int("HELPDESK_UNBLOCK_WINDOW_HOURS", 24)
+HELPDESK_UNBLOCK_CARD_LIMIT = env_int("HELPDESK_UNBLOCK_CARD_LIMIT", 3)
+HELPDESK_UNBLOCK_AGENT_LIMIT = env_int("HELPDESK_UNBLOCK_AGENT_LIMIT", 30)
+HELPDESK_UNBLOCK_DUAL_CONTROL_AFTER = env_int("HELPDESK_UNBLOCK_DUAL_CONTROL_AFTER", 1)
+# How the agency lets agents check a holder's identity (a subset of cms.services.helpdesk's).
+HELPDESK_IDENTITY_METHODS = env_list(
+    "HELPDESK_IDENTITY_METHODS", ["callback", "registry_questions", "in_person_document"]
+)
+# --- end helpdesk
