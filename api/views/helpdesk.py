@@ -123,7 +123,7 @@ class OfflineUnblockApi(APIView):
             max_length=64,
             help_text="the 16 hex digits the holder reads out (case, spaces and dashes ignored)",
         )
-        reason = serializers.CharField(max_length=500, required=False, default="")
+        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
         approval = serializers.IntegerField(required=False, allow_null=True, default=None)
 
     class OutputSerializer(serializers.Serializer[dict[str, Any]]):
