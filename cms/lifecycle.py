@@ -81,7 +81,7 @@ TRANSITIONS: tuple[Transition, ...] = (
        effects=(Effect.RELEASE_HOLD, Effect.ALLOW_CONTACTLESS),
        summary="hold released, deny-list entry removed"),
     _t("revoke", LIVE_STATUSES, CardStatus.REVOKED, [OPERATOR, HELPDESK, SECURITY_OFFICER],
-       needs_reason=True, system=True,
+       needs_reason=True,
        effects=(Effect.REVOKE_CERTIFICATES, Effect.DENY_CONTACTLESS),
        summary="certificates revoked with the mapped RFC 5280 reason; contactless denied"),
     _t("expire", LIVE_STATUSES, CardStatus.EXPIRED, [SECURITY_OFFICER], system=True,

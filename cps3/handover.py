@@ -21,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from cms.callers import Caller
-from cms.choices import CardStatus, ProductStatus, RequestKind, RequestStatus
+from cms.choices import CardStatus, ProductStatus, RequestKind, RequestStatus, RevokeReason
 from cms.models import Card, CardRequest
-from cms.services.cards import card_transition
+from cms.services.cards import card_revoke_consequence
 from core.actors import Actor
 from core.audit import audit_event_create
 from core.errors import ApplicationError, PolicyViolation
@@ -63,8 +63,8 @@ def handover_sweep(now: dt.datetime | None = None) -> int:
                 # Checked again under the lock: the CPS4 may have changed since the list was read.
                 if not handover_due_for(card.pk, now):
                     continue
-                card_transition(
-                    card_id=card.pk, transition="revoke", caller=caller, reason="superseded"
+                card_revoke_consequence(
+                    card_id=card.pk, reason=RevokeReason.SUPERSEDED, caller=caller
                 )
                 done += 1
         except ApplicationError:
@@ -186,11 +186,10 @@ def cps3_handin(
             CardStatus.SUSPENDED,
         )
         if revoke:
-            card_transition(
+            card_revoke_consequence(
                 card_id=locked.pk,
-                transition="revoke",
+                reason=RevokeReason.SUPERSEDED,
                 caller=Caller.for_system("cps3 hand-in"),
-                reason="superseded",
             )
         locked.refresh_from_db()
     return Handin(legacy=locked, cps4=cps4, revoked_now=revoke)
