@@ -235,7 +235,7 @@ class DenyListEntry(models.Model):
 class DenyListChangeRow(models.Model):
     """One change of the deny list, written with the entry it adds or removes. The publication
     task gives the pending ones (``version`` null) the next list version: versions follow the
-    order of publication, not of commit, so no delta can miss a change (ADR 0108)."""
+    order of publication, not of commit, so no delta can miss a change (ADR 0021)."""
 
     id = models.BigAutoField(primary_key=True)
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="+")
@@ -293,7 +293,7 @@ class DenyListPublication(models.Model):
 
 class RelyingParty(models.Model):
     """An organisation that checks cards contactlessly with the DESFire read key (key 1): it
-    receives the read master encrypted to its RSA public key, under dual control (ADR 0108)."""
+    receives the read master encrypted to its RSA public key, under dual control (ADR 0021)."""
 
     name = models.CharField(max_length=100, unique=True)
     contact = models.CharField(max_length=200, blank=True)

@@ -2,7 +2,7 @@
 
 A delivery may come twice (acks_late: the broker restarted, or the worker died, after the work
 and before the acknowledgement). The event names the task id, and a second delivery of the same
-task finds it and records nothing (ADR 0104)."""
+task finds it and records nothing (ADR 0020)."""
 
 from __future__ import annotations
 

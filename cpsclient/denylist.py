@@ -1,4 +1,4 @@
-"""The relying party's copy of the signed contactless deny list (ADR 0108).
+"""The relying party's copy of the signed contactless deny list (ADR 0021).
 
 ``deny-list sync URL`` fetches ``URL/full.p7m`` the first time, then each ``URL/delta-N.p7m``
 from the local version on, and keeps the verified list in the store directory. Every document

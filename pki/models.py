@@ -190,7 +190,7 @@ class OcspResponse(models.Model):
 
 class StatusSigner(models.Model):
     """A key certified under the technical CA with the ``contactless_status`` profile: it signs
-    the contactless deny list (ADR 0108). The newest valid one signs; older keys stay in the
+    the contactless deny list (ADR 0021). The newest valid one signs; older keys stay in the
     backend so lists they signed remain verifiable."""
 
     certificate = models.OneToOneField(Certificate, on_delete=models.PROTECT, related_name="+")

@@ -4,7 +4,7 @@ only when they cannot serve.
 Fast path: a request with a SHA-1 CertID (RFC 5019), for a serial we issued gets its pre-signed
 answer from one indexed query, no ORM model built. A nonce does not leave that path by default:
 RFC 5019 §2.1 lets a responder ignore it, and echoing it would cost a fresh RSA signature per
-unauthenticated request (docs/adr/0103-ocsp-nonce-policy.md). With ``PKI_OCSP_NONCE_SIGNING`` a
+unauthenticated request (docs/adr/0019-ocsp-nonce-policy.md). With ``PKI_OCSP_NONCE_SIGNING`` a
 nonce is echoed in a live answer, at most ``PKI_OCSP_NONCE_RATE`` a minute per client; beyond,
 the client gets the pre-signed answer. Live path (setting ``PKI_OCSP_LIVE_SIGNING``,
 docs/adr/0002-ocsp-live-signing.md): another CertID hash, a serial of a served issuer that we

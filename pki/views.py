@@ -1,6 +1,6 @@
 """Public PKI endpoints. CRLs and CA certificates are read as ``pki_publish`` stored them; OCSP
 answers are pre-signed, or signed by the delegated responder key when they cannot be
-(``pki.responder``, ADR 0002; nonces per ADR 0103). These views never load a CA key: only
+(``pki.responder``, ADR 0002; nonces per ADR 0019). These views never load a CA key: only
 ``AuthorityContext.ocsp_signer`` is reached from here. Other web requests do sign with CA keys
 (personalization, station enrollment: ADR 0011)."""
 

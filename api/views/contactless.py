@@ -1,4 +1,4 @@
-"""The relying parties' public side (DESIGN.md §8, ADR 0108): the contactless status service and
+"""The relying parties' public side (DESIGN.md §8, ADR 0021): the contactless status service and
 the signed deny list, read as the publication task stored it (nothing is signed here)."""
 
 from __future__ import annotations

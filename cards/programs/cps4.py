@@ -765,7 +765,7 @@ class _Runner:
             initial = self.inputs.desfire_app_initial_key
             items = [
                 # The application's keys start as this card's secret, not as the public zeros:
-                # no session over the relay is keyed by a public value (ADR 0101).
+                # no session over the relay is keyed by a public value (ADR 0018).
                 self.df(
                     session,
                     session.set_configuration(0x01, initial + bytes(8) + b"\x00"),

@@ -51,7 +51,7 @@ TRANSPORT_PURPOSE = "desfire-transport"
 TEST_TRANSPORT_MASTER = bytes.fromhex("5452414E53504F52542D544553542D31")
 TEST_TRANSPORT_VERSION = 1
 # The master of the per-card key a new DESFire application is created with (SetConfiguration
-# option 01 before CreateApplication; ADR 0101).
+# option 01 before CreateApplication; ADR 0018).
 APP_INITIAL_PURPOSE = "desfire-app-initial"
 SEAL_VERSION = 1
 

@@ -188,7 +188,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A message delivered but never acknowledged (its worker died, or the broker restarted under it)
 # goes back to its queue after this many seconds on Redis (kombu's default is 1 h). Longer than
-# any task runs: a redelivered task is re-checked under locks and has its effect once (ADR 0104).
+# any task runs: a redelivered task is re-checked under locks and has its effect once (ADR 0020).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -280,13 +280,13 @@ PKI_OCSP_RESPONDER_RENEWAL_DAYS = env_int("PKI_OCSP_RESPONDER_RENEWAL_DAYS", 30)
 PKI_OCSP_LIVE_SIGNING = env_bool("PKI_OCSP_LIVE_SIGNING", True)
 # A request nonce costs a fresh signature per unauthenticated request: by default it is ignored
 # and the pre-signed answer served (RFC 5019 §2.1). Opt in to echo nonces, at most
-# PKI_OCSP_NONCE_RATE live answers a minute per client (beyond: the pre-signed answer). ADR 0103.
+# PKI_OCSP_NONCE_RATE live answers a minute per client (beyond: the pre-signed answer). ADR 0019.
 PKI_OCSP_NONCE_SIGNING = env_bool("PKI_OCSP_NONCE_SIGNING", False)
 PKI_OCSP_NONCE_RATE = env_int("PKI_OCSP_NONCE_RATE", 10)
 # The longest an HTTP cache (the nginx front, a relying party) may keep an OCSP answer, whatever
 # its nextUpdate: the promised delay before a revocation is seen through a cache.
 PKI_OCSP_CACHE_MAX_AGE = env_int("PKI_OCSP_CACHE_MAX_AGE", 60)
-# The contactless status signer (signed deny list, ADR 0108): its CA and key renewal.
+# The contactless status signer (signed deny list, ADR 0021): its CA and key renewal.
 CONTACTLESS_STATUS_CA = env_str("CONTACTLESS_STATUS_CA", "ACI-FO-TECH-TEST")
 PKI_STATUS_SIGNER_RENEWAL_DAYS = env_int("PKI_STATUS_SIGNER_RENEWAL_DAYS", 60)
 # The audit chain head is signed with the audit key (key backend below, label "audit-anchor")
@@ -337,7 +337,7 @@ CARD_KEYS_TEST_PROVISIONING = False
 # DESFire transport keys of vendor batches: version 0 is the factory key (zeros); version N is
 # the master `desfire-transport.vN` in the card key store (manage.py card_keys_import_transport).
 # Cards still on the public factory key are refused (stock registration and personalization)
-# unless this allows them; production refuses to start with it (ADR 0101).
+# unless this allows them; production refuses to start with it (ADR 0018).
 DESFIRE_FACTORY_TRANSPORT_KEY = env_bool("DESFIRE_FACTORY_TRANSPORT_KEY", False)
 STATION_LEASE_SECONDS = env_int("STATION_LEASE_SECONDS", 60)
 # Celery beat puts jobs whose lease ran out back in the queue (claims do it as well).
@@ -412,7 +412,7 @@ CELERY_BEAT_SCHEDULE["cps3-summaries"] = {
     "options": {"queue": "default"},
 }
 
-# --- Contactless relying parties: status service and signed deny list (ADR 0108)
+# --- Contactless relying parties: status service and signed deny list (ADR 0021)
 CONTACTLESS_STATUS_MAX_AGE = env_int("CONTACTLESS_STATUS_MAX_AGE", 30)  # Cache-Control, seconds
 CONTACTLESS_STATUS_RATE = env_str("CONTACTLESS_STATUS_RATE", "600/min")  # per client address
 # A new list version at least this often (even without changes), each valid until next_update.

@@ -39,7 +39,7 @@ else:
 CELERY_TASK_ALWAYS_EAGER = False
 # Card master keys come from a key ceremony, never from the published test values.
 CARD_KEYS_TEST_PROVISIONING = False
-# No personalization session may open with the public factory PICC key (ADR 0101).
+# No personalization session may open with the public factory PICC key (ADR 0018).
 if DESFIRE_FACTORY_TRANSPORT_KEY:  # noqa: F405
     raise ImproperlyConfigured(
         "DESFIRE_FACTORY_TRANSPORT_KEY must stay off in production: cards on the factory PICC "

@@ -16,7 +16,7 @@ from pki.domain.names import Holder, validate_holder
 MS_SMARTCARD_LOGON = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
 MS_UPN = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 UPN_DOMAIN = "carte-cps.fr"
-# [I] Extended key usage of the contactless status signer (the signed deny list, ADR 0108): a
+# [I] Extended key usage of the contactless status signer (the signed deny list, ADR 0021): a
 # relying party pins this usage, so no other certificate of the technical CA can sign a list.
 # An arc of our own choosing (no public OID is known for it); replace it with the agency's.
 CONTACTLESS_STATUS_SIGNING = ObjectIdentifier("1.2.250.1.213.1.7.99.1")

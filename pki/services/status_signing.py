@@ -1,6 +1,6 @@
 """The contactless status signer: a key of its own, certified by the technical CA under the
 ``contactless_status`` profile (a relying party pins that profile, not the OCSP responder), and
-the CMS SignedData it puts on deny lists (ADR 0108). Signing happens in the publication task,
+the CMS SignedData it puts on deny lists (ADR 0021). Signing happens in the publication task,
 never in a web request."""
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def _broker_holds(topology: Topology) -> int:
 def test_broker_restarted_mid_batch(topology: Topology) -> None:
     """A batch of tasks on the default queue; Redis restarted while the worker is in the middle
     of it. Every task has its effect (one audit event naming it), none has it twice, and within
-    the visibility timeout the topology sets for these tests (ADR 0104)."""
+    the visibility timeout the topology sets for these tests (ADR 0020)."""
     count = 200
     before = set(topology.psql(CHECKS_DONE).split())
     sent = topology.python(f"COUNT = {count}\n" + SEND_BATCH)

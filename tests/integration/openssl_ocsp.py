@@ -1,7 +1,7 @@
 """OCSP as a relying party asks it, with the `openssl ocsp` command line: POST (openssl's own
 client) or GET (RFC 6960 A.1, the request built by openssl, sent as a URL), with or without nonce.
 Every answer is verified by openssl against the CA chain, and the nonce: by default (RFC 5019,
-ADR 0103) a nonce is not echoed, which openssl accepts with "WARNING: no nonce in response";
+ADR 0019) a nonce is not echoed, which openssl accepts with "WARNING: no nonce in response";
 with PKI_OCSP_NONCE_SIGNING it is echoed and must match."""
 
 from __future__ import annotations

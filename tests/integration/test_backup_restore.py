@@ -32,7 +32,7 @@ def _env(database: str, var: Path) -> dict[str, str]:
         DATABASE_URL=database,
         CMS_VAR_DIR=str(var),
         PKI_KEY_PASSPHRASE=PASSPHRASE,
-        PKI_OCSP_NONCE_SIGNING="1",  # a nonce gets a live answer (ADR 0103)
+        PKI_OCSP_NONCE_SIGNING="1",  # a nonce gets a live answer (ADR 0019)
     )
     return env
 

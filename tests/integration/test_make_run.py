@@ -1,7 +1,7 @@
 """`make run`'s script (scripts/run-local.sh) as a user runs it, on the settings it uses
 (config.settings.local) and PostgreSQL: it prints the demo card and serves; the card's OCSP
 answers verify with `openssl ocsp` (POST and GET, with and without nonce: both the pre-signed
-answer, a nonce ignored per RFC 5019 with openssl's "no nonce in response" warning, ADR 0103); a SIGTERM to its process group stops every process it started.
+answer, a nonce ignored per RFC 5019 with openssl's "no nonce in response" warning, ADR 0019); a SIGTERM to its process group stops every process it started.
 
 Regression: on the SQLite embedded default, every pre-signed answer was an HTTP 500 (a naive
 datetime from the raw cursor compared with an aware one), and no test ran those settings."""

@@ -61,7 +61,7 @@ def test_served_answers_follow_the_setting(
     # RFC 5019 default: the nonce is ignored, the pre-signed answer is cached like any other
     nonce = Reply(front, _environ("POST", "/ocsp", _request(cert, issuer, nonce=b"n" * 16)))
     assert _max_age(nonce.headers["Cache-Control"]) == 7
-    # an echoed nonce (opt-in, ADR 0103) is for one request only
+    # an echoed nonce (opt-in, ADR 0019) is for one request only
     settings.PKI_OCSP_NONCE_SIGNING = True
     nonce = Reply(front, _environ("POST", "/ocsp", _request(cert, issuer, nonce=b"m" * 16)))
     assert nonce.headers["Cache-Control"] == "no-store"

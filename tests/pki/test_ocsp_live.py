@@ -70,7 +70,7 @@ def test_openssl_nonce_sha256_and_unknown_serial(
     url = f"{live_server.url}/ocsp"
     common = ("-issuer", issuing_pem, "-url", url, "-CAfile", tmp_path / "chain.pem")
 
-    # openssl sends a nonce by default; RFC 5019 (ADR 0103): the pre-signed answer, no nonce
+    # openssl sends a nonce by default; RFC 5019 (ADR 0019): the pre-signed answer, no nonce
     # echoed, which openssl accepts with a warning
     with_nonce = openssl("ocsp", *common, "-cert", cert_pem)
     assert "Response verify OK" in with_nonce.stderr, with_nonce.stderr

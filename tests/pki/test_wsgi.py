@@ -154,7 +154,7 @@ def test_nonce_is_echoed_by_the_live_path_and_not_cached(
     issued: tuple[Certificate, x509.Certificate, x509.Certificate],
     settings: Any,
 ) -> None:
-    settings.PKI_OCSP_NONCE_SIGNING = True  # opt-in (ADR 0103)
+    settings.PKI_OCSP_NONCE_SIGNING = True  # opt-in (ADR 0019)
     _, cert, issuer = issued
     reply = Reply(
         front, _environ("POST", "/ocsp", _request(cert, issuer, nonce=b"0123456789abcdef"))

@@ -1,4 +1,4 @@
-"""A recording station and what it can learn (issue 11 §1; ADR 0101). Test code only.
+"""A recording station and what it can learn (issue 11 §1; ADR 0018). Test code only.
 
 ``Recorder`` sits between the station's relay and a card reader and keeps every APDU it relays
 with its answer, as a compromised station would. ``Eavesdropper`` then attacks the transcript with

@@ -1,5 +1,5 @@
 """Issue 11 §1: a station that records everything it relays learns no DESFire key, no credential
-and no SCP03 session (ADR 0101).
+and no SCP03 session (ADR 0018).
 
 A whole CPS4 personalization runs through the station relay (real views, real card key store,
 the virtual card) with a recorder between the relay and the card. The eavesdropper then tries
