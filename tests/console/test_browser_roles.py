@@ -97,9 +97,12 @@ def test_issuance_operators_register_file_and_approve_in_two_sessions(
     page.click("text=Import holders")
     first.check("holder-import")
     page.go_back()
+    page.wait_for_url(re.compile(r"/console/holders/$"))
 
     # The registration form, with the keyboard alone: skip link, fields in tab order, Enter.
     page.click("text=Register a holder")
+    page.wait_for_url(re.compile(r"/console/holders/new/$"))
+    page.wait_for_load_state("load")  # the keys go to the form's page, not the list's
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
     page.keyboard.press("Enter")
