@@ -39,7 +39,7 @@ def json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) ->
     for field_class, types in _JSON_TYPES:
         if isinstance(field, field_class):
             if isinstance(value, bool) and bool not in types:
-                return f"Expected {_NAMES[types[0]]}, not a boolean."
+                return f"Expected {_NAMES.get(types[0], 'an object')}, not a boolean."
             if not isinstance(value, types):
                 return f"Expected {_NAMES.get(types[0], 'an object')}."
             if isinstance(field, serializers.ListField) and isinstance(value, list):

@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    from tests.pki.softhsm import softhsm_token
+    from pki.keys.softhsm import softhsm_token
 
     hsm = softhsm_token(Path(tempfile.mkdtemp(prefix="helpdesk-bench-")))
     with bench_database("helpdesk"):

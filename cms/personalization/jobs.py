@@ -257,8 +257,13 @@ def job_abandon(*, job_id: UUID, caller: Caller, note: str = "") -> Personalizat
     job.station = None
     job.lease_expires_at = None
     job.save(update_fields=["status", "station", "lease_expires_at", "updated_at"])
+    # Failing the request (and spoiling the card) is the session's step, a system one; the person
+    # who abandons is named in its actor and in the job_abandon event below.
     request_fail(
-        request_id=request.pk, caller=caller, spoiled=True, note=f"job abandoned: {note[:200]}"
+        request_id=request.pk,
+        caller=Caller.for_system(f"personalization (abandoned by {caller.actor.label})"),
+        spoiled=True,
+        note=f"job abandoned: {note[:200]}",
     )
     dropped = _secrets_drop(job, "job abandoned", caller)
     audit_event_create(

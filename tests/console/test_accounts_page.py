@@ -23,19 +23,22 @@ def officer(client, make_user):
 def test_create_grant_withdraw_and_reset(client, officer):
     response = client.post(
         reverse("console:account_create"),
-        {"username": "nadia", "roles": ["issuance_operator", "auditor", "station"]},
+        {"username": "nadia", "roles": ["issuance_operator", "helpdesk_agent", "station"]},
     )
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     password = response.context["password"]
     nadia = User.objects.get(username="nadia")
     assert nadia.check_password(password)
-    assert roles_of(nadia) == {Role.ISSUANCE_OPERATOR, Role.AUDITOR}  # no machine role by hand
+    assert roles_of(nadia) == {Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT}  # no machine role
 
     role_url = reverse("console:account_role", args=[nadia.pk])
-    client.post(role_url, {"role": "auditor", "decision": "withdraw"})
-    client.post(role_url, {"role": "helpdesk_agent", "decision": "grant"})
+    # An auditor's role beside acting ones is refused (issue 11 §4), visibly, and changes nothing.
+    refused = client.post(role_url, {"role": "auditor", "decision": "grant"}, follow=True)
+    assert "auditor" in refused.content.decode().lower()
+    client.post(role_url, {"role": "helpdesk_agent", "decision": "withdraw"})
+    client.post(role_url, {"role": "security_officer", "decision": "grant"})
     nadia = User.objects.get(pk=nadia.pk)
-    assert roles_of(nadia) == {Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT}
+    assert roles_of(nadia) == {Role.ISSUANCE_OPERATOR, Role.SECURITY_OFFICER}
 
     reset = client.post(reverse("console:account_password", args=[nadia.pk]))
     new_password = reset.context["password"]
@@ -50,9 +53,10 @@ def test_create_grant_withdraw_and_reset(client, officer):
         "user.grant_role",
         "user.withdraw_role",
         "user.grant_role",
+        "user.password_change",  # core.signals: whatever changes a password (tokens revoked)
         "user.reset_password",
     ]
-    assert {e.actor_label for e in events} == {"sophie"}
+    assert {e.actor_label for e in events if e.action != "user.password_change"} == {"sophie"}
     for event in events:
         assert password not in str(event.details) and new_password not in str(event.details)
 

@@ -10,8 +10,19 @@ from django.urls import reverse
 from cms.choices import CardStatus
 from cms.models import Card, SitePool, StockBatch
 from core.models import AuditEvent
+from tests.cms.personalization.conftest import card_key_dir, card_keys  # noqa: F401 - shared
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def transport_master(card_keys):  # noqa: F811
+    """The card key store holds the test vendor's transport master (version 1, the batch's)."""
+    from cards.products import CPS4
+    from cms.personalization.keys import card_keys_provision
+
+    card_keys_provision(CPS4)
+
 
 BATCH = "chip_serial;desfire_uid;transport_key_version\n" + "".join(
     f"80250000019{n:09X};04AA00000000{n:02X};1\n" for n in range(3)

@@ -177,7 +177,10 @@ def test_pki_issue_needs_an_authenticated_security_officer(
             "--out",
             str(tmp_path / "o.pem"),
         )  # fmt: skip  (no --officer at all)
-    assert (Certificate.objects.count(), AuditEvent.objects.count()) == before
+    assert Certificate.objects.count() == before[0]
+    # Nothing issued; the two failed authentications are audited as failed sign-ins (§5).
+    new = AuditEvent.objects.order_by("seq")[before[1] :]
+    assert [e.action for e in new] == ["auth.sign_in_failed", "auth.sign_in_failed"]
 
 
 def test_pki_init_unknown_backend_is_a_command_error(pki_software: str) -> None:
