@@ -78,8 +78,13 @@ def test_scp03_opens_and_personalization_is_refused_outside(sim: Simulator) -> N
 def test_desfire_authentication_and_file_access(sim: Simulator) -> None:
     conn = connect(CONTACTLESS_READER)
     assert bytes(conn.getATR()) == bytes.fromhex("3B8180018080")
-    host = Ev2Host(transmitter(conn))
-    assert host.authenticate(0, bytes(16)) == 0
+    tx = transmitter(conn)
+    host = Ev2Host(tx)
+    uid = tx(bytes.fromhex("FFCA000000"))[:-2]  # the reader's GET UID
+    assert host.authenticate(0, bytes(16)) == 0xAE  # not the factory key: the vendor's
+    from demo.scenario import transport_key
+
+    assert host.authenticate(0, transport_key(uid)) == 0
     aid = bytes.fromhex("F0C0A1")
     assert host.mac_cmd(0xCA, aid + bytes([0x0B, 0x82]))[1] == 0
     assert host.cmd(0x5A, aid)[1] == 0
