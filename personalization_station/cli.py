@@ -97,25 +97,42 @@ def _secret_line(prompt: str) -> str:
     return sys.stdin.readline().strip()
 
 
-def _codes_act(args: argparse.Namespace, path: Path) -> int:
-    from cards.iso7816 import IsoCard
-    from personalization_station import codes, pcsc
-
-    credential = credentials.load(path)
+def _enrolled_client(
+    args: argparse.Namespace, credential: credentials.Credential, retry_seconds: float | None = None
+) -> CmsClient | None:
+    """The enrolled station's client (its token and client certificate), or None when the CMS
+    URL or the TLS settings are refused (said on the output)."""
     try:
-        client = CmsClient(
+        return CmsClient(
             args.cms or credential.cms,
             credential.token,
             ca_file=args.ca_file,
             client_cert=credentials.client_certificate(credential),
+            backoff=Backoff(total=retry_seconds) if retry_seconds is not None else None,
         )
     except ValueError as exc:
         _say(f"not started: {exc}")
-        return 2
+        return None
+
+
+def _reader_name(args: argparse.Namespace) -> str | None:
+    """``--reader`` or the first reader pcscd knows (None said on the output)."""
+    from personalization_station import pcsc
+
     names = pcsc.reader_names()
     reader = args.reader or (names[0] if names else None)
     if reader is None:
         _say("no PC/SC reader; is pcscd running?")
+    return reader
+
+
+def _codes_act(args: argparse.Namespace, path: Path) -> int:
+    from cards.iso7816 import IsoCard
+    from personalization_station import codes, pcsc
+
+    client = _enrolled_client(args, credentials.load(path))
+    reader = _reader_name(args) if client is not None else None
+    if client is None or reader is None:
         return 2
     transport = pcsc.PcscTransport(reader)
     try:
@@ -234,21 +251,9 @@ def _run(args: argparse.Namespace, path: Path) -> int:
     from personalization_station import pcsc
 
     credential = credentials.load(path)
-    try:
-        client = CmsClient(
-            args.cms or credential.cms,
-            credential.token,
-            ca_file=args.ca_file,
-            client_cert=credentials.client_certificate(credential),
-            backoff=Backoff(total=args.retry_seconds),
-        )
-    except ValueError as exc:
-        _say(f"not started: {exc}")
-        return 2
-    names = pcsc.reader_names()
-    reader = args.reader or (names[0] if names else None)
-    if reader is None:
-        _say("no PC/SC reader; is pcscd running?")
+    client = _enrolled_client(args, credential, args.retry_seconds)
+    reader = _reader_name(args) if client is not None else None
+    if client is None or reader is None:
         return 2
     _say(f"station {credential.station_id} on reader {reader!r}; waiting for a card")
     while True:
@@ -280,22 +285,9 @@ def _handin(args: argparse.Namespace, path: Path) -> int:
     from cards.cps3_read import read_cps3
     from personalization_station import pcsc
 
-    credential = credentials.load(path)
-    try:
-        client = CmsClient(
-            args.cms or credential.cms,
-            credential.token,
-            ca_file=args.ca_file,
-            client_cert=credentials.client_certificate(credential),
-            backoff=Backoff(total=30.0),
-        )
-    except ValueError as exc:
-        _say(f"not started: {exc}")
-        return 2
-    names = pcsc.reader_names()
-    reader = args.reader or (names[0] if names else None)
-    if reader is None:
-        _say("no PC/SC reader; is pcscd running?")
+    client = _enrolled_client(args, credentials.load(path), 30.0)
+    reader = _reader_name(args) if client is not None else None
+    if client is None or reader is None:
         return 2
     link = pcsc.wait_for_card(reader, timeout=60.0)
     try:
