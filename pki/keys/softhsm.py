@@ -23,8 +23,18 @@ class SoftHsm:
     pin_env: str
 
 
+_made: SoftHsm | None = None
+
+
 def softhsm_token(tmp: Path) -> SoftHsm:
-    """Write a softhsm2.conf under ``tmp``, point SOFTHSM2_CONF at it and initialise a token."""
+    """Write a softhsm2.conf under ``tmp``, point SOFTHSM2_CONF at it and initialise a token.
+
+    Once a process: the PKCS#11 library reads SOFTHSM2_CONF when it is first initialised, so a
+    second token in another directory (a session fixture imported into two conftest files) would
+    leave the library on the first one while the PIN variable names the second's."""
+    global _made
+    if _made is not None:
+        return _made
     util = shutil.which("softhsm2-util")
     if util is None:
         raise RuntimeError("softhsm2-util not found: install the Debian package softhsm2")
@@ -44,7 +54,8 @@ def softhsm_token(tmp: Path) -> SoftHsm:
         env=os.environ.copy(),
     )
     os.environ[PIN_ENV] = pin
-    return SoftHsm(module=find_module(), token_label=TOKEN_LABEL, pin_env=PIN_ENV)
+    _made = SoftHsm(module=find_module(), token_label=TOKEN_LABEL, pin_env=PIN_ENV)
+    return _made
 
 
 def extra_token(label: str, pin: str) -> None:
