@@ -20,6 +20,16 @@ from tests.deploy.support import Topology, station
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-slow
 
+
+@pytest.fixture(autouse=True)
+def _throttles_forgotten(topology: Topology):
+    """Schemathesis hammers every endpoint, enrollment included: the rate-limit counters it
+    leaves in the topology's cache must not refuse the next test's station (the topology is
+    shared by the session)."""
+    yield
+    topology.python("from django.core.cache import cache\ncache.clear()\nprint('true')")
+
+
 PERSON_TOKEN = """
 import json
 from django.contrib.auth.models import Group, User
