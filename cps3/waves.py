@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Q
@@ -232,7 +231,7 @@ def _launch(act: DualControlAct, requester: Actor, approver: Actor) -> dict[str,
     if wave.status != Wave.Status.AWAITING_APPROVAL:
         raise Conflict(f"Wave {wave.name} is {wave.status}; it is not waiting for approval.")
     wave.status = Wave.Status.RUNNING
-    wave.approved_by_id = act.decided_by_id or int(approver.id)
+    wave.approved_by_id = int(approver.id)  # the act records its decider after the handler
     wave.launched_at = timezone.now()
     wave.save(update_fields=["status", "approved_by", "launched_at"])
     _audit(wave, approver, "launched", requested_by=requester.label, act=act.pk)
@@ -365,7 +364,7 @@ def _requests_for(wave: Wave, members: list[WaveMember]) -> None:
     caller = Caller.for_system(f"cps3 wave {wave.name}")
     requester = wave.created_by.get_username() if wave.created_by else "?"
     approver = wave.approved_by.get_username() if wave.approved_by else "?"
-    stock_left = getattr(settings, "CPS3_WAVE_QUEUE_AT_ONCE", True)
+    stock_left = True  # until the site runs out of blank cards in this batch
     for member in members:
         card = _legacy_card(member, legacy, now)
         open_request = CardRequest.objects.filter(
