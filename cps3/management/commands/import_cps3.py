@@ -58,7 +58,10 @@ class Command(BaseCommand):
                     encoding=options["encoding"],
                     progress=None if options["quiet_progress"] else _Bar(size),
                 )
-        except (OSError, ApplicationError) as exc:
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {v}" for k, v in exc.extra.items() if v)
+            raise CommandError(f"{exc.message}{f' ({details})' if details else ''}") from exc
+        except OSError as exc:
             raise CommandError(str(exc)) from exc
         finally:
             if not options["quiet_progress"] and sys.stderr.isatty():
