@@ -11,9 +11,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from cms.models import Station
+from api.auth_cache import token_identity
 from core.roles import Role, roles_of
-from core.tokens import api_token_user
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -36,12 +35,14 @@ class TokenAuthentication(BaseAuthentication):
             clear = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        found = api_token_user(clear=clear)
+        # Token, roles and station certificate: remembered a few seconds per process, dropped
+        # in every process at once on any revocation or role change (api.auth_cache).
+        found = token_identity(clear)
         if found is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        if settings.STATION_CERTIFICATE_BINDING and Role.STATION in roles_of(found[0]):
-            _station_certificate_check(request, found[0])
-        return found
+        if settings.STATION_CERTIFICATE_BINDING and Role.STATION in roles_of(found.user):
+            _station_certificate_check(request, found.station_fingerprint)
+        return found.user, found.token
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
@@ -63,12 +64,7 @@ def presented_certificate_sha256(meta: dict[str, Any]) -> str | None:
     return hashlib.sha256(der).hexdigest()
 
 
-def _station_certificate_check(request: Request, user: Any) -> None:
-    expected = (
-        Station.objects.filter(account=user)
-        .values_list("certificate__fingerprint_sha256", flat=True)
-        .first()
-    )
+def _station_certificate_check(request: Request, expected: str | None) -> None:
     presented = presented_certificate_sha256(request.META)
     if expected is None or presented is None or presented != expected:
         raise exceptions.AuthenticationFailed(

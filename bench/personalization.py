@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class Figures:
     apdus: list[int]
     cpu_ms: list[float]
     wall_s: list[float]
+    note: str = ""
 
     def show(self) -> None:
         trips = statistics.mean(self.trips)
@@ -76,7 +77,7 @@ class Figures:
             f"(x{trips / TARGET_TRIPS:.2f} of target {TARGET_TRIPS})  APDUs "
             f"{statistics.mean(self.apdus):5.0f}  server CPU {cpu:6.1f} ms "
             f"(x{cpu / TARGET_CPU_MS:.2f} of target {TARGET_CPU_MS:.0f})  "
-            f"{per_hour:6.0f} cards/h/station"
+            f"{per_hour:6.0f} cards/h/station" + (f"  {self.note}" if self.note else "")
         )
 
 
@@ -167,6 +168,83 @@ def in_process(scene: Scene, cards: int, key_delay_ms: float, label: str) -> Fig
         figures.trips.append(outcome.round_trips)
         figures.apdus.append(outcome.apdus)
         figures.cpu_ms.append(api.cpu * 1000)
+    return figures
+
+
+def in_process_http(
+    scene: Scene, cards: int, label: str, *, auth_cache: int = 30, profile: Path | None = None
+) -> Figures:
+    """The station relay through Django's whole request path in process (WSGI handler,
+    middleware, token authentication with the station's certificate binding, DRF views), with
+    no socket: the per-request overhead the services do not see. ``queries`` per card are
+    printed; ``auth_cache``: API_AUTH_CACHE_SECONDS (one process: its memory is the shared
+    cache); ``profile`` writes a cProfile of the server side."""
+    import cProfile
+    import json
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    from cardsim.card import Card, InProcessReader, KeyPool
+    from personalization_station.relay import CardLink, personalize
+
+    station = scene.setup.station_enrolled(scene.pool, name="bench-inproc-http")
+    profiler = cProfile.Profile() if profile is not None else None
+
+    class ViaDjango:
+        cpu = 0.0
+        queries = 0
+
+        def __init__(self) -> None:
+            self.client = Client(HTTP_AUTHORIZATION=f"Token {station.token}")
+
+        def post(
+            self, path: str, body: Mapping[str, Any] | None = None
+        ) -> tuple[int, dict[str, Any]]:
+            started = time.thread_time()
+            if profiler is not None:
+                profiler.enable()
+            try:
+                with CaptureQueriesContext(connection) as seen:
+                    answer = self.client.post(
+                        f"/api/v1/{path}", data=json.dumps(body or {}),
+                        content_type="application/json",
+                    )  # fmt: skip
+                self.queries += len(seen.captured_queries)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                self.cpu += time.thread_time() - started
+            return answer.status_code, (answer.json() if answer.content else {})
+
+    pool = KeyPool.from_pem_file(KEY_POOL)
+    figures = Figures(label, [], [], [], [])
+    queries: list[int] = []
+    # No certificate binding here (no front to verify one): the token alone, as in development.
+    with override_settings(STATION_CERTIFICATE_BINDING=False, API_AUTH_CACHE_SECONDS=auth_cache):
+        for _ in range(cards):
+            card = Card.blank("cps4", keygen=pool)
+            assert card.desfire_chip is not None and card.contactless is not None
+            scene.queue(card.serial.hex(), card.desfire_chip.state.uid.hex())
+            api = ViaDjango()
+            link = CardLink(
+                card.contact.atr,
+                InProcessReader(card.contact),
+                InProcessReader(card.contactless),
+                "bench",
+            )
+            started = time.perf_counter()
+            outcome = personalize(api, link)
+            figures.wall_s.append(time.perf_counter() - started)
+            assert outcome.state == "done", outcome.message
+            figures.trips.append(outcome.round_trips)
+            figures.apdus.append(outcome.apdus)
+            figures.cpu_ms.append(api.cpu * 1000)
+            queries.append(api.queries)
+    figures.note = f"SQL statements per card {statistics.median(queries):.0f}"
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(str(profile))
     return figures
 
 
@@ -318,6 +396,13 @@ def main() -> None:
         default="gunicorn",
         help="the server process measured on the pcscd path (default: gunicorn, one sync worker)",
     )
+    parser.add_argument(
+        "--profile", type=Path, default=None,
+        help="write a cProfile of the Django request path row to this file",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only-in-process", action="store_true", help="the two in-process rows only (profiling)"
+    )
     args = parser.parse_args()
     global THREADED_SERVER, SERVER
     THREADED_SERVER = args.threaded_server
@@ -345,6 +430,21 @@ def main() -> None:
             in_process(scene, 1, 0, "warm-up")
             delayed = f"key generation {args.key_delay_ms / 1000:g} s"
             rows = [in_process(scene, args.cards, 0, "in process, no card delay")]
+            in_process_http(scene, 1, "warm-up")
+            rows.append(
+                in_process_http(
+                    scene, args.cards, "in process, Django request path", profile=args.profile
+                )
+            )
+            rows.append(
+                in_process_http(
+                    scene, args.cards, "  the same, token lookups not cached", auth_cache=0
+                )
+            )
+            if args.only_in_process:
+                for row in rows:
+                    row.show()
+                return
             if args.delay_cards:
                 rows.append(
                     in_process(scene, args.delay_cards, args.key_delay_ms, f"in process, {delayed}")

@@ -235,6 +235,12 @@ API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 500)
 # year (re-enrollment, with two security officers, replaces it; docs/roles.md).
 API_TOKEN_LIFETIME_DAYS = env_int("API_TOKEN_LIFETIME_DAYS", 30)
 API_TOKEN_STATION_LIFETIME_DAYS = env_int("API_TOKEN_STATION_LIFETIME_DAYS", 365)
+# Seconds a web process remembers who is behind a token (api.auth_cache; any revocation or role
+# change ends every entry at once through a version in the shared cache). Only with a cache the
+# processes share (CACHE_URL=redis://…); 0 turns it off.
+API_AUTH_CACHE_SECONDS = env_int(
+    "API_AUTH_CACHE_SECONDS", 30 if _cache_url.startswith(("redis://", "rediss://")) else 0
+)
 
 # --- The front (deploy/nginx): the addresses of the proxies whose X-SSL-Client-* headers (the
 # client certificate nginx verified) are believed; a header from anyone else is ignored.

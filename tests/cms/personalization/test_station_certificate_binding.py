@@ -90,3 +90,26 @@ def test_people_are_not_asked_for_a_certificate(
 def test_without_binding_a_station_token_alone_is_enough(scene: Any) -> None:
     enrolled = _enrolled(scene, "unbound")
     assert _claim(enrolled.token, None) == 204
+
+
+def test_remembered_station_lookups_end_at_once_on_re_enrollment_and_disabling(
+    scene: Any, binding: None, settings: Any
+) -> None:
+    """api.auth_cache on: the certificate a station's token goes with is remembered too, and
+    dropped as soon as the station is re-enrolled or disabled."""
+    from api import auth_cache
+    from cms.personalization.stations import station_code_renew, station_disable, station_enroll
+    from demo import setup
+
+    settings.API_AUTH_CACHE_SECONDS = 300
+    auth_cache._entries.clear()
+    first = _enrolled(scene, "remembered")
+    assert _claim(first.token, first.certificate_pem) == 204
+    assert _claim(first.token, first.certificate_pem) == 204  # from the entry
+    renewed = station_code_renew(station_id=first.station.pk, caller=setup.SYSTEM)
+    second = station_enroll(code=renewed.code, csr_pem=_csr("remembered-2"))
+    assert _claim(second.token, second.certificate_pem) == 204
+    assert _claim(second.token, first.certificate_pem) == 401
+    station_disable(station_id=first.station.pk, caller=setup.SYSTEM)
+    assert _claim(second.token, second.certificate_pem) == 401
+    auth_cache._entries.clear()
