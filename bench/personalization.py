@@ -379,6 +379,178 @@ def through_pcscd(scene: Scene, cards: int, key_delay_ms: float, label: str, tmp
             pcscd.stop()
 
 
+FRONT_SCENE = """
+import json
+from django.contrib.auth.models import Group, User
+from cms.callers import Caller
+from cms.identifiers import luhn_digit
+from cms.models import SitePool
+from cms.personalization.stations import station_create
+from demo import setup
+
+product = setup.products_and_keys()
+pool = SitePool.objects.filter(code="bench-front").first() or setup.site("bench-front")
+operator, _ = User.objects.get_or_create(username="bench-front-operator")
+operator.groups.add(Group.objects.get_or_create(name="issuance_operator")[0])
+for n, (serial, uid) in enumerate(CARDS):
+    body = f"998{n:07d}"
+    setup.blank_card_register(product=product, pool=pool, chip_serial=serial, desfire_uid=uid)
+    setup.request_queued(
+        holder=setup.holder_demo("8" + body + luhn_digit(body)), product=product, pool=pool,
+        operator=Caller.for_user(operator),
+    )
+code = station_create(site_code=pool.code, name=f"bench-front-{len(CARDS)}", caller=setup.SYSTEM)
+print(json.dumps(code.code))
+"""
+
+
+@dataclass
+class FrontFigures:
+    label: str
+    web_ms: list[float]
+    workers_ms: list[float]
+    nginx_ms: list[float]
+    trips: list[int]
+    wall_s: list[float]
+
+    def show(self) -> None:
+        web = statistics.median(self.web_ms)
+        server = statistics.median(
+            [w + c for w, c in zip(self.web_ms, self.workers_ms, strict=True)]
+        )
+        print(
+            f"{self.label:<44} cards {len(self.trips):>3}  round trips "
+            f"{statistics.mean(self.trips):5.1f}  server CPU {server:6.1f} ms "
+            f"(x{server / TARGET_CPU_MS:.2f} of target {TARGET_CPU_MS:.0f}): gunicorn {web:5.1f}, "
+            f"Celery {statistics.median(self.workers_ms):5.1f}; nginx "
+            f"{statistics.median(self.nginx_ms):4.1f} ms  "
+            f"{3600 / statistics.mean(self.wall_s):6.0f} cards/h/station"
+        )
+
+
+def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> FrontFigures:
+    """The production topology (scripts/topology.sh: nginx on TLS, the station on mutual TLS, one
+    gunicorn replica, Celery workers for default and signing, beat, Redis, PostgreSQL) and a
+    station process on a private pcscd. Server CPU per card = CPU time of the gunicorn replica
+    and the Celery workers (master and children, from /proc) from the card's insertion until
+    it is issued and the workers are idle again; nginx's is shown apart."""
+    from cardsim.card import Card, blank_state, save_state
+    from ops.topology import Topology
+
+    work = tmp / f"front-{auth_cache}"
+    topology = Topology(
+        work / "topology",
+        knobs={"TOPOLOGY_WEB_REPLICAS": "1", "TOPOLOGY_AUTH_CACHE": str(auth_cache)},
+    )
+    figures = FrontFigures(label, [], [], [], [], [])
+    pcscd: Pcscd | None = None
+    sim: Simulator | None = None
+    procs: list[subprocess.Popen[Any]] = []
+    try:
+        topology.up()
+        run = topology.directory / "run"
+        web = [run / f"web-{port}.pid" for port in topology.settings["TOPOLOGY_WEB_PORTS"].split()]
+        workers = [run / "worker-default.pid", run / "worker-signing.pid", run / "beat.pid"]
+
+        def cpu(files: list[Path]) -> float:
+            return sum(_cpu_seconds(int(f.read_text().strip())) for f in files)
+
+        pcscd = private_pcscd(work / "pcscd")
+        env = pcscd.env()
+        states = []
+        for n in range(cards + 1):  # the first card warms the server up (key unlock)
+            path = work / f"card-{n}.json"
+            save_state(path, blank_state("cps4"))
+            virtual = Card.open(path)
+            assert virtual.desfire_chip is not None
+            states.append(
+                (path, virtual.serial.hex().upper(), virtual.desfire_chip.state.uid.hex())
+            )
+        code = topology.python(
+            f"CARDS = {[(serial, uid) for _, serial, uid in states]!r}\n" + FRONT_SCENE,
+            timeout=600,
+        )
+        sim = Simulator(work, states[0][0], pcscd=pcscd, key_pool=KEY_POOL, key_delay_ms=0)
+        sim.start_timeout = 60.0
+        sim.start()
+        sim.call("remove")
+        credential = work / "station" / "credential.json"
+        credential.parent.mkdir(parents=True)
+        station = [sys.executable, "-m", "personalization_station", "--credential",
+                   str(credential), "--ca-file", topology.tls_ca]  # fmt: skip
+        enrolled = subprocess.run(
+            [*station, "enroll", "--cms", topology.https, "--code", code, "--certificate"],
+            cwd=credential.parent, env=env, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+        log = (work / "station.log").open("w+")
+        procs.append(
+            subprocess.Popen(
+                [*station, "run", "--reader", READER],
+                cwd=credential.parent,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+
+        def idle() -> None:
+            """Until the workers spent no CPU for a second (the card's tasks are done)."""
+            last = cpu(workers)
+            for _ in range(60):
+                time.sleep(1.0)
+                now = cpu(workers)
+                if now - last < 0.005:
+                    return
+                last = now
+
+        for n, (path, serial, _uid) in enumerate(states):
+            idle()
+            nginx_pid = int((run / "nginx.pid").read_text().strip())
+            before = cpu(web), cpu(workers), _cpu_seconds(nginx_pid)
+            started = time.perf_counter()
+            sim.call("insert", state=str(path))
+
+            def issued(chip_serial: str = serial) -> bool:
+                status = topology.psql(
+                    f"SELECT status FROM cms_card WHERE chip_serial = '{chip_serial}'"
+                )
+                return status == "ISSUED"
+
+            try:
+                _wait(issued, f"card {serial}", timeout=180)
+            except TimeoutError:
+                print(Path(log.name).read_text()[-2000:])
+                raise
+            wall = time.perf_counter() - started
+            line = f"card {serial}: done"
+            _wait(lambda: line in Path(log.name).read_text(), "the station's report")  # noqa: B023
+            idle()
+            after = cpu(web), cpu(workers), _cpu_seconds(nginx_pid)
+            found = re.search(
+                rf"card {serial}: done \((\d+) round trips", Path(log.name).read_text()
+            )
+            assert found is not None
+            if n == 0:
+                continue
+            figures.web_ms.append((after[0] - before[0]) * 1000)
+            figures.workers_ms.append((after[1] - before[1]) * 1000)
+            figures.nginx_ms.append((after[2] - before[2]) * 1000)
+            figures.trips.append(int(found.group(1)))
+            figures.wall_s.append(wall)
+            sim.call("remove")
+        return figures
+    finally:
+        for proc in reversed(procs):
+            terminate(proc)
+        if sim is not None:
+            sim.kill()
+        if pcscd is not None:
+            pcscd.stop()
+        topology.down()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=10, help="cards per path without delays")
@@ -395,6 +567,12 @@ def main() -> None:
         choices=("gunicorn", "runserver"),
         default="gunicorn",
         help="the server process measured on the pcscd path (default: gunicorn, one sync worker)",
+    )
+    parser.add_argument(
+        "--front",
+        action="store_true",
+        help="only the production topology (nginx, mutual TLS, gunicorn, Celery; its fixed "
+        "ports: run it under the machine's pcscd lock), token lookups cached and not",
     )
     parser.add_argument(
         "--profile", type=Path, default=None,
@@ -416,6 +594,28 @@ def main() -> None:
         PKI_KEY_PASSPHRASE=secrets.token_hex(16),
         CELERY_TASK_ALWAYS_EAGER="1",
     )
+    if args.front:
+        if private_pcscd_unusable():
+            raise SystemExit(f"--front needs a private pcscd: {private_pcscd_unusable()}")
+        try:
+            rows = [
+                through_front(
+                    args.cards, "front: nginx mTLS + gunicorn + Celery", tmp, auth_cache=30
+                ),
+                through_front(
+                    args.cards, "  the same, token lookups not cached", tmp, auth_cache=0
+                ),
+            ]
+            print(
+                "CPS4 personalization through the production front (DESIGN.md §10: server CPU"
+                " <= 50 ms/card; medians per card; gunicorn = 1 replica, Celery = default +"
+                " signing workers + beat)"
+            )
+            for row in rows:
+                row.show()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     unusable = "--no-pcscd" if args.no_pcscd else private_pcscd_unusable()
     usable = not unusable
     try:
