@@ -604,6 +604,25 @@ def main() -> None:
     SERVER = args.server
 
     tmp = Path(tempfile.mkdtemp(prefix="perso-bench-"))
+    if args.front:  # the topology's own settings: none of the in-process paths'
+        if private_pcscd_unusable():
+            raise SystemExit(f"--front needs a private pcscd: {private_pcscd_unusable()}")
+        try:
+            print(
+                "CPS4 personalization through the production front (DESIGN.md §10: server CPU"
+                " <= 50 ms/card; medians per card; gunicorn = 1 replica, Celery = default +"
+                " signing workers + beat)",
+                flush=True,
+            )
+            for label, seconds in (
+                ("front: nginx mTLS + gunicorn + Celery", 30),
+                ("  the same, token lookups not cached", 0),
+            ):
+                through_front(args.cards, label, tmp, auth_cache=seconds).show()
+                sys.stdout.flush()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     os.environ.update(
         CMS_VAR_DIR=str(tmp),
         PKI_SOFTWARE_KEY_DIR=str(tmp / "pki-keys"),
@@ -611,28 +630,6 @@ def main() -> None:
         PKI_KEY_PASSPHRASE=secrets.token_hex(16),
         CELERY_TASK_ALWAYS_EAGER="1",
     )
-    if args.front:
-        if private_pcscd_unusable():
-            raise SystemExit(f"--front needs a private pcscd: {private_pcscd_unusable()}")
-        try:
-            rows = [
-                through_front(
-                    args.cards, "front: nginx mTLS + gunicorn + Celery", tmp, auth_cache=30
-                ),
-                through_front(
-                    args.cards, "  the same, token lookups not cached", tmp, auth_cache=0
-                ),
-            ]
-            print(
-                "CPS4 personalization through the production front (DESIGN.md §10: server CPU"
-                " <= 50 ms/card; medians per card; gunicorn = 1 replica, Celery = default +"
-                " signing workers + beat)"
-            )
-            for row in rows:
-                row.show()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
     unusable = "--no-pcscd" if args.no_pcscd else private_pcscd_unusable()
     usable = not unusable
     try:
