@@ -3,6 +3,10 @@
 
 - in process: the station relay against the services (``ServiceApi``) and cardsim's in-process
   card; server CPU = thread CPU spent inside the service calls;
+- in process through Django's whole request path (WSGI handler, middleware, token
+  authentication, DRF views; no socket), with the token lookups remembered (api.auth_cache) and
+  not, and the SQL statements per card (``--profile FILE``: a cProfile of it;
+  ``--only-in-process``: stop there);
 - through pcscd (when root: a private pcscd in its own mount namespace): ``python -m cardsim``, a
   server process (by default gunicorn with one sync worker, as in production; ``--server
   runserver`` for Django's development server, ``--threaded-server`` with a thread and a new
@@ -10,11 +14,16 @@
   personalization_station run`` process personalizing the cards one after another; server CPU =
   the server process's CPU time over the cards (HTTP, token authentication included).
 
+``--front`` measures instead the production topology (scripts/topology.sh: nginx, the station on
+mutual TLS, one gunicorn replica, Celery workers and beat; run it under the machine's pcscd lock):
+the CPU of gunicorn and of the workers per card, with the token lookups remembered and not.
+
 Each path runs without card delays (keys from the test key pool) and with a real chip's RSA key
 generation time (``--key-delay-ms``, 3 s by default) on ``--delay-cards`` cards.
 
     python bench/personalization.py [--cards 10] [--delay-cards 2] [--key-delay-ms 3000]
         [--no-pcscd] [--server gunicorn|runserver] [--threaded-server]
+        [--only-in-process [--profile FILE]] [--front]
 """
 
 from __future__ import annotations
