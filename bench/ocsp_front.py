@@ -1,8 +1,9 @@
 """OCSP through the production front (issue 12): pre-signed answers served by nginx's cache in
 front of gunicorn (scripts/topology.sh), against ``openssl ocsp`` as the responder on the same
 index, with the same C load generator (wrk), the same requests (POST and GET) and the same
-statuses. Prints requests/s, the ratio (target >= 3), nginx's cache-miss rate during the runs
-and the ratio with the cache off.
+statuses. Prints requests/s, the ratio (target >= 3) for POST and for GET, nginx's cache-miss
+rate during the runs and the ratio with the cache off. ``openssl ocsp`` is started afresh for
+each of its runs (its children hang on a connection wrk leaves half-sent when it stops).
 
     python bench/ocsp_front.py [--certificates 200] [--seconds 10] [--connections 16]
 
