@@ -128,7 +128,7 @@ def test_rate_limited_per_client_shared_with_the_view(front, db, settings):
     # the DRF view counts against the same limit for the same address
     codes.append(APIClient().get("/contactless/status", {"uid": "04AABBCCDDEEFF"}).status_code)
     refused = Reply(front, _environ("uid=04AABBCCDDEEFF"))
-    assert codes + [refused.code] == [200, 200, 200, 429]
+    assert [*codes, refused.code] == [200, 200, 200, 429]
     assert refused.headers["Retry-After"] == "60" and refused.json()["message"]
     assert Reply(front, _environ("uid=04AABBCCDDEEFF", addr="192.0.2.7")).code == 200
 
