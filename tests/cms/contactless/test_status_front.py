@@ -148,3 +148,24 @@ def test_the_deployed_application_has_the_front():
     from config.wsgi import application
 
     assert isinstance(application.app, ContactlessStatusFront)
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_limit(front, db, settings):
+    settings.CONTACTLESS_STATUS_RATE = "1/min"
+    settings.CMS_TRUSTED_PROXIES = ["127.0.0.1"]
+
+    def through_proxy(client: str, proxy: str = "127.0.0.1") -> int:
+        environ = _environ("uid=04AABBCCDDEEFF", addr=proxy)
+        environ["HTTP_X_FORWARDED_FOR"] = client
+        return Reply(front, environ).code
+
+    assert [through_proxy("192.0.2.1"), through_proxy("192.0.2.1")] == [200, 429]
+    assert through_proxy("192.0.2.2") == 200
+    # from a peer that is not a declared proxy the header counts for nothing
+    assert [
+        through_proxy("192.0.2.3", "198.51.100.9"),
+        through_proxy("192.0.2.4", "198.51.100.9"),
+    ] == [
+        200,
+        429,
+    ]
