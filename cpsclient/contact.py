@@ -32,9 +32,13 @@ MODULE_LOCATIONS = (
 )
 
 
+# The CPS card number extension: PrintableString "8025000001/<10-digit card serial>"
+CARD_NUMBER_OID = x509.ObjectIdentifier("1.2.250.1.71.1.2.3")
+
+
 @dataclass(frozen=True, slots=True)
 class ContactProof:
-    card_number: str  # the token's serial number: the chip serial, which is the card number
+    card_number: str  # from the certificate (CPS card number extension), else the token serial
     subject: str
     certificate: x509.Certificate
 
@@ -55,6 +59,20 @@ def _aia(certificate: x509.Certificate, method: x509.ObjectIdentifier) -> str | 
         if description.access_method == method:
             return str(description.access_location.value)
     return None
+
+
+def card_number_of(certificate: x509.Certificate, *, token_serial: str) -> str:
+    """The 20-digit card number the certificate names. A PKCS#11 token serial is 16 characters
+    at most, so OpenSC's is the card number cut short: it serves only when the extension is
+    absent."""
+    try:
+        value = certificate.extensions.get_extension_for_oid(CARD_NUMBER_OID).value
+    except x509.ExtensionNotFound:
+        return token_serial
+    raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
+    if len(raw) >= 2 and raw[0] == 0x13 and raw[1] == len(raw) - 2:  # short PrintableString
+        return raw[2:].decode("ascii").replace("/", "")
+    return token_serial
 
 
 def certificate_check(certificate: x509.Certificate, *, ca_file: Path) -> None:
@@ -135,7 +153,8 @@ def contact_auth(*, module: str | None, pin: str, ca_file: Path) -> ContactProof
     except Exception:
         raise ClientError("the card's signature does not match its certificate") from None
     certificate_check(certificate, ca_file=ca_file)
-    return ContactProof(serial, certificate.subject.rfc4514_string(), certificate)
+    number = card_number_of(certificate, token_serial=serial)
+    return ContactProof(number, certificate.subject.rfc4514_string(), certificate)
 
 
 def add_contact_arguments(parser: argparse.ArgumentParser) -> None:

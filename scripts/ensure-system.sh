@@ -15,6 +15,7 @@ packages=(
 if [ "$profile" = test ]; then
   packages+=(
     softhsm2 opensc pcsc-tools                  # PKCS#11 HSM, standard middleware
+    libengine-pkcs11-openssl                    # OpenSSL engine for keys on a card (TLS client)
     redis-server                                # the Celery broker
     chromium                                    # console tests (Playwright drives it)
     poppler-utils                               # pdftoppm: PIN mailer tests render the PDFs
