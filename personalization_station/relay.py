@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cards.errors import CardError, TransportError
+from cards.errors import CardError, ProgramError, TransportError
+from cards.programs.base import holder_apdu
 from cards.station_protocol import (
     BatchMessage,
     ClaimRequest,
@@ -105,15 +106,22 @@ def identify(link: CardLink) -> Identity:
     return Identity(link.atr.hex().upper(), serial.data.hex().upper(), uid.hex().upper())
 
 
-def run_batch(batch: BatchMessage | Mapping[str, Any], link: CardLink) -> list[bytes]:
-    """Send the steps in order; stop after the first unexpected status word."""
+def run_batch(
+    batch: BatchMessage | Mapping[str, Any], link: CardLink, *, holder_pin: bytes | None = None
+) -> list[bytes]:
+    """Send the steps in order; stop after the first unexpected status word. ``holder_pin``: the
+    PIN the holder typed here, for the steps that ask for it (it never goes to the server)."""
     try:
         steps = batch_read(batch).steps
     except ProtocolError as exc:
         raise RelayError(str(exc)) from None
     out: list[bytes] = []
     for step in steps:
-        response = transmit_apdu(link.transport(step.interface.value), step.apdu, step.label)
+        try:
+            command = holder_apdu(step, holder_pin)
+        except ProgramError as exc:
+            raise RelayError(str(exc)) from None
+        response = transmit_apdu(link.transport(step.interface.value), command, step.label)
         if step.sensitive:
             log.debug("%s: %s [redacted] → %04X", step.label, step.apdu[:4].hex(), response.sw)
         else:
