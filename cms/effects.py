@@ -223,3 +223,75 @@ def station_certificate_revoke(
         return False
     _revoke(certificate_id=certificate.pk, actor=actor, reason=reason)
     return True
+
+
+# --- certificate renewal on the card: the pending pair beside the current one -------------------
+
+PENDING_SUFFIX = ".next"
+
+
+def _pending_links(card: Card) -> list[CardCertificate]:
+    return list(
+        CardCertificate.objects.filter(card=card, slot__endswith=PENDING_SUFFIX)
+        .select_related("certificate")
+        .order_by("slot")
+    )
+
+
+def card_certificates_pending_retire(*, card: Card, actor: Actor) -> dict[str, int]:
+    """Revoke (cessation of operation) and unlink the pending certificates of a renewal whose
+    keys are generated again or that was abandoned before its commit on the card."""
+    retired: dict[str, int] = {}
+    for link in _pending_links(card):
+        if link.certificate.status != CertificateStatus.REVOKED:
+            _revoke(
+                certificate_id=link.certificate_id,
+                actor=actor,
+                reason=RevocationReason.CESSATION_OF_OPERATION,
+            )
+        retired[link.slot] = link.certificate_id
+        link.delete()
+    return retired
+
+
+def card_certificates_pending(card: Card) -> dict[str, bytes]:
+    """The pending certificates of a renewal by key slot (``auth``, ``sign``)."""
+    return {
+        link.slot.removesuffix(PENDING_SUFFIX): bytes(link.certificate.der)
+        for link in _pending_links(card)
+    }
+
+
+def card_certificates_pending_release(*, card: Card, actor: Actor) -> list[int]:
+    """Release the hold on the pending certificates (the card signed with their keys)."""
+    released = []
+    for link in _pending_links(card):
+        if link.certificate.status == CertificateStatus.ON_HOLD:
+            _release_hold(certificate_id=link.certificate_id, actor=actor)
+            released.append(link.certificate_id)
+    return released
+
+
+def card_certificates_switch(*, card: Card, actor: Actor) -> dict[str, list[int]]:
+    """The card now shows the pending pair: the current certificates are revoked
+    ``superseded`` and kept linked as ``<slot>-<id>`` (history), the pending ones become the
+    card's. Returns the ids superseded and made current."""
+    superseded: list[int] = []
+    current: list[int] = []
+    for link in _pending_links(card):
+        slot = link.slot.removesuffix(PENDING_SUFFIX)
+        old = CardCertificate.objects.filter(card=card, slot=slot).select_related("certificate")
+        for previous in old:
+            if previous.certificate.status != CertificateStatus.REVOKED:
+                _revoke(
+                    certificate_id=previous.certificate_id,
+                    actor=actor,
+                    reason=RevocationReason.SUPERSEDED,
+                )
+            previous.slot = f"{slot}-{previous.certificate_id}"
+            previous.save(update_fields=["slot"])
+            superseded.append(previous.certificate_id)
+        link.slot = slot
+        link.save(update_fields=["slot"])
+        current.append(link.certificate_id)
+    return {"superseded": superseded, "current": current}

@@ -193,3 +193,53 @@ def personalize(
         apdus=apdus,
         chip_serial=identity.chip_serial,
     )
+
+
+def renew(
+    api: Api,
+    link: CardLink,
+    *,
+    pin: Callable[[], str],
+    progress: Callable[[str], None] = lambda line: None,
+) -> Outcome:
+    """Renew the certificates of the inserted card (an open renewal invitation, or a renewal to
+    resume): relay until the renewal ends. ``pin`` asks the holder for the PIN, once, when a
+    batch first needs it; it goes to the card only, never to the server."""
+    identity = identify(link)
+    progress(f"card {identity.chip_serial}: certificate renewal")
+    status, payload = api.post("station/renewals", {"chip_serial": identity.chip_serial})
+    if status == 204:
+        return Outcome("no_renewal", round_trips=1, chip_serial=identity.chip_serial)
+    renewal = str(payload.get("session", ""))
+    round_trips, apdus = 1, 0
+    typed: bytes | None = None
+    while payload.get("state") == SessionState.RUNNING:
+        if round_trips > MAX_ROUND_TRIPS:
+            raise RelayError("the renewal does not end; giving up")
+        progress(_progress_line(payload))
+        seq = int(payload["seq"])
+        steps = (payload.get("batch") or {}).get("steps") or []
+        if typed is None and any(step.get("holder_pin") for step in steps):
+            typed = pin().encode("ascii")
+        try:
+            responses = run_batch(payload["batch"], link, holder_pin=typed)
+        except TransportError as exc:
+            progress(f"card lost during batch {seq}: {exc}")
+            _, payload = api.post(
+                f"station/renewals/{renewal}/exchange", exchange_error(seq, str(exc))
+            )
+            round_trips += 1
+            break
+        apdus += len(responses)
+        _, payload = api.post(
+            f"station/renewals/{renewal}/exchange", exchange_answers(seq, responses)
+        )
+        round_trips += 1
+    return Outcome(
+        state=str(payload.get("state", "unknown")),
+        session=renewal,
+        message=str(payload.get("message") or ""),
+        round_trips=round_trips,
+        apdus=apdus,
+        chip_serial=identity.chip_serial,
+    )

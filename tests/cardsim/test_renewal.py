@@ -115,8 +115,8 @@ class Run:
             try:
                 request = program.send(reply)
             except StopIteration as stop:
-                assert isinstance(stop.value, RenewalResult)
-                return stop.value
+                result: RenewalResult = stop.value
+                return result
             if isinstance(request, Checkpoint):
                 self.checkpoint = request
                 reply = None
@@ -148,7 +148,7 @@ def _der(data: bytes) -> bytes:
     return data[: 4 + int.from_bytes(data[2:4], "big")]
 
 
-def working_pair(card: Card) -> dict[str, bytes]:
+def working_pair(card: Card, pin: bytes = PIN) -> dict[str, bytes]:
     """What the middleware sees: the live bank's certificates, each of whose key references signs
     with the PIN, checked against it. Fails the test if the card shows anything else."""
     transport = _Transport(card.contact.transmit)
@@ -177,7 +177,7 @@ def working_pair(card: Card) -> dict[str, bytes]:
         der = _der(read((df, bank.certificate_fids[slot.name]), 0x800))
         public = x509.load_der_x509_certificate(der).public_key()
         assert isinstance(public, rsa.RSAPublicKey)
-        ok(iso7816.verify(CPS4.pin.reference, PIN))
+        ok(iso7816.verify(CPS4.pin.reference, pin))
         ok(iso7816.manage_security_environment(0xB6, bank.key_references[slot.name]))
         signature = ok(
             iso7816.pso_compute_digital_signature(digest_info + hashlib.sha256(nonce).digest())
