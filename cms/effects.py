@@ -26,6 +26,9 @@ from pki.domain.names import Holder
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate
 
+PENDING_SUFFIX = ".next"
+"""Slot suffix of a renewal's pending certificates (``auth.next``) until the card shows them."""
+
 _DENY_REASON = {
     CardStatus.SUSPENDED: DenyReason.SUSPENDED,
     CardStatus.REVOKED: DenyReason.REVOKED,
@@ -33,12 +36,11 @@ _DENY_REASON = {
 }
 
 
-def _certificates(card: Card) -> list[Certificate]:
-    return list(
-        Certificate.objects.filter(pk__in=card.certificate_links.values("certificate_id")).order_by(
-            "pk"
-        )
-    )
+def _certificates(card: Card, *, pending: bool = True) -> list[Certificate]:
+    links = card.certificate_links.all()
+    if not pending:  # a renewal's pending pair is not the card's yet (cms.personalization.renewal)
+        links = links.exclude(slot__endswith=PENDING_SUFFIX)
+    return list(Certificate.objects.filter(pk__in=links.values("certificate_id")).order_by("pk"))
 
 
 def _hold(*, certificate_id: int, actor: Actor) -> Certificate:
@@ -84,7 +86,9 @@ def _certificates_apply(
     """Apply one certificate effect to every certificate of the card it concerns; returns the ids
     that changed."""
     changed = []
-    for cert in _certificates(card):
+    # A hold or its release concerns the certificates the card shows; a revocation, every one.
+    pending = effect.service is _revoke
+    for cert in _certificates(card, pending=pending):
         if cert.status in effect.acts_on:
             effect.service(certificate_id=cert.pk, actor=actor, **arguments)
             changed.append(cert.pk)
@@ -226,8 +230,6 @@ def station_certificate_revoke(
 
 
 # --- certificate renewal on the card: the pending pair beside the current one -------------------
-
-PENDING_SUFFIX = ".next"
 
 
 def _pending_links(card: Card) -> list[CardCertificate]:
