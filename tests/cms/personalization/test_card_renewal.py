@@ -151,3 +151,42 @@ def test_a_renewal_torn_mid_card_resumes_at_the_next_insertion(
         second = renew(api, link_of(virtual_card), pin=lambda: pin)
         assert second.state == "done", second.message
     _check_renewed(card_row, old, virtual_card, pin)
+
+
+def test_an_abandoned_renewal_revokes_its_pending_certificates_and_the_card_keeps_its_pair(
+    scene, virtual_card, settings
+):
+    from cms.models import CardCertificate, CardRenewal
+    from cms.personalization.renewal import renewal_abandon
+    from core.models import AuditEvent
+    from personalization_station.relay import renew
+
+    card_row = _active(scene, virtual_card)
+    pin = _pin_of(card_row)
+    old = _current(card_row)
+    when = _invite(card_row, settings)
+    with time_machine.travel(when, tick=False):
+        from cms.tasks import expiry_sweep_task
+
+        assert expiry_sweep_task()["invited"] == 1
+        api = _station_now(scene)
+        virtual_card.faults.tear_at = virtual_card.apdu_count + 30  # while the bank is written
+        assert renew(api, link_of(virtual_card), pin=lambda: pin).state == "interrupted"
+    renewal = CardRenewal.objects.get(card=card_row)
+    pending = [
+        link.certificate
+        for link in CardCertificate.objects.filter(card=card_row, slot__endswith=".next")
+    ]
+    assert len(pending) == 2 and {c.status for c in pending} == {"on_hold"}
+    renewal_abandon(renewal_id=renewal.pk)
+    renewal.refresh_from_db()
+    assert renewal.status == "failed"
+    for cert in pending:
+        cert.refresh_from_db()
+        assert cert.status == "revoked" and cert.revocation_reason == "cessation_of_operation"
+    assert not CardCertificate.objects.filter(card=card_row, slot__endswith=".next").exists()
+    virtual_card.insert()
+    shown = working_pair(virtual_card, pin.encode())
+    assert shown == {slot: bytes(old[slot].der) for slot in ("auth", "sign")}
+    assert {c.status for c in _current(card_row).values()} == {"valid"}
+    assert AuditEvent.objects.filter(action="card.renewal_abandon").count() == 1
