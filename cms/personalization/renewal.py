@@ -360,6 +360,10 @@ def _checkpoint(renewal: CardRenewal, checkpoint: Checkpoint) -> None:
             card=card, actor=SYSTEM.actor
         )
     elif checkpoint.phase == "committed":
+        # released at ``verified`` already; never made the card's while still on hold
+        details["released"] = effects.card_certificates_pending_release(
+            card=card, actor=SYSTEM.actor
+        )
         switched = effects.card_certificates_switch(card=card, actor=SYSTEM.actor)
         details.update(switched)
         invitation = renewal.invitation
