@@ -92,6 +92,9 @@ class StepMessage(TypedDict):
     expect: list[str]
     sensitive: bool
     interface: str
+    holder_pin: NotRequired[bool]
+    """The station fills in the data of this VERIFY with the PIN the holder types (certificate
+    renewal); absent: false."""
 
 
 class BatchMessage(TypedDict):
@@ -186,13 +189,16 @@ def exchange_error(seq: int, error: str) -> ExchangeRequest:
 
 
 def step_message(step: Step) -> StepMessage:
-    return {
+    message: StepMessage = {
         "label": step.label,
         "apdu": step.apdu.hex().upper(),
         "expect": [f"{sw:04X}" for sw in step.expect],
         "sensitive": step.sensitive,
         "interface": step.interface.value,
     }
+    if step.holder_pin:
+        message["holder_pin"] = True
+    return message
 
 
 def batch_message(batch: Batch) -> BatchMessage:
@@ -223,6 +229,7 @@ def batch_read(message: Mapping[str, Any]) -> Batch:
                 expect=expect,
                 sensitive=bool(step.get("sensitive")) or is_sensitive(apdu),
                 interface=interface,
+                holder_pin=step.get("holder_pin") is True and apdu[1:2] == b"\x20",
             )
         )
     return Batch(label=str(message.get("label", "")), steps=tuple(out))

@@ -466,14 +466,21 @@ class ContactChip:
             raise CardError(apdu.SW_INS_NOT_SUPPORTED)
         return handler(chan, cmd, secure)
 
-    def _personalization(self, chan: Channel, secure: bool, *, secret: bool = False) -> None:
-        """Personalization: inside SCP03 only (C-DECRYPTION for secrets), never once locked."""
+    def _personalization(
+        self, chan: Channel, secure: bool, *, secret: bool = False, post_issuance: bool = False
+    ) -> None:
+        """Personalization: inside SCP03 only (C-DECRYPTION for secrets), never once locked;
+        ``post_issuance`` commands (certificate renewal: GENERATE, CREATE and DELETE of an EF in
+        an application DF) stay open to the issuer after the close, at C-DEC and R-MAC only."""
         if not self.profile.card_manager:
             raise CardError(apdu.SW_CONDITIONS)
         if not secure or chan.scp is None:
             raise CardError(apdu.SW_SECURITY_STATUS)
         if self.state.lifecycle == LC_LOCKED:
-            raise CardError(apdu.SW_CONDITIONS)
+            if not post_issuance:
+                raise CardError(apdu.SW_CONDITIONS)
+            if chan.scp.level & 0x12 != 0x12:
+                raise CardError(apdu.SW_SECURITY_STATUS)
         if secret and not chan.scp.level & 0x02:
             raise CardError(apdu.SW_SECURITY_STATUS)
 
@@ -646,14 +653,17 @@ class ContactChip:
         return b""
 
     def _create_file(self, chan: Channel, cmd: Command, secure: bool) -> bytes:
-        self._personalization(chan, secure)
-        if cmd.p1 or cmd.p2:
-            raise CardError(apdu.SW_WRONG_P1P2)
         try:
             node = node_from_fcp(cmd.data)
         except ValueError:
-            raise CardError(apdu.SW_WRONG_DATA) from None
+            node = None
         parent = chan.df
+        ef_in_application = node is not None and not node.df and parent is not self.state.mf
+        self._personalization(chan, secure, post_issuance=ef_in_application)
+        if cmd.p1 or cmd.p2:
+            raise CardError(apdu.SW_WRONG_P1P2)
+        if node is None:
+            raise CardError(apdu.SW_WRONG_DATA)
         if parent.child(node.fid) is not None or node.fid == parent.fid:
             raise CardError(apdu.SW_FILE_EXISTS)
         if node.df and node.name and self.state.mf.find_by_name(node.name) is not None:
@@ -666,7 +676,12 @@ class ContactChip:
         return b""
 
     def _delete_file(self, chan: Channel, cmd: Command, secure: bool) -> bytes:
-        self._personalization(chan, secure)
+        if cmd.data and len(cmd.data) == 2:
+            target = chan.df.child(int.from_bytes(cmd.data, "big"))
+        else:
+            target = chan.ef or chan.df
+        ef_in_application = chan.df is not self.state.mf and (target is None or not target.df)
+        self._personalization(chan, secure, post_issuance=ef_in_application)
         if cmd.p1 or cmd.p2:
             raise CardError(apdu.SW_WRONG_P1P2)
         if cmd.data:
@@ -1082,7 +1097,7 @@ class ContactChip:
             return rsa_ops.public_key_template(self._private_key(ref))
         if cmd.p1 != 0x00:
             raise CardError(apdu.SW_WRONG_P1P2)
-        self._personalization(chan, secure)
+        self._personalization(chan, secure, post_issuance=True)
         key = self.keygen()
         if key.key_size != 2048:
             raise CardError(apdu.SW_MEMORY_FAILURE)

@@ -26,6 +26,9 @@ from pki.domain.names import Holder
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate
 
+PENDING_SUFFIX = ".next"
+"""Slot suffix of a renewal's pending certificates (``auth.next``) until the card shows them."""
+
 _DENY_REASON = {
     CardStatus.SUSPENDED: DenyReason.SUSPENDED,
     CardStatus.REVOKED: DenyReason.REVOKED,
@@ -33,12 +36,11 @@ _DENY_REASON = {
 }
 
 
-def _certificates(card: Card) -> list[Certificate]:
-    return list(
-        Certificate.objects.filter(pk__in=card.certificate_links.values("certificate_id")).order_by(
-            "pk"
-        )
-    )
+def _certificates(card: Card, *, pending: bool = True) -> list[Certificate]:
+    links = card.certificate_links.all()
+    if not pending:  # a renewal's pending pair is not the card's yet (cms.personalization.renewal)
+        links = links.exclude(slot__endswith=PENDING_SUFFIX)
+    return list(Certificate.objects.filter(pk__in=links.values("certificate_id")).order_by("pk"))
 
 
 def _hold(*, certificate_id: int, actor: Actor) -> Certificate:
@@ -84,7 +86,9 @@ def _certificates_apply(
     """Apply one certificate effect to every certificate of the card it concerns; returns the ids
     that changed."""
     changed = []
-    for cert in _certificates(card):
+    # A hold or its release concerns the certificates the card shows; a revocation, every one.
+    pending = effect.service is _revoke
+    for cert in _certificates(card, pending=pending):
         if cert.status in effect.acts_on:
             effect.service(certificate_id=cert.pk, actor=actor, **arguments)
             changed.append(cert.pk)
@@ -223,3 +227,73 @@ def station_certificate_revoke(
         return False
     _revoke(certificate_id=certificate.pk, actor=actor, reason=reason)
     return True
+
+
+# --- certificate renewal on the card: the pending pair beside the current one -------------------
+
+
+def _pending_links(card: Card) -> list[CardCertificate]:
+    return list(
+        CardCertificate.objects.filter(card=card, slot__endswith=PENDING_SUFFIX)
+        .select_related("certificate")
+        .order_by("slot")
+    )
+
+
+def card_certificates_pending_retire(*, card: Card, actor: Actor) -> dict[str, int]:
+    """Revoke (cessation of operation) and unlink the pending certificates of a renewal whose
+    keys are generated again or that was abandoned before its commit on the card."""
+    retired: dict[str, int] = {}
+    for link in _pending_links(card):
+        if link.certificate.status != CertificateStatus.REVOKED:
+            _revoke(
+                certificate_id=link.certificate_id,
+                actor=actor,
+                reason=RevocationReason.CESSATION_OF_OPERATION,
+            )
+        retired[link.slot] = link.certificate_id
+        link.delete()
+    return retired
+
+
+def card_certificates_pending(card: Card) -> dict[str, bytes]:
+    """The pending certificates of a renewal by key slot (``auth``, ``sign``)."""
+    return {
+        link.slot.removesuffix(PENDING_SUFFIX): bytes(link.certificate.der)
+        for link in _pending_links(card)
+    }
+
+
+def card_certificates_pending_release(*, card: Card, actor: Actor) -> list[int]:
+    """Release the hold on the pending certificates (the card signed with their keys)."""
+    released = []
+    for link in _pending_links(card):
+        if link.certificate.status == CertificateStatus.ON_HOLD:
+            _release_hold(certificate_id=link.certificate_id, actor=actor)
+            released.append(link.certificate_id)
+    return released
+
+
+def card_certificates_switch(*, card: Card, actor: Actor) -> dict[str, list[int]]:
+    """The card now shows the pending pair: the current certificates are revoked
+    ``superseded`` and kept linked as ``<slot>-<id>`` (history), the pending ones become the
+    card's. Returns the ids superseded and made current."""
+    superseded: list[int] = []
+    current: list[int] = []
+    for link in _pending_links(card):
+        slot = link.slot.removesuffix(PENDING_SUFFIX)
+        old = CardCertificate.objects.filter(card=card, slot=slot).select_related("certificate")
+        for previous in old:
+            if previous.certificate.status != CertificateStatus.REVOKED:
+                _revoke(
+                    certificate_id=previous.certificate_id,
+                    actor=actor,
+                    reason=RevocationReason.SUPERSEDED,
+                )
+            previous.slot = f"{slot}-{previous.certificate_id}"
+            previous.save(update_fields=["slot"])
+            superseded.append(previous.certificate_id)
+        link.slot = slot
+        link.save(update_fields=["slot"])
+        current.append(link.certificate_id)
+    return {"superseded": superseded, "current": current}

@@ -736,6 +736,54 @@ class RenewalInvitation(models.Model):
         return f"renewal invitation {self.card_id} ({self.status})"
 
 
+class CardRenewal(models.Model):
+    """One certificate renewal on a card (issue 15 item 1): the program
+    ``cards.programs.renewal`` run through a station's relay, resumed from ``checkpoint`` when
+    the card comes back after a tear (cms.personalization.renewal). Its pending certificates are
+    linked to the card under ``<slot>.next`` until the commit on the card."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        INTERRUPTED = "interrupted", "Interrupted"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="renewals")
+    invitation = models.ForeignKey(
+        RenewalInvitation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="renewals",
+    )
+    station = models.ForeignKey(
+        Station, on_delete=models.PROTECT, null=True, blank=True, related_name="renewals"
+    )
+    status = models.CharField(max_length=11, choices=Status.choices, default=Status.RUNNING)
+    seq = models.PositiveIntegerField(default=0, help_text="number of the batch in flight")
+    checkpoint = models.JSONField(null=True, blank=True)
+    phase = models.CharField(max_length=40, blank=True)
+    batches = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("card",),
+                condition=Q(status__in=("running", "interrupted")),
+                name="%(app_label)s_%(class)s_one_open_per_card",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"renewal {self.pk} of {self.card_id} ({self.status})"
+
+
 class BulkRevocation(models.Model):
     """Cards revoked together (a compromised batch, a withdrawn product), launched under dual
     control and run in batches by Celery (cms.services.bulk_revocation); resumable: each run

@@ -10,7 +10,9 @@ relays their personalization sessions;
 hands in with their new CPS4 and reports it (the CMS matches it or refuses the hand-over);
 ``python -m personalization_station puk-unblock [--reader NAME]`` lets the holder type PUK and new
 PIN (on the station only), unblocks the PIN and reports the outcome and the PUK tries left;
-``python -m personalization_station pin-status [--reader NAME]`` reports the try counters.
+``python -m personalization_station pin-status [--reader NAME]`` reports the try counters;
+``python -m personalization_station renew [--reader NAME]`` renews the certificates of the inserted
+card when it is invited (the holder types the unchanged PIN here; it goes to the card only).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from cards.errors import CardError
 from personalization_station import credentials
 from personalization_station.client import ApiError, Backoff, CmsClient
-from personalization_station.relay import Outcome, RelayError, personalize
+from personalization_station.relay import Outcome, RelayError, personalize, renew
 
 log = logging.getLogger("personalization_station")
 
@@ -85,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         act = sub.add_parser(name, help=text)
         act.add_argument("--cms", help="base URL of the CMS (default: the enrolled one)")
         act.add_argument("--reader", help="contact reader name (default: the first reader)")
+    act = sub.add_parser(
+        "renew", help="renew the certificates of the inserted card (its holder types the PIN)"
+    )
+    act.add_argument("--cms", help="base URL of the CMS (default: the enrolled one)")
+    act.add_argument("--reader", help="contact reader name (default: the first reader)")
     return parser
 
 
@@ -277,6 +284,31 @@ def _run(args: argparse.Namespace, path: Path) -> int:
         _say("waiting for a card")
 
 
+def _renew(args: argparse.Namespace, path: Path) -> int:
+    """Renew the certificates of the card in the reader if the CMS invited it (or resume its
+    interrupted renewal); the holder types the PIN when the card's check needs it."""
+    from personalization_station import pcsc
+
+    client = _enrolled_client(args, credentials.load(path), 30.0)
+    reader = _reader_name(args) if client is not None else None
+    if client is None or reader is None:
+        return 2
+    link = pcsc.wait_for_card(reader, timeout=60.0)
+    try:
+        outcome = renew(client, link, pin=lambda: _secret_line("PIN: "), progress=_say)
+    except ApiError as exc:
+        outcome = Outcome("refused", message=exc.message)
+    except (CardError, RelayError) as exc:
+        outcome = Outcome("card_error", message=str(exc))
+    finally:
+        pcsc.close(link)
+    _report(outcome)
+    if outcome.state == "no_renewal":
+        _say("nothing to renew on this card")
+        return 0
+    return 0 if outcome.state == "done" else 1
+
+
 def _handin(args: argparse.Namespace, path: Path) -> int:
     """Read the CPS3 in the reader (chip serial, certificates) and report it: the CMS matches it
     to the holder of the CPS4 delivered, or refuses the hand-over with its reason."""
@@ -328,4 +360,6 @@ def main(argv: list[str] | None = None) -> int:
         return _handin(args, path)
     if args.command in ("puk-unblock", "pin-status"):
         return _codes_act(args, path)
+    if args.command == "renew":
+        return _renew(args, path)
     return _run(args, path)

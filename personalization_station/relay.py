@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cards.errors import CardError, TransportError
+from cards.errors import CardError, ProgramError, TransportError
+from cards.programs.base import holder_apdu
 from cards.station_protocol import (
     BatchMessage,
     ClaimRequest,
@@ -105,15 +106,22 @@ def identify(link: CardLink) -> Identity:
     return Identity(link.atr.hex().upper(), serial.data.hex().upper(), uid.hex().upper())
 
 
-def run_batch(batch: BatchMessage | Mapping[str, Any], link: CardLink) -> list[bytes]:
-    """Send the steps in order; stop after the first unexpected status word."""
+def run_batch(
+    batch: BatchMessage | Mapping[str, Any], link: CardLink, *, holder_pin: bytes | None = None
+) -> list[bytes]:
+    """Send the steps in order; stop after the first unexpected status word. ``holder_pin``: the
+    PIN the holder typed here, for the steps that ask for it (it never goes to the server)."""
     try:
         steps = batch_read(batch).steps
     except ProtocolError as exc:
         raise RelayError(str(exc)) from None
     out: list[bytes] = []
     for step in steps:
-        response = transmit_apdu(link.transport(step.interface.value), step.apdu, step.label)
+        try:
+            command = holder_apdu(step, holder_pin)
+        except ProgramError as exc:
+            raise RelayError(str(exc)) from None
+        response = transmit_apdu(link.transport(step.interface.value), command, step.label)
         if step.sensitive:
             log.debug("%s: %s [redacted] → %04X", step.label, step.apdu[:4].hex(), response.sw)
         else:
@@ -180,6 +188,56 @@ def personalize(
     return Outcome(
         state=str(payload.get("state", "unknown")),
         session=session,
+        message=str(payload.get("message") or ""),
+        round_trips=round_trips,
+        apdus=apdus,
+        chip_serial=identity.chip_serial,
+    )
+
+
+def renew(
+    api: Api,
+    link: CardLink,
+    *,
+    pin: Callable[[], str],
+    progress: Callable[[str], None] = lambda line: None,
+) -> Outcome:
+    """Renew the certificates of the inserted card (an open renewal invitation, or a renewal to
+    resume): relay until the renewal ends. ``pin`` asks the holder for the PIN, once, when a
+    batch first needs it; it goes to the card only, never to the server."""
+    identity = identify(link)
+    progress(f"card {identity.chip_serial}: certificate renewal")
+    status, payload = api.post("station/renewals", {"chip_serial": identity.chip_serial})
+    if status == 204:
+        return Outcome("no_renewal", round_trips=1, chip_serial=identity.chip_serial)
+    renewal = str(payload.get("session", ""))
+    round_trips, apdus = 1, 0
+    typed: bytes | None = None
+    while payload.get("state") == SessionState.RUNNING:
+        if round_trips > MAX_ROUND_TRIPS:
+            raise RelayError("the renewal does not end; giving up")
+        progress(_progress_line(payload))
+        seq = int(payload["seq"])
+        steps = (payload.get("batch") or {}).get("steps") or []
+        if typed is None and any(step.get("holder_pin") for step in steps):
+            typed = pin().encode("ascii")
+        try:
+            responses = run_batch(payload["batch"], link, holder_pin=typed)
+        except TransportError as exc:
+            progress(f"card lost during batch {seq}: {exc}")
+            _, payload = api.post(
+                f"station/renewals/{renewal}/exchange", exchange_error(seq, str(exc))
+            )
+            round_trips += 1
+            break
+        apdus += len(responses)
+        _, payload = api.post(
+            f"station/renewals/{renewal}/exchange", exchange_answers(seq, responses)
+        )
+        round_trips += 1
+    return Outcome(
+        state=str(payload.get("state", "unknown")),
+        session=renewal,
         message=str(payload.get("message") or ""),
         round_trips=round_trips,
         apdus=apdus,

@@ -95,6 +95,10 @@ class StationStepSerializer(serializers.Serializer[dict[str, Any]]):
     expect = serializers.ListField(child=serializers.RegexField(r"^[0-9A-F]{4}$"))
     sensitive = serializers.BooleanField()
     interface = serializers.ChoiceField(choices=["contact", "contactless"])
+    holder_pin = serializers.BooleanField(
+        required=False,
+        help_text="the station fills in this VERIFY with the PIN the holder types (renewal)",
+    )
 
 
 class StationBatchSerializer(serializers.Serializer[dict[str, Any]]):
@@ -105,7 +109,7 @@ class StationBatchSerializer(serializers.Serializer[dict[str, Any]]):
 class StationProgressSerializer(serializers.Serializer[dict[str, Any]]):
     completed = serializers.ListField(child=serializers.CharField())
     phases = serializers.ListField(child=serializers.CharField())
-    mode = serializers.ChoiceField(choices=["personalize", "rollback"])
+    mode = serializers.ChoiceField(choices=["personalize", "rollback", "renew"])
 
 
 class StationRunningSerializer(serializers.Serializer[dict[str, Any]]):

@@ -29,6 +29,7 @@ from cards.station_protocol import Heartbeat
 from cms.models import PersonalizationJob, Station
 from cms.personalization.claims import station_claim
 from cms.personalization.jobs import job_abandon, job_heartbeat
+from cms.personalization.renewal import renewal_claim, renewal_exchange
 from cms.personalization.session import session_exchange_for_account
 from cms.personalization.stations import (
     EnrollmentCode,
@@ -227,6 +228,63 @@ class StationExchangeApi(APIView):
         return Response(payload)
 
 
+class StationRenewalClaimSerializer(JsonInputSerializer):
+    """The inserted card's chip serial (EF.SN.ICC, 10 bytes in hex)."""
+
+    chip_serial = serializers.RegexField(r"^[0-9A-Fa-f]{20}$")
+
+
+class StationRenewalClaimApi(APIView):
+    """Renew the certificates of the inserted card (an ACTIVE CPS4 with an open renewal
+    invitation, or an interrupted renewal to resume); the answer carries the first APDU batch.
+    204: nothing to renew. Batches may hold steps with ``holder_pin``: the station fills in the
+    PIN the holder types there; it never comes to the server."""
+
+    roles = (Role.STATION,)
+    errors = (NotFound, Conflict, PolicyViolation, ServiceUnavailable)
+
+    @extend_schema(
+        request=StationRenewalClaimSerializer,
+        responses={200: SESSION_ANSWER, 204: None},
+        operation_id="station_renewal_claim",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = StationRenewalClaimSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payload = renewal_claim(
+            account=request.user,  # type: ignore[arg-type]
+            chip_serial=serializer.validated_data["chip_serial"],
+        )
+        if payload is None:
+            return Response(status=204)
+        return Response(payload)
+
+
+class StationRenewalExchangeApi(APIView):
+    """The card's responses to batch ``seq`` of a renewal; the next batch or the outcome."""
+
+    roles = (Role.STATION,)
+    errors = (NotFound, Conflict, PolicyViolation, ServiceUnavailable)
+
+    @extend_schema(
+        request=StationExchangeSerializer,
+        responses={200: SESSION_ANSWER},
+        operation_id="station_renewal_exchange",
+    )
+    def post(self, request: Request, renewal_id: UUID) -> Response:
+        serializer = StationExchangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        payload = renewal_exchange(
+            renewal_id=renewal_id,
+            account=request.user,  # type: ignore[arg-type]
+            seq=data["seq"],
+            responses=data.get("responses"),
+            error=data.get("error"),
+        )
+        return Response(payload)
+
+
 class StationHeartbeatApi(APIView):
     """Renew the lease of a job the station holds (409 once it lost it)."""
 
@@ -307,6 +365,12 @@ stations_v1 = [
         "station/sessions/<uuid:session_id>/exchange",
         StationExchangeApi.as_view(),
         name="station-exchange",
+    ),
+    path("station/renewals", StationRenewalClaimApi.as_view(), name="station-renewal-claim"),
+    path(
+        "station/renewals/<uuid:renewal_id>/exchange",
+        StationRenewalExchangeApi.as_view(),
+        name="station-renewal-exchange",
     ),
     path(
         "station/jobs/<uuid:job_id>/heartbeat",

@@ -38,6 +38,7 @@ __all__ = [
     "Request",
     "RunStats",
     "Step",
+    "holder_apdu",
     "run_program",
 ]
 
@@ -61,6 +62,9 @@ class Step:
     sensitive: bool = False
     """Its data (and response) must never be logged, even though it travels protected."""
     interface: Interface = Interface.CONTACT
+    holder_pin: bool = False
+    """A VERIFY whose data is the holder's PIN, typed at the station and filled in by it
+    (``holder_apdu``): the server that built the batch never sees the PIN."""
 
     def __repr__(self) -> str:
         shown = self.apdu[:4].hex().upper() + (
@@ -159,6 +163,15 @@ class CertificateReply:
     certificates: Mapping[str, bytes]
 
 
+def holder_apdu(step: Step, pin: bytes | None) -> bytes:
+    """The APDU to send for a step: a ``holder_pin`` step gets the holder's PIN as its data."""
+    if not step.holder_pin:
+        return step.apdu
+    if not pin or len(pin) > 255:
+        raise ProgramError(f"{step.label}: the holder's PIN is needed at this station")
+    return step.apdu[:4] + bytes([len(pin)]) + pin
+
+
 Request = Batch | Checkpoint | CertificateRequest
 Reply = tuple[bytes, ...] | CertificateReply | None
 Program = Generator[Request, Reply, Any]
@@ -184,9 +197,14 @@ class _CountingTransport:
 
 
 def run_batch(
-    batch: Batch, transports: Mapping[Interface, Transport], stats: RunStats | None = None
+    batch: Batch,
+    transports: Mapping[Interface, Transport],
+    stats: RunStats | None = None,
+    *,
+    holder_pin: bytes | None = None,
 ) -> tuple[bytes, ...]:
-    """Send a batch's steps in order (following ``61 xx``); stop after an unexpected status word."""
+    """Send a batch's steps in order (following ``61 xx``); stop after an unexpected status word.
+    ``holder_pin``: the PIN the holder typed, for ``holder_pin`` steps."""
     stats = stats if stats is not None else RunStats()
     out: list[bytes] = []
     for step in batch.steps:
@@ -194,7 +212,8 @@ def run_batch(
         if transport is None:
             raise ProgramError(f"{step.label}: no {step.interface.value} reader")
         counted = _CountingTransport(transport, stats)
-        response: ResponseApdu = transmit_apdu(counted, step.apdu, step.label)
+        command = holder_apdu(step, holder_pin)
+        response: ResponseApdu = transmit_apdu(counted, command, step.label)
         if step.sensitive:
             log.debug("%s: %s … → SW %04X", step.label, step.apdu[:4].hex().upper(), response.sw)
         else:

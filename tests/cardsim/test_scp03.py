@@ -127,7 +127,9 @@ def test_personalization_inside_the_channel_then_refused_once_locked(card: Card)
     fcp2 = FCP_EF.replace(b"\x83\x02\x01\x00", b"\x83\x02\x01\x01")
     assert host.send(0x00, 0xE0, 0, 0, fcp2)[1] == 0x6985
     assert host.send(0x00, 0x24, 0x01, 0x81, b"1234")[1] == 0x6985
-    assert host.send(0x00, 0x47, 0x00, 0x00, bytes.fromhex("AC06800107840101"))[1] == 0x6985
+    # Certificate renewal (ADR 0023): GENERATE stays open to the issuer at C-DEC and R-MAC.
+    generated = host.send(0x00, 0x47, 0x00, 0x00, bytes.fromhex("AC06800107840103"))[1]
+    assert generated == 0x9000 or generated >> 8 == 0x61
     # The file written before the lock still reads back (free read).
     card.transmit(bytes.fromhex("00A4000C020100"))
     assert split(card.transmit(bytes.fromhex("00B0000005"))) == (b"hello", 0x9000)
@@ -137,6 +139,7 @@ def test_personalization_inside_the_channel_then_refused_once_locked(card: Card)
     host.open(0x03)
     host.send(0x00, 0xA4, 0x00, 0x0C, b"\x01\x00", le=None)
     assert host.send(0x00, 0xD6, 0, 0, b"HELLO", le=None)[1] == 0x9000
+    assert host.send(0x00, 0x47, 0x00, 0x00, bytes.fromhex("AC06800107840104"))[1] == 0x6982
     card.transmit(bytes.fromhex("00A4000C020100"))
     assert split(card.transmit(bytes.fromhex("00D6000001") + b"h"))[1] == 0x6982
 
