@@ -53,13 +53,23 @@ typecheck: venv
 contracts: venv
 	$(VENV)/bin/lint-imports
 
+# Two passes: what may run side by side, spread over TEST_WORKERS processes (pytest-xdist, a
+# module to a worker), then what uses what the machine has once (pcscd and its virtual readers,
+# the topology's fixed ports), one test at a time. The second pass collecting nothing (exit 5)
+# is no failure when PYTEST_ARGS narrowed the run; the first pass must collect.
+TEST_WORKERS ?= 3
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+ONE_MACHINE := (pcscd or serial)
+
 test: venv services lint typecheck contracts
 	@scripts/drop-stale-test-dbs.sh
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow" --cov=cards --cov-report= $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow and not $(ONE_MACHINE)" $(PARALLEL) --cov=cards --cov-report= $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "not slow and $(ONE_MACHINE)" --cov=cards --cov-append --cov-report= $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(VENV)/bin/coverage report --include='cards/*' --fail-under=95 | tail -n 1
 
 test-slow: venv services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "slow and not $(ONE_MACHINE)" -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "slow and $(ONE_MACHINE)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 bench: venv services
 	@for script in bench/*.py; do echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) $(PY) $$script; done

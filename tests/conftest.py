@@ -32,6 +32,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"database: PostgreSQL {version[0] if version else '?'} at {db['HOST']}:{db['PORT']}"]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what must never run beside another test as ``serial`` (the topology's fixed ports), and,
+    in a parallel run (``make test`` uses pytest-xdist), hand out the modules of real-service tests
+    first: they are the longest, and a long module dealt last leaves the other workers idle."""
+    import os
+
+    for item in items:
+        if "topology" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.serial)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: a missing daemon or tool must not pass for green."""
     import os
@@ -104,8 +118,11 @@ def celery_worker_process(transactional_db: Any) -> Any:
 
     db = connection.settings_dict
     database_url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    # A Redis database of its own, so that parallel runs on one machine don't take each other's tasks.
-    broker_url = f"redis://127.0.0.1:6379/{1 + secrets.randbelow(15)}"
+    # A Redis database of its own, so that parallel runs on one machine don't take each other's
+    # tasks: the xdist workers of one run (gw0, gw1, gw2) each draw from their own third of 1-15.
+    xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    third = int(xdist_worker) % 3 if xdist_worker.isdigit() else 0
+    broker_url = f"redis://127.0.0.1:6379/{1 + third * 5 + secrets.randbelow(5)}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
