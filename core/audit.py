@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,68 @@ def audit_event_create(
     event._state.adding = False
     event._state.db = connection.alias
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event for :func:`audit_events_create` (the arguments of :func:`audit_event_create`)."""
+
+    actor: Actor
+    action: str
+    object_type: str
+    object_id: str
+    details: Mapping[str, Any]
+
+
+# Rows a single INSERT carries in a bulk append (PostgreSQL takes at most 65,535 parameters).
+_BULK_ROWS = 1000
+
+
+def audit_events_create(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+    """Append several events, in order, with one chain extension: the chain is locked and its
+    head read once, then each event is hashed onto the one before it (each still its own row and
+    link, exactly as :func:`audit_event_create` would have written them one by one) and the rows
+    go in with multi-row INSERTs. Must run inside the transaction of the changes they record."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_events_create must run inside the transaction of its changes")
+    if not entries:
+        return []
+    payloads = []
+    for entry in entries:
+        payload = dict(entry.details)
+        check_details(payload)
+        payloads.append(payload)
+    insert = row_insert(AuditEvent)
+    values = "(" + ", ".join(["%s"] * len(insert.fields)) + ")"
+    events: list[AuditEvent] = []
+    with connection.cursor() as cursor:
+        last = _lock_chain_and_read_head(cursor)
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        now = timezone.now()
+        for entry, payload in zip(entries, payloads, strict=True):
+            fields: dict[str, Any] = {
+                "seq": seq,
+                "occurred_at": now,
+                "actor_kind": entry.actor.kind,
+                "actor_id": entry.actor.id,
+                "actor_label": entry.actor.label,
+                "action": entry.action,
+                "object_type": entry.object_type,
+                "object_id": str(entry.object_id),
+                "details": payload,
+                "prev_hash": prev_hash,
+            }
+            event = AuditEvent(hash=event_hash(**fields), **fields)
+            event._state.adding = False
+            event._state.db = connection.alias
+            events.append(event)
+            seq, prev_hash = seq + 1, event.hash
+        head = insert.sql.partition(" VALUES ")[0]
+        for start in range(0, len(events), _BULK_ROWS):
+            chunk = events[start : start + _BULK_ROWS]
+            params = [value for event in chunk for value in insert.params(event)]
+            cursor.execute(f"{head} VALUES {', '.join([values] * len(chunk))}", params)
+    return events
 
 
 @dataclass(frozen=True, slots=True)
