@@ -20,6 +20,7 @@ from cms.choices import CardStatus, DenyChange, DenyReason, RevokeReason
 from cms.lifecycle import Effect, Transition
 from cms.models import Card, CardCertificate, DenyListChangeRow, DenyListEntry
 from core.actors import Actor
+from core.sql import rows_insert
 from pki import services as pki_services
 from pki.choices import CertificateStatus
 from pki.domain.names import Holder
@@ -218,29 +219,33 @@ def _contactless_deny_many(cards: list[Card], done: dict[object, dict[str, objec
     )
     new = [card_id for card_id in by_id if card_id not in existing]
     rereasoned = [card_id for card_id, reason in existing.items() if reason != reasons[card_id]]
-    DenyListEntry.objects.bulk_create(
-        DenyListEntry(
-            card_id=card_id,
-            desfire_uid=by_id[card_id].desfire_uid or "",
-            card_number=by_id[card_id].card_number or "",
-            reason=reasons[card_id],
-        )
-        for card_id in new
+    rows_insert(DenyListEntry).execute(
+        [
+            DenyListEntry(
+                card_id=card_id,
+                desfire_uid=by_id[card_id].desfire_uid or "",
+                card_number=by_id[card_id].card_number or "",
+                reason=reasons[card_id],
+            )
+            for card_id in new
+        ]
     )
     for reason in {reasons[card_id] for card_id in rereasoned}:
         DenyListEntry.objects.filter(
             card__in=[card_id for card_id in rereasoned if reasons[card_id] == reason]
         ).update(reason=reason)
     changed = new + rereasoned
-    DenyListChangeRow.objects.bulk_create(
-        DenyListChangeRow(
-            card_id=card_id,
-            change=DenyChange.ADD,
-            desfire_uid=by_id[card_id].desfire_uid or "",
-            card_number=by_id[card_id].card_number or "",
-            reason=reasons[card_id],
-        )
-        for card_id in changed
+    rows_insert(DenyListChangeRow).execute(
+        [
+            DenyListChangeRow(
+                card_id=card_id,
+                change=DenyChange.ADD,
+                desfire_uid=by_id[card_id].desfire_uid or "",
+                card_number=by_id[card_id].card_number or "",
+                reason=reasons[card_id],
+            )
+            for card_id in changed
+        ]
     )
     changed_set = set(changed)
     for card_id in by_id:

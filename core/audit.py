@@ -14,7 +14,7 @@ from django.utils import timezone
 from core.actors import Actor
 from core.chain import GENESIS_HASH, check_details, event_hash
 from core.models import AuditEvent
-from core.sql import row_insert
+from core.sql import row_insert, rows_insert
 
 # Arbitrary constant: the PostgreSQL advisory lock that serialises appends to the single chain.
 _CHAIN_LOCK_KEY = 0x43505341  # "CPSA"
@@ -76,15 +76,11 @@ class AuditEntry:
     details: Mapping[str, Any]
 
 
-# Rows a single INSERT carries in a bulk append (PostgreSQL takes at most 65,535 parameters).
-_BULK_ROWS = 1000
-
-
 def audit_events_create(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
     """Append several events, in order, with one chain extension: the chain is locked and its
     head read once, then each event is hashed onto the one before it (each still its own row and
     link, exactly as :func:`audit_event_create` would have written them one by one) and the rows
-    go in with multi-row INSERTs. Must run inside the transaction of the changes they record."""
+    go in with one set-based INSERT. Must run inside the transaction of the changes they record."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_events_create must run inside the transaction of its changes")
     if not entries:
@@ -94,8 +90,6 @@ def audit_events_create(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
         payload = dict(entry.details)
         check_details(payload)
         payloads.append(payload)
-    insert = row_insert(AuditEvent)
-    values = "(" + ", ".join(["%s"] * len(insert.fields)) + ")"
     events: list[AuditEvent] = []
     with connection.cursor() as cursor:
         last = _lock_chain_and_read_head(cursor)
@@ -119,11 +113,7 @@ def audit_events_create(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
             event._state.db = connection.alias
             events.append(event)
             seq, prev_hash = seq + 1, event.hash
-        head = insert.sql.partition(" VALUES ")[0]
-        for start in range(0, len(events), _BULK_ROWS):
-            chunk = events[start : start + _BULK_ROWS]
-            params = [value for event in chunk for value in insert.params(event)]
-            cursor.execute(f"{head} VALUES {', '.join([values] * len(chunk))}", params)
+    rows_insert(AuditEvent).execute(events)
     return events
 
 

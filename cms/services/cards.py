@@ -403,7 +403,10 @@ def cards_revoke_consequence(
     transition = lifecycle.BY_NAME["revoke"]
     cards = [
         card
-        for card in Card.objects.select_for_update().filter(pk__in=card_ids).order_by("pk")
+        for card in Card.objects.select_for_update()
+        .filter(pk__in=card_ids)
+        .only("pk", "status", "card_number", "desfire_uid")
+        .order_by("pk")
         if card.status in transition.sources
     ]
     if not cards:

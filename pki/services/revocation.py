@@ -103,6 +103,12 @@ def certificate_revoke(
     )
 
 
+# What a bulk revocation reads of each certificate (not its DER nor its holder snapshot).
+_STATUS_FIELDS = (
+    "pk", "issuer_id", "serial", "status", "revoked_at", "revocation_reason", "hold_since",
+)  # fmt: skip
+
+
 @transaction.atomic
 def certificates_revoke(
     *, certificate_ids: Sequence[int], reason: RevocationReason, actor: Actor
@@ -125,6 +131,7 @@ def certificates_revoke(
         cert
         for cert in Certificate.objects.select_for_update()
         .filter(pk__in=certificate_ids)
+        .only(*_STATUS_FIELDS)
         .order_by("pk")
         if cert.status != CertificateStatus.REVOKED
     ]
