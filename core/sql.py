@@ -95,8 +95,9 @@ class RowsInsert:
         return columns
 
 
-# Fields whose values psycopg takes as they are (their preparation returns them unchanged on
-# PostgreSQL): a bulk insert skips the per-value call for them.
+# Fields whose preparation returns a value of their Python type unchanged on PostgreSQL: a bulk
+# insert skips the per-value call for them (rows hold values of the fields' types, as the callers
+# build them).
 _PLAIN: frozenset[type[Field[Any, Any]]] = frozenset(
     {
         models.CharField,
