@@ -11,7 +11,8 @@ with the shipped hierarchy on software keys in a temporary directory. Prints:
 - bulk revocation of B cards (two real certificate rows each) end to end through
   ``cms.services.bulk_revocation`` (card status, certificates revoked with their CRL entries and
   pre-signed OCSP answers, deny list, audit), as certificates per second and as a ratio to the raw
-  OCSP signing rate of the same responder key measured in the same run (target >= 0.5).
+  OCSP signing rate of the same responder key measured in the same run, just before and just after
+  (their mean; target >= 0.5).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def load(product_id: int, issuer_id: int, first: int, n: int, cert_slots: tuple[
     cards = [uuid.uuid4() for _ in range(n)]
     with connection.cursor() as cur:
         raw = cur.connection
+        # The rows are consistent by construction: skip the per-row foreign-key triggers while
+        # loading (the benchmark's own database; unique indexes and checks still apply).
+        cur.execute("SET session_replication_role = replica")
         with raw.cursor().copy(
             "COPY cms_holder (id, national_id, last_name, first_name, profession, card_type, "
             "status, address_line1, address_line2, postal_code, city, country, departement, "
@@ -104,6 +108,7 @@ def load(product_id: int, issuer_id: int, first: int, n: int, cert_slots: tuple[
         ) as copy:
             for row in links:
                 copy.write_row(row)
+        cur.execute("RESET session_replication_role")
         for table in ("cms_holder", "cms_card", "pki_certificate", "cms_cardcertificate"):
             cur.execute(f"ANALYZE {table}")
 
@@ -145,6 +150,12 @@ def bench_sweep(n: int, issuer_id: int) -> None:
         print(f"    {count} found, counted in {(time.perf_counter() - started) * 1000:.0f} ms")
     settings.RENEWAL_CERTIFICATE_WINDOW_DAYS = 1
     settings.RENEWAL_CARD_WINDOW_DAYS = 1
+    print("  the same queries with windows of one day (the steady-state daily sweep)")
+    for label, qs in {
+        "certificates due (1 day)": expiry.certificates_due(product, now),
+        "cards due (1 day)": expiry.cards_due(product, now),
+    }.items():
+        _plan(label, qs[:500])
     started = time.perf_counter()
     report = expiry.expiry_sweep()
     elapsed = time.perf_counter() - started
@@ -172,22 +183,28 @@ def bench_bulk(b: int, issuer_id: int) -> None:
     load(product.pk, issuer_id, 5_000_000, b, ("auth", "sign"))
     print(f"== bulk revocation of {b} cards ({2 * b} certificates), same responder key")
     raw_n = min(2 * b, 2000)
-    now = timezone.now()
-    with transaction.atomic():
-        ca = authorities.authority_lock_shared(pk=issuer_id)
-        started = time.perf_counter()
-        for serial in range(raw_n):
-            ocsp_answer_for(
-                ca,
-                serial=serial + 1,
-                status="revoked",
-                revoked_at=now,
-                revocation_reason="key_compromise",
-                hold_since=None,
-                now=now,
-            )
-        raw_rate = raw_n / (time.perf_counter() - started)
-    print(f"  raw OCSP signing  {raw_rate:8.1f} answers/s ({raw_n} answers)")
+
+    def raw_signing() -> float:
+        now = timezone.now()
+        with transaction.atomic():
+            ca = authorities.authority_lock_shared(pk=issuer_id)
+            started = time.perf_counter()
+            for serial in range(raw_n):
+                ocsp_answer_for(
+                    ca,
+                    serial=serial + 1,
+                    status="revoked",
+                    revoked_at=now,
+                    revocation_reason="key_compromise",
+                    hold_since=None,
+                    now=now,
+                )
+            return raw_n / (time.perf_counter() - started)
+
+    # Measured before and after the run (on a shared machine the load drifts): the mean is the
+    # reference.
+    before = raw_signing()
+    print(f"  raw OCSP signing  {before:8.1f} answers/s ({raw_n} answers, before)")
     bulk = BulkRevocation.objects.create(
         selection={"product_id": product.pk}, reason="compromised", act_id=0, total=b
     )
@@ -198,7 +215,10 @@ def bench_bulk(b: int, issuer_id: int) -> None:
     print(
         f"  end to end        {rate:8.1f} certificates/s ({bulk.revoked} cards in {elapsed:.1f} s)"
     )
-    print(f"  ratio end-to-end / raw signing: {rate / raw_rate:.2f} (target >= 0.5)")
+    after = raw_signing()
+    raw_rate = (before + after) / 2
+    print(f"  raw OCSP signing  {after:8.1f} answers/s ({raw_n} answers, after)")
+    print(f"  ratio end-to-end / raw signing (mean): {rate / raw_rate:.2f} (target >= 0.5)")
 
 
 def main() -> None:

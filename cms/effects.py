@@ -20,6 +20,7 @@ from cms.choices import CardStatus, DenyChange, DenyReason, RevokeReason
 from cms.lifecycle import Effect, Transition
 from cms.models import Card, CardCertificate, DenyListChangeRow, DenyListEntry
 from core.actors import Actor
+from core.sql import rows_insert
 from pki import services as pki_services
 from pki.choices import CertificateStatus
 from pki.domain.names import Holder
@@ -163,6 +164,96 @@ def apply(
             done["allowed"] = contactless_allow(card=card)
         # SUPERSEDE_REPLACED_CARD is a card transition: cms.services.cards carries it out.
     return done
+
+
+def apply_many(
+    *,
+    cards: list[Card],
+    transition: Transition,
+    reason: RevokeReason | None,
+    actor: Actor,
+) -> dict[object, dict[str, object]]:
+    """:func:`apply` for many cards at once, set-based (a bulk revocation's batch): the same
+    effects and the same "what changed" per card (keyed by card id), with one PKI call for every
+    certificate and a few statements for the deny list. Every card's ``status`` must already hold
+    the target state. Only the effects of revocation are carried out in bulk."""
+    bulk_effects = {Effect.REVOKE_CERTIFICATES, Effect.DENY_CONTACTLESS}
+    if set(transition.effects) - bulk_effects:
+        raise ValueError(f"{transition.name} has effects that are not carried out in bulk")
+    done: dict[object, dict[str, object]] = {card.pk: {} for card in cards}
+    for effect in transition.effects:
+        if effect is Effect.REVOKE_CERTIFICATES:
+            crl_reason = lifecycle.revocation_reason_for(transition, reason)
+            _certificates_revoke_many(cards, crl_reason, actor, done)
+        elif effect is Effect.DENY_CONTACTLESS:
+            _contactless_deny_many(cards, done)
+    return done
+
+
+def _certificates_revoke_many(
+    cards: list[Card],
+    crl_reason: RevocationReason,
+    actor: Actor,
+    done: dict[object, dict[str, object]],
+) -> None:
+    acts_on = _CERTIFICATE_EFFECTS[Effect.REVOKE_CERTIFICATES].acts_on
+    card_of = dict(
+        CardCertificate.objects.filter(
+            card__in=[card.pk for card in cards], certificate__status__in=acts_on
+        ).values_list("certificate_id", "card_id")
+    )
+    revoked = pki_services.certificates_revoke(
+        certificate_ids=sorted(card_of), reason=crl_reason, actor=actor
+    )
+    by_card: dict[object, list[int]] = {card.pk: [] for card in cards}
+    for cert in revoked:  # in key order, as apply() lists them
+        by_card[card_of[cert.pk]].append(cert.pk)
+    for card_id, ids in by_card.items():
+        done[card_id]["revoked"] = ids
+        done[card_id]["crl_reason"] = crl_reason.value
+
+
+def _contactless_deny_many(cards: list[Card], done: dict[object, dict[str, object]]) -> None:
+    """:func:`contactless_deny` for many cards: new entries and re-reasoned ones, each with its
+    change row."""
+    by_id = {card.pk: card for card in cards}
+    reasons = {card.pk: _DENY_REASON[CardStatus(card.status)] for card in cards}
+    existing = dict(
+        DenyListEntry.objects.filter(card__in=list(by_id)).values_list("card_id", "reason")
+    )
+    new = [card_id for card_id in by_id if card_id not in existing]
+    rereasoned = [card_id for card_id, reason in existing.items() if reason != reasons[card_id]]
+    rows_insert(DenyListEntry).execute(
+        [
+            DenyListEntry(
+                card_id=card_id,
+                desfire_uid=by_id[card_id].desfire_uid or "",
+                card_number=by_id[card_id].card_number or "",
+                reason=reasons[card_id],
+            )
+            for card_id in new
+        ]
+    )
+    for reason in {reasons[card_id] for card_id in rereasoned}:
+        DenyListEntry.objects.filter(
+            card__in=[card_id for card_id in rereasoned if reasons[card_id] == reason]
+        ).update(reason=reason)
+    changed = new + rereasoned
+    rows_insert(DenyListChangeRow).execute(
+        [
+            DenyListChangeRow(
+                card_id=card_id,
+                change=DenyChange.ADD,
+                desfire_uid=by_id[card_id].desfire_uid or "",
+                card_number=by_id[card_id].card_number or "",
+                reason=reasons[card_id],
+            )
+            for card_id in changed
+        ]
+    )
+    changed_set = set(changed)
+    for card_id in by_id:
+        done[card_id]["denied"] = card_id in changed_set
 
 
 # --- personalization: a card's certificates while it is written --------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from django.utils import timezone
 from core.actors import Actor
 from core.chain import GENESIS_HASH, check_details, event_hash
 from core.models import AuditEvent
-from core.sql import row_insert
+from core.sql import row_insert, rows_insert
 
 # Arbitrary constant: the PostgreSQL advisory lock that serialises appends to the single chain.
 _CHAIN_LOCK_KEY = 0x43505341  # "CPSA"
@@ -63,6 +63,58 @@ def audit_event_create(
     event._state.adding = False
     event._state.db = connection.alias
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event for :func:`audit_events_create` (the arguments of :func:`audit_event_create`)."""
+
+    actor: Actor
+    action: str
+    object_type: str
+    object_id: str
+    details: Mapping[str, Any]
+
+
+def audit_events_create(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+    """Append several events, in order, with one chain extension: the chain is locked and its
+    head read once, then each event is hashed onto the one before it (each still its own row and
+    link, exactly as :func:`audit_event_create` would have written them one by one) and the rows
+    go in with one set-based INSERT. Must run inside the transaction of the changes they record."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_events_create must run inside the transaction of its changes")
+    if not entries:
+        return []
+    payloads = []
+    for entry in entries:
+        payload = dict(entry.details)
+        check_details(payload)
+        payloads.append(payload)
+    events: list[AuditEvent] = []
+    with connection.cursor() as cursor:
+        last = _lock_chain_and_read_head(cursor)
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        now = timezone.now()
+        for entry, payload in zip(entries, payloads, strict=True):
+            fields: dict[str, Any] = {
+                "seq": seq,
+                "occurred_at": now,
+                "actor_kind": entry.actor.kind,
+                "actor_id": entry.actor.id,
+                "actor_label": entry.actor.label,
+                "action": entry.action,
+                "object_type": entry.object_type,
+                "object_id": str(entry.object_id),
+                "details": payload,
+                "prev_hash": prev_hash,
+            }
+            event = AuditEvent(hash=event_hash(**fields), **fields)
+            event._state.adding = False
+            event._state.db = connection.alias
+            events.append(event)
+            seq, prev_hash = seq + 1, event.hash
+    rows_insert(AuditEvent).execute(events)
+    return events
 
 
 @dataclass(frozen=True, slots=True)

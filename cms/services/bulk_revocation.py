@@ -4,8 +4,10 @@ Select cards by stock batch, product, issuance window or a list of card numbers;
 counts the cards in service it would revoke. Launching is a dual-control act (``core.dual_control``,
 kind ``cms.bulk_revocation``, security officers): the approval creates the ``BulkRevocation`` and
 queues the Celery task after commit. The task revokes in batches of ``BULK_REVOCATION_BATCH``, each
-in its own transaction (card status, certificates revoked with their pre-signed OCSP answers and
-CRL entries, deny list, one audit event per card), and records progress; it is resumable: a run
+in its own transaction and set-based (``cards_revoke_consequence``: one UPDATE of the cards, one of
+their certificates with their CRL entries, their OCSP answers pre-signed and upserted together,
+the deny list in bulk, one chain extension for the audit events, still one event per card and per
+certificate), and records progress; it is resumable: a run
 revokes the selected cards still in service, so a crashed run is simply run again (the beat task
 ``bulk_revocations_resume_task`` does it).
 """
@@ -26,7 +28,7 @@ from cms import lifecycle
 from cms.callers import Caller
 from cms.choices import RevokeReason
 from cms.models import BulkRevocation, Card
-from cms.services.cards import card_revoke_consequence
+from cms.services.cards import cards_revoke_consequence
 from core import dual_control
 from core.actors import Actor
 from core.audit import audit_event_create
@@ -177,14 +179,13 @@ def bulk_revocation_run(
                 .order_by("pk")
                 .values_list("pk", flat=True)[:size]
             )
-            revoked = sum(
-                card_revoke_consequence(
-                    card_id=card_id,
+            revoked = len(
+                cards_revoke_consequence(
+                    card_ids=ids,
                     reason=reason,
                     caller=RUNNER,
                     extra={"bulk_revocation_id": bulk.pk},
                 )
-                for card_id in ids
             )
             bulk = BulkRevocation.objects.select_for_update().get(pk=bulk.pk)
             bulk.revoked += revoked

@@ -20,7 +20,7 @@ from cms.callers import Caller
 from cms.choices import ApprovalStatus, CardStatus, RevokeReason
 from cms.lifecycle import Effect, Transition
 from cms.models import Card, CardTransitionApproval, Holder, PinMailer
-from core.audit import audit_event_create
+from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.models import AuditEvent
 
@@ -385,3 +385,59 @@ def card_revoke_consequence(
         card=card, transition=lifecycle.BY_NAME["revoke"], caller=caller, reason=reason, extra=extra
     )
     return True
+
+
+def cards_revoke_consequence(
+    *,
+    card_ids: list[UUID],
+    reason: RevokeReason,
+    caller: Caller,
+    extra: dict[str, object] | None = None,
+) -> list[UUID]:
+    """:func:`card_revoke_consequence` for many cards at once, set-based (a bulk revocation's
+    batch): the cards are locked in key order, those out of service are skipped (the lifecycle's
+    sources for ``revoke``), one UPDATE moves the others, their certificates and deny-list
+    entries follow in bulk (``effects.apply_many``), and one chain extension appends one
+    ``card.revoke`` event per card with the details a single revocation writes. Joins the
+    caller's transaction; returns the ids of the cards it revoked."""
+    transition = lifecycle.BY_NAME["revoke"]
+    cards = [
+        card
+        for card in Card.objects.select_for_update()
+        .filter(pk__in=card_ids)
+        .only("pk", "status", "card_number", "desfire_uid")
+        .order_by("pk")
+        if card.status in transition.sources
+    ]
+    if not cards:
+        return []
+    now = timezone.now()
+    sources = {card.pk: card.status for card in cards}
+    Card.objects.filter(pk__in=list(sources)).update(
+        status=transition.target, status_changed_at=now, revoke_reason=reason.value
+    )
+    for card in cards:
+        card.status, card.status_changed_at = transition.target, now
+        card.revoke_reason = reason.value
+    done = effects.apply_many(cards=cards, transition=transition, reason=reason, actor=caller.actor)
+    audit_events_create(
+        [
+            AuditEntry(
+                actor=caller.actor,
+                action=f"card.{transition.name}",
+                object_type="card",
+                object_id=str(card.pk),
+                details={
+                    "transition": transition.name,
+                    "from": sources[card.pk],
+                    "to": card.status,
+                    "card_number": card.card_number or "",
+                    **done[card.pk],
+                    **(extra or {}),
+                    "reason": reason.value,
+                },
+            )
+            for card in cards
+        ]
+    )
+    return [card.pk for card in cards]

@@ -16,6 +16,7 @@ from pki.services.revocation import (
     certificate_hold,
     certificate_release_hold,
     certificate_revoke,
+    certificates_revoke,
 )
 from pki.services.status_signing import status_document_sign, status_signer_ensure
 
@@ -28,6 +29,7 @@ __all__ = [
     "certificate_issue",
     "certificate_release_hold",
     "certificate_revoke",
+    "certificates_revoke",
     "crl_due",
     "crl_publish",
     "crl_publish_if_due",

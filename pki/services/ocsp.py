@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.audit import audit_event_create
+from core.sql import rows_insert
 from pki import authorities
 from pki.domain import builders
 from pki.domain.status import ocsp_status_of
@@ -79,13 +80,15 @@ def ocsp_presign(
                 der=answer.der,
             )
         )
-    OcspResponse.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["certificate"],
-        update_fields=["status", "this_update", "next_update", "der"],
-    )
+    rows_insert(OcspResponse, suffix=_UPSERT).execute(rows)
     return len(rows)
+
+
+# One statement for every answer of a batch (core.sql.rows_insert): a new answer or a fresh one.
+_UPSERT = (
+    "ON CONFLICT (certificate_id) DO UPDATE SET status = EXCLUDED.status, "
+    "this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update, der = EXCLUDED.der"
+)
 
 
 def ocsp_responses_refresh(

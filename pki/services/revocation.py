@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.actors import Actor
-from core.audit import audit_event_create
+from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, NotFound
 from pki import authorities
 from pki.choices import CertificateStatus
@@ -101,6 +101,85 @@ def certificate_revoke(
         changes={"revocation_reason": reason.value},
         details={"reason": reason.value},
     )
+
+
+# What a bulk revocation reads of each certificate (not its DER nor its holder snapshot).
+_STATUS_FIELDS = (
+    "pk", "issuer_id", "serial", "status", "revoked_at", "revocation_reason", "hold_since",
+)  # fmt: skip
+
+
+@transaction.atomic
+def certificates_revoke(
+    *, certificate_ids: Sequence[int], reason: RevocationReason, actor: Actor
+) -> list[Certificate]:
+    """Revoke many certificates for good, set-based (a bulk revocation's batch): lock them in key
+    order and share-lock their CAs, skip those already revoked (never revoked twice), then one
+    UPDATE stores every new status with its CRL entry, one chain extension appends a
+    ``pki.certificate_revoke`` event per certificate (the details :func:`certificate_revoke`
+    writes) and each CA's answers are pre-signed and upserted together. Returns the certificates
+    it revoked, in key order."""
+    if reason not in REVOKE_REASONS:
+        raise BadInput(f"{reason.value} is not a revocation reason; use hold/release for holds")
+    if not certificate_ids:
+        return []
+    issuers = sorted(
+        set(Certificate.objects.filter(pk__in=certificate_ids).values_list("issuer_id", flat=True))
+    )
+    cas = {pk: authorities.authority_lock_shared(pk=pk) for pk in issuers}
+    certs = [
+        cert
+        for cert in Certificate.objects.select_for_update()
+        .filter(pk__in=certificate_ids)
+        .only(*_STATUS_FIELDS)
+        .order_by("pk")
+        if cert.status != CertificateStatus.REVOKED
+    ]
+    if not certs:
+        return []
+    now = timezone.now()
+    for cert in certs:
+        cert.status = CertificateStatus.REVOKED
+        cert.revoked_at = now
+        cert.revocation_reason = reason.value
+        cert.status_changed_at = now
+        cert.crl_entry = certificate_crl_entry(cert)
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE pki_certificate AS c SET status = %s, revoked_at = %s, "
+            "revocation_reason = %s, status_changed_at = %s, crl_entry = v.entry "
+            "FROM unnest(%s::bigint[], %s::bytea[]) AS v(id, entry) WHERE c.id = v.id",
+            [
+                CertificateStatus.REVOKED.value,
+                now,
+                reason.value,
+                now,
+                [cert.pk for cert in certs],
+                [cert.crl_entry for cert in certs],
+            ],
+        )
+    audit_events_create(
+        [
+            AuditEntry(
+                actor=actor,
+                action="pki.certificate_revoke",
+                object_type="pki.certificate",
+                object_id=str(cert.pk),
+                details={
+                    "serial": format(int(cert.serial), "x"),
+                    "status": cert.status,
+                    "reason": reason.value,
+                },
+            )
+            for cert in certs
+        ]
+    )
+    by_issuer: dict[int, list[Certificate]] = {}
+    for cert in certs:
+        by_issuer.setdefault(cert.issuer_id, []).append(cert)
+    for issuer_id, group in by_issuer.items():
+        ocsp_presign(group, cas[issuer_id], now)
+    return certs
 
 
 @transaction.atomic

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from core.models import AuditEvent
 from core.sql import row_insert
@@ -43,3 +43,35 @@ def test_a_row_written_through_the_generated_insert_reads_back_equal():
     stored = AuditEvent.objects.get(seq=1)
     for field in AuditEvent._meta.concrete_fields:
         assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
+
+
+def test_rows_written_through_the_set_based_insert_read_back_equal():
+    from core.sql import rows_insert
+
+    events = [
+        AuditEvent(
+            seq=seq,
+            occurred_at=dt.datetime(2025, 5, 4, 3, 2, seq, 123456, tzinfo=dt.UTC),
+            actor_kind="system",
+            actor_id="",
+            actor_label=f"zoé {seq}",
+            action="test.sql",
+            object_type="thing",
+            object_id=str(seq),
+            details={"nested": {"list": [seq, None, "é"]}, "flag": seq % 2 == 0},
+            prev_hash=f"{seq - 1:064x}",
+            hash=f"{seq:064x}",
+        )
+        for seq in range(1, 4)
+    ]
+    insert = rows_insert(AuditEvent)
+    assert {f.column for f in insert.fields} == {f.column for f in AuditEvent._meta.concrete_fields}
+    assert "unnest(" in insert.sql and "%s::jsonb[]" in insert.sql
+    with transaction.atomic():
+        insert.execute(events)
+        insert.execute([])  # nothing to write: no statement
+    stored = list(AuditEvent.objects.order_by("seq"))
+    assert len(stored) == 3
+    for event, row in zip(events, stored, strict=True):
+        for field in AuditEvent._meta.concrete_fields:
+            assert getattr(row, field.attname) == getattr(event, field.attname), field.name
