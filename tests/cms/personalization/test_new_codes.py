@@ -172,7 +172,7 @@ def test_with_dual_control_a_second_agent_approves_before_a_station_serves(
 
     with pytest.raises(ApiError):  # not approved: the station has nothing to do with the card
         personalize(scene.api(), link_of(virtual_card))
-    with pytest.raises(Exception, match="(?i)another|same|second"):
+    with pytest.raises(Exception, match=r"(?i)another|same|second"):
         act_approve(act_id=request.approval_id, user=agent.user)
     act_approve(act_id=request.approval_id, user=api_client_for("helpdesk_agent").user)
     request.refresh_from_db()
@@ -212,3 +212,24 @@ def test_bad_requests_are_refused_and_an_open_one_can_be_cancelled(
     card_transition(card_id=row.pk, transition="revoke", reason="lost", caller=scene.operator)
     refused = _file(agent, row)
     assert refused.status_code == 409 and refused.json()["extra"]["status"] == "REVOKED"
+
+
+def test_the_console_files_new_codes_from_the_helpdesk_card_page(
+    scene, virtual_card, client, make_user
+):
+    from cms.models import NewCodesRequest
+
+    row = _issue(scene, virtual_card)
+    client.force_login(make_user("helpdesk_agent"))
+    card_page = client.get(f"/console/helpdesk/cards/{row.pk}/")
+    assert f"/console/helpdesk/cards/{row.pk}/new-codes/" in card_page.content.decode()
+    url = f"/console/helpdesk/cards/{row.pk}/new-codes/"
+    assert client.get(url).status_code == 200
+    refused = client.post(url, {"reason": "mailer_lost", "identity_method": "callback"})
+    assert refused.status_code == 400 and not NewCodesRequest.objects.exists()
+    filed = client.post(url, {**IDENTITY, "reason": "mailer_lost"})
+    assert filed.status_code == 200 and 'id="new-codes-filed"' in filed.content.decode()
+    request = NewCodesRequest.objects.get(card=row)
+    assert request.status == "queued" and request.identity_method == "callback"
+    page = client.get(f"/console/helpdesk/cards/{row.pk}/").content.decode()
+    assert "PIN mailer lost" in page and "Waiting for the card at a station" in page
