@@ -233,3 +233,24 @@ def test_the_console_files_new_codes_from_the_helpdesk_card_page(
     assert request.status == "queued" and request.identity_method == "callback"
     page = client.get(f"/console/helpdesk/cards/{row.pk}/").content.decode()
     assert "PIN mailer lost" in page and "Waiting for the card at a station" in page
+
+
+def test_a_voided_mailer_is_neither_printed_nor_confirmed(scene, virtual_card, api_client_for):
+    from cms.mailers.services import pin_mailer_confirm, pin_mailer_print
+    from cms.models import PinMailer
+    from core.errors import Conflict
+    from personalization_station.relay import personalize
+
+    row = _issue(scene, virtual_card)
+    issuance = PinMailer.objects.get(card=row)
+    pin_mailer_print(mailer_id=issuance.pk, caller=scene.operator)  # printed, not confirmed
+    assert _file(api_client_for("helpdesk_agent"), row).status_code == 201
+    virtual_card.remove()
+    virtual_card.insert()
+    assert personalize(scene.api(), link_of(virtual_card)).state == "done"
+    issuance.refresh_from_db()
+    assert issuance.status == "voided"
+    with pytest.raises(Conflict, match="voided"):
+        pin_mailer_print(mailer_id=issuance.pk, caller=scene.operator)
+    with pytest.raises(Conflict, match="voided"):
+        pin_mailer_confirm(mailer_id=issuance.pk, caller=scene.operator)
