@@ -254,3 +254,37 @@ def test_a_voided_mailer_is_neither_printed_nor_confirmed(scene, virtual_card, a
         pin_mailer_print(mailer_id=issuance.pk, caller=scene.operator)
     with pytest.raises(Conflict, match="voided"):
         pin_mailer_confirm(mailer_id=issuance.pk, caller=scene.operator)
+
+
+def test_two_agents_filing_at_once_make_one_request(scene, virtual_card, make_user):
+    import threading
+
+    from django.db import connection
+
+    from cms.callers import Caller
+    from cms.models import NewCodesRequest
+    from cms.services.new_codes import new_codes_request
+    from core.errors import Conflict
+
+    row = _issue(scene, virtual_card)
+    agents = [Caller.for_user(make_user("helpdesk_agent")) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def file(caller) -> None:
+        try:
+            barrier.wait()
+            new_codes_request(card_id=row.pk, reason="blocked_puk", caller=caller, **IDENTITY)
+            outcomes.append("filed")
+        except Conflict:
+            outcomes.append("409")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=file, args=(agent,)) for agent in agents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["409", "filed"]
+    assert NewCodesRequest.objects.filter(card=row).count() == 1
