@@ -33,5 +33,5 @@ urlpatterns = [
     path("schema/", SchemaApi.as_view(), name="schema"),
     path("docs/", DocsApi.as_view(url_name="schema"), name="docs"),
     path("v1/", include(v1)),
-    re_path(r"^.*$", api_not_found),
+    re_path(r"^[\s\S]*$", api_not_found),  # not ".": a path with a newline (%0A) too
 ]

@@ -222,7 +222,8 @@ class Cps4Apdus:
     set_admin_key: str = "00 24 01 <admin key ref> 11 <KV(1)> <AES-128 key(16)>"
     close_lifecycle: str = (
         "00 A4 00 0C 02 3F00 then 00 44 00 00 (ACTIVATE FILE on the MF): from then on the applet "
-        "refuses CREATE FILE, DELETE FILE, GENERATE and CHANGE REFERENCE DATA P1 01 with 69 85; "
+        "refuses CREATE FILE, DELETE FILE, GENERATE and CHANGE REFERENCE DATA P1 01 of the admin "
+        "key with 69 85 (P1 01 of PIN and PUK stays open inside SCP03 with C-ENC: new codes); "
         "ACTIVATE FILE again is answered 90 00 (no change), so a resumed session can repeat it"
     )
     unblock_challenge: str = "00 84 00 00 08 → challenge(8), bound to the admin key"

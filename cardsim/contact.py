@@ -484,6 +484,16 @@ class ContactChip:
         if secret and not chan.scp.level & 0x02:
             raise CardError(apdu.SW_SECURITY_STATUS)
 
+    def _issuer_codes(self, chan: Channel, secure: bool) -> None:
+        """Setting a PIN or PUK outright (CHANGE REFERENCE DATA, P1 01): the issuer only, inside
+        SCP03 with C-DECRYPTION. Unlike the rest of personalization it stays open once the
+        lifecycle is closed: new codes after issuance are written this way (the try counter
+        starts again at its maximum)."""
+        if not self.profile.card_manager:
+            raise CardError(apdu.SW_CONDITIONS)
+        if not secure or chan.scp is None or not chan.scp.level & 0x02:
+            raise CardError(apdu.SW_SECURITY_STATUS)
+
     def _allowed(self, node: Node, mode: int, secure: bool) -> bool:
         sm = secure
         verified = {ref & 0x0F for ref in self.verified}
@@ -782,7 +792,7 @@ class ContactChip:
             return b""
         pin = self._pin(cmd.p2)
         if cmd.p1 == 0x01:
-            self._personalization(chan, secure, secret=True)
+            self._issuer_codes(chan, secure)
             self._set_pin(pin, cmd.data)
             return b""
         if cmd.p1 != 0x00:

@@ -676,10 +676,10 @@ class PinMailer(models.Model):
                 condition=Q(kind__in=("issuance", "renewal")),
                 name="%(app_label)s_%(class)s_one_issuance_per_card",
             ),
-            # Posted is the only state without the sealed codes, and it is final.
+            # Posted and voided are the only states without the sealed codes, and both are final.
             models.CheckConstraint(
-                condition=Q(status="posted", sealed_secrets__isnull=True)
-                | (~Q(status="posted") & Q(sealed_secrets__isnull=False)),
+                condition=Q(status__in=("posted", "voided"), sealed_secrets__isnull=True)
+                | (~Q(status__in=("posted", "voided")) & Q(sealed_secrets__isnull=False)),
                 name="%(app_label)s_%(class)s_sealed_until_posted",
             ),
             models.CheckConstraint(
@@ -819,6 +819,7 @@ class UnblockEvent(models.Model):
         OFFLINE_RESPONSE = "offline_response", "Offline unblock response"
         PUK_UNBLOCK = "puk_unblock", "PUK unblock at a station"
         PIN_STATUS = "pin_status", "PIN status read"
+        NEW_CODES = "new_codes", "New PIN and PUK written at a station"
 
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="unblock_events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -853,3 +854,103 @@ class UnblockEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.card_id}"
+
+
+class NewCodesRequest(models.Model):
+    """A helpdesk agent's request for a new PIN and PUK on an issued card (forgotten or blocked
+    PUK, mailer lost or never received; ``cms.services.new_codes``). The codes are chosen once,
+    when the request is filed, and kept sealed (card key store, bound to the request id) until a
+    station session has written them and their mailer is queued: a torn session writes the same
+    codes again."""
+
+    class Status(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval", "Waiting for a second agent's approval"
+        QUEUED = "queued", "Waiting for the card at a station"
+        DONE = "done", "New codes written, mailer queued"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Reason(models.TextChoices):
+        FORGOTTEN_PUK = "forgotten_puk", "PUK forgotten"
+        BLOCKED_PUK = "blocked_puk", "PUK blocked"
+        MAILER_LOST = "mailer_lost", "PIN mailer lost"
+        MAILER_NOT_RECEIVED = "mailer_not_received", "PIN mailer never received"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="new_codes_requests")
+    status = models.CharField(max_length=17, choices=Status.choices, default=Status.QUEUED)
+    reason = models.CharField(max_length=19, choices=Reason.choices)
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    identity_method = models.CharField(max_length=40)
+    identity_reference = models.CharField(max_length=200)
+    approval = models.OneToOneField(
+        "core.DualControlAct",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="the second agent's approval, where configured",
+    )
+    sealed_secrets = models.BinaryField(null=True, blank=True, editable=False)
+    mailer = models.OneToOneField(
+        PinMailer, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    pin_tries_left = models.PositiveSmallIntegerField(null=True, blank=True)
+    puk_tries_left = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("card",),
+                condition=Q(status__in=("awaiting_approval", "queued")),
+                name="%(app_label)s_%(class)s_one_open_per_card",
+            ),
+            # Sealed while open; gone once done or cancelled.
+            models.CheckConstraint(
+                condition=Q(status__in=("done", "cancelled"), sealed_secrets__isnull=True)
+                | (Q(status__in=("awaiting_approval", "queued")) & Q(sealed_secrets__isnull=False)),
+                name="%(app_label)s_%(class)s_sealed_while_open",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"new codes {self.card_id} ({self.status})"
+
+
+class NewCodesSession(models.Model):
+    """One station session serving a new-codes request (the personalization relay: the server
+    drives the program, the station carries its batches). Its id is the session id the station
+    sends with every exchange."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "New codes written"
+        INTERRUPTED = "interrupted", "Interrupted (station lost or card removed)"
+        ABORTED = "aborted", "Aborted (not the request's card, or refused by the card)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(NewCodesRequest, on_delete=models.PROTECT, related_name="sessions")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=11, choices=Status.choices, default=Status.RUNNING)
+    seq = models.PositiveIntegerField(default=0, help_text="number of the batch in flight")
+    atr = models.CharField(max_length=80, blank=True)
+    batches = models.PositiveIntegerField(default=0)
+    apdus = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("request",),
+                condition=Q(status="running"),
+                name="%(app_label)s_%(class)s_one_running_per_request",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"new-codes session {self.pk} ({self.status})"

@@ -1,7 +1,9 @@
 """The helpdesk's console pages (issue 14): card search, the card page with its unblock history and
-last known PIN/PUK counters, and the offline-unblock wizard (identity check → challenge →
-response, the rate-limit state in view). An agent never sees a PIN or PUK: only the one-time
-response, on the page that computed it (never stored, ``Cache-Control: no-store``)."""
+last known PIN/PUK counters, the offline-unblock wizard (identity check → challenge →
+response, the rate-limit state in view), and the new-codes request (identity check → reason; a
+station writes the codes, the holder gets them by mail). An agent never sees a PIN or PUK: only
+the one-time response, on the page that computed it (never stored, ``Cache-Control:
+no-store``)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from cms.services.helpdesk import (
     unblock_history,
     unblock_limits,
 )
+from cms.services.new_codes import REASONS, dual_control_on, new_codes_history, new_codes_request
 from console.access import RoleRequiredMixin
 from core.errors import ApplicationError, NotFound
 from core.roles import Role, roles_of
@@ -68,6 +71,7 @@ class HelpdeskCardView(RoleRequiredMixin, TemplateView):
             "card": card,
             "limits": unblock_limits(card_id=card.pk, user_id=int(user.pk)),  # type: ignore[arg-type]
             "history": list(unblock_history(card_id=card.pk)[:50]),
+            "new_codes": list(new_codes_history(card_id=card.pk)[:20]),
             "methods": identity_methods(),
             "agent": Role.HELPDESK_AGENT in roles_of(user),
             **extra,
@@ -108,3 +112,54 @@ class HelpdeskCardView(RoleRequiredMixin, TemplateView):
         response = render(request, self.template_name, self._context(card, **extra), status=status)
         response["Cache-Control"] = "no-store"
         return response
+
+
+class HelpdeskNewCodesView(RoleRequiredMixin, TemplateView):
+    """File a new-codes request for a card: the identity check, the reason; the card's requests
+    so far. The codes are never shown: the holder gets them in a new PIN mailer once a station
+    has written them."""
+
+    roles = (Role.HELPDESK_AGENT,)
+    template_name = "console/helpdesk/new_codes.html"
+
+    def _context(self, card_id: UUID, **extra: Any) -> dict[str, Any]:
+        try:
+            card = selectors.card_get(card_id=card_id)
+        except NotFound:
+            raise Http404 from None
+        return {
+            "card": card,
+            "methods": identity_methods(),
+            "reasons": REASONS,
+            "dual_control": dual_control_on(),
+            "requests": list(new_codes_history(card_id=card.pk)[:20]),
+            "form": {},
+            **extra,
+        }
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return render(request, self.template_name, self._context(kwargs["card_id"]))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        form = {
+            name: request.POST.get(name, "")
+            for name in ("reason", "identity_method", "identity_reference", "note")
+        }
+        extra: dict[str, Any] = {"form": form}
+        status = 200
+        try:
+            extra["filed"] = new_codes_request(
+                card_id=kwargs["card_id"],
+                reason=form["reason"],
+                identity_method=form["identity_method"],
+                identity_reference=form["identity_reference"],
+                note=form["note"],
+                caller=Caller.for_user(request.user),
+            )
+            extra["form"] = {}
+        except ApplicationError as exc:
+            extra["error"] = exc.message
+            status = exc.status_code
+        return render(
+            request, self.template_name, self._context(kwargs["card_id"], **extra), status=status
+        )

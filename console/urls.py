@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from console import lifecycle_pages, migration
-from console.helpdesk import HelpdeskCardView, HelpdeskSearchView
+from console.helpdesk import HelpdeskCardView, HelpdeskNewCodesView, HelpdeskSearchView
 from console.pages.accounts import (
     AccountCreateView,
     AccountListView,
@@ -127,4 +127,9 @@ urlpatterns = [
     # helpdesk (issue 14)
     path("helpdesk/", HelpdeskSearchView.as_view(), name="helpdesk"),
     path("helpdesk/cards/<uuid:card_id>/", HelpdeskCardView.as_view(), name="helpdesk-card"),
+    path(
+        "helpdesk/cards/<uuid:card_id>/new-codes/",
+        HelpdeskNewCodesView.as_view(),
+        name="helpdesk-new-codes",
+    ),
 ]

@@ -17,7 +17,7 @@ from api.serializers import JsonInputSerializer
 from api.views.cms.common import caller_of
 from api.views.dual_control import DualControlActSerializer
 from cms import selectors
-from cms.models import UnblockEvent
+from cms.models import NewCodesRequest, UnblockEvent
 from cms.personalization.stations import station_for_account
 from cms.services.helpdesk import (
     IDENTITY_METHODS,
@@ -28,6 +28,12 @@ from cms.services.helpdesk import (
     puk_unblock_report,
     unblock_history,
     unblock_limits,
+)
+from cms.services.new_codes import (
+    REASONS,
+    new_codes_cancel,
+    new_codes_history,
+    new_codes_request,
 )
 from core.errors import BadInput, Conflict, Forbidden, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
@@ -167,6 +173,95 @@ class OfflineUnblockApi(APIView):
         return response
 
 
+class NewCodesRequestSerializer(serializers.ModelSerializer[NewCodesRequest]):
+    """A new-codes request as agents see it: never the codes, only where they went (the mailer's
+    reference once queued)."""
+
+    agent = serializers.CharField(source="agent.username")
+    mailer = serializers.CharField(source="mailer.reference", allow_null=True, default=None)
+
+    class Meta:
+        model = NewCodesRequest
+        fields = (
+            "id",
+            "card",
+            "status",
+            "reason",
+            "agent",
+            "identity_method",
+            "identity_reference",
+            "approval",
+            "mailer",
+            "pin_tries_left",
+            "puk_tries_left",
+            "created_at",
+            "done_at",
+        )
+
+
+class NewCodesApi(APIView):
+    """File a new-codes request for a card (forgotten or blocked PUK, mailer lost or never
+    received), with the identity check: 201 queued for a station, or 202 waiting for a second
+    agent (``HELPDESK_NEW_CODES_DUAL_CONTROL``; ``approval`` is the act). GET lists the card's
+    requests. The codes are chosen and sealed by the server; nobody sees them but the mailer."""
+
+    roles = (Role.HELPDESK_AGENT,)
+    errors = (BadInput, Forbidden, NotFound, Conflict, ServiceUnavailable)
+
+    class InputSerializer(JsonInputSerializer):
+        reason = serializers.ChoiceField(choices=sorted(REASONS))
+        identity_method = serializers.ChoiceField(
+            choices=sorted(IDENTITY_METHODS),
+            help_text="how the holder's identity was checked (the agency accepts a subset)",
+        )
+        identity_reference = serializers.CharField(
+            max_length=200, help_text="number called, questions asked, document type and number"
+        )
+        note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    @extend_schema(
+        responses=NewCodesRequestSerializer(many=True), operation_id="helpdesk_new_codes_list"
+    )
+    def get(self, request: Request, card_id: UUID) -> Response:
+        card = selectors.card_get(card_id=card_id)
+        rows = list(new_codes_history(card_id=card.pk)[:50])
+        return Response(NewCodesRequestSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: NewCodesRequestSerializer, 202: NewCodesRequestSerializer},
+        operation_id="helpdesk_new_codes_request",
+    )
+    def post(self, request: Request, card_id: UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        filed = new_codes_request(
+            card_id=card_id,
+            reason=data["reason"],
+            identity_method=data["identity_method"],
+            identity_reference=data["identity_reference"],
+            note=data["note"],
+            caller=caller_of(request),
+        )
+        status = 202 if filed.status == NewCodesRequest.Status.AWAITING_APPROVAL else 201
+        return Response(NewCodesRequestSerializer(filed).data, status=status)
+
+
+class NewCodesCancelApi(APIView):
+    """Cancel an open new-codes request (409 while a station is writing its codes)."""
+
+    roles = (Role.HELPDESK_AGENT,)
+    errors = (Forbidden, NotFound, Conflict)
+
+    @extend_schema(
+        request=None, responses=NewCodesRequestSerializer, operation_id="helpdesk_new_codes_cancel"
+    )
+    def post(self, request: Request, request_id: UUID) -> Response:
+        cancelled = new_codes_cancel(request_id=request_id, caller=caller_of(request))
+        return Response(NewCodesRequestSerializer(cancelled).data)
+
+
 def _station_label(request: Request) -> str:
     return str(station_for_account(request.user).pk)  # type: ignore[arg-type]
 
@@ -243,6 +338,16 @@ helpdesk_v1 = [
         "helpdesk/cards/<uuid:card_id>/offline-unblock",
         OfflineUnblockApi.as_view(),
         name="helpdesk-offline-unblock",
+    ),
+    path(
+        "helpdesk/cards/<uuid:card_id>/new-codes",
+        NewCodesApi.as_view(),
+        name="helpdesk-new-codes",
+    ),
+    path(
+        "helpdesk/new-codes/<uuid:request_id>/cancel",
+        NewCodesCancelApi.as_view(),
+        name="helpdesk-new-codes-cancel",
     ),
     path("station/puk-unblock", PukUnblockReportApi.as_view(), name="station-puk-unblock"),
     path("station/pin-status", PinStatusReportApi.as_view(), name="station-pin-status"),

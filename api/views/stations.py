@@ -28,6 +28,7 @@ from api.views.station_protocol import (
 from cards.station_protocol import Heartbeat
 from cms.models import PersonalizationJob, Station
 from cms.personalization.claims import station_claim
+from cms.personalization.codes import codes_exchange_for_account, is_codes_session
 from cms.personalization.jobs import job_abandon, job_heartbeat
 from cms.personalization.renewal import renewal_claim, renewal_exchange
 from cms.personalization.session import session_exchange_for_account
@@ -218,13 +219,25 @@ class StationExchangeApi(APIView):
         serializer = StationExchangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        payload = session_exchange_for_account(
-            session_id=session_id,
-            account=request.user,  # type: ignore[arg-type]
-            seq=data["seq"],
-            responses=data.get("responses"),
-            error=data.get("error"),
-        )
+        try:
+            payload = session_exchange_for_account(
+                session_id=session_id,
+                account=request.user,  # type: ignore[arg-type]
+                seq=data["seq"],
+                responses=data.get("responses"),
+                error=data.get("error"),
+            )
+        except NotFound:
+            if not is_codes_session(session_id):
+                raise
+            # A new-codes session: the same relay carrying its own program.
+            payload = codes_exchange_for_account(
+                session_id=session_id,
+                account=request.user,  # type: ignore[arg-type]
+                seq=data["seq"],
+                responses=data.get("responses"),
+                error=data.get("error"),
+            )
         return Response(payload)
 
 

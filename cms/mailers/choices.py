@@ -9,6 +9,7 @@ class MailerStatus(models.TextChoices):
     QUEUED = "queued", "Waiting for a print run"
     IN_RUN = "in_run", "In a print run not reconciled yet"
     POSTED = "posted", "Enveloped and posted: codes deleted"
+    VOIDED = "voided", "Voided before printing (new codes replaced them): codes deleted"
 
 
 class PrintRunStatus(models.TextChoices):

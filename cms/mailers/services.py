@@ -200,6 +200,8 @@ def pin_mailer_print(*, mailer_id: UUID, caller: Caller) -> bytes:
     mailer = _locked(mailer_id)
     if mailer.status == MailerStatus.POSTED:
         raise Conflict(f"PIN mailer {mailer.reference} was posted: its codes are gone.")
+    if mailer.status == MailerStatus.VOIDED:
+        raise Conflict(f"PIN mailer {mailer.reference} was voided by new codes: nothing to print.")
     if mailer.status == MailerStatus.IN_RUN:
         run = mailer.run.label if mailer.run else ""
         raise Conflict(f"PIN mailer {mailer.reference} is in print run {run}: use the run.")
@@ -226,6 +228,10 @@ def pin_mailer_confirm(*, mailer_id: UUID, caller: Caller) -> PinMailer:
     mailer = _locked(mailer_id)
     if mailer.status == MailerStatus.POSTED:
         return mailer
+    if mailer.status == MailerStatus.VOIDED:
+        raise Conflict(
+            f"PIN mailer {mailer.reference} was voided by new codes: destroy the letter."
+        )
     if mailer.status == MailerStatus.IN_RUN:
         raise Conflict(f"PIN mailer {mailer.reference} is in a print run: reconcile the run.")
     if mailer.print_count == 0:

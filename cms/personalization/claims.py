@@ -15,6 +15,7 @@ from cards.station_protocol import ClaimAnswer
 from cms.choices import CardStatus, RequestStatus
 from cms.models import Card, PersonalizationJob, Station
 from cms.personalization.choices import JobStatus
+from cms.personalization.codes import codes_claim
 from cms.personalization.cpu import cpu_start
 from cms.personalization.jobs import (
     LEASE_EXPIRED,
@@ -38,6 +39,11 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> ClaimAn
     card is given, or None if there is no job."""
     jobs_expire()
     jobs_sync()
+    if identity is not None:
+        # An issued card with a queued new-codes request is served here (it has no job).
+        codes = codes_claim(station=station, identity=identity)
+        if codes is not None:
+            return codes
     job = job_claim(station=station, identity=identity)
     if job is None:
         return None

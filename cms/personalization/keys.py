@@ -279,6 +279,21 @@ def card_keys_derive(
     )
 
 
+def scp03_keys_derive(*, product: Product, version: int, kdd: bytes) -> Scp03StaticKeys:
+    """The card's static SCP03 keys alone (an issued card's secure channel: new codes)."""
+    assert product.scp03 is not None
+    try:
+        scp = scp03_card_keys(
+            card_key_store(),
+            master_label("scp03-issuer", version),
+            kdd,
+            length=product.scp03.key_length,
+        )
+    except KeyBackendError as exc:
+        raise _translate(exc) from None
+    return Scp03StaticKeys(scp["enc"], scp["mac"], scp["dek"], kvn=version)
+
+
 def _seal_key(context: str) -> bytes:
     store = card_key_store()
     try:

@@ -52,6 +52,7 @@ __all__ = [
     "OfflineUnblock",
     "UnblockLimits",
     "identity_methods",
+    "identity_record",
     "offline_unblock_respond",
     "pin_status_report",
     "puk_unblock_report",
@@ -144,6 +145,12 @@ def _identity(method: str, reference: str) -> tuple[str, str]:
             extra={"fields": {"identity_reference": ["required"]}},
         )
     return method, reference[:200]
+
+
+def identity_record(method: str, reference: str) -> tuple[str, str]:
+    """The identity check an agent records (method, reference), checked: 400 if it is missing or
+    a method this agency does not accept."""
+    return _identity(method, reference)
 
 
 def _challenge(text: str) -> bytes:

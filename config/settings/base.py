@@ -445,4 +445,7 @@ HELPDESK_UNBLOCK_DUAL_CONTROL_AFTER = env_int("HELPDESK_UNBLOCK_DUAL_CONTROL_AFT
 HELPDESK_IDENTITY_METHODS = env_list(
     "HELPDESK_IDENTITY_METHODS", ["callback", "registry_questions", "in_person_document"]
 )
+# New codes (a new PIN and PUK written at a station, cms.services.new_codes): a second agent
+# approves every request first when true.
+HELPDESK_NEW_CODES_DUAL_CONTROL = env_bool("HELPDESK_NEW_CODES_DUAL_CONTROL", False)
 # --- end helpdesk

@@ -70,6 +70,12 @@ def test_unknown_api_route_answers_json_even_in_debug(api_client_for):
     assert response.json()["message"].startswith("No API endpoint at /api/v1/no-such-thing")
 
 
+def test_a_path_with_a_newline_is_a_json_404_too(api_client_for):
+    response = api_client_for("auditor").post("/api/v1/helpdesk/cards/%0Ax/new-codes", {})
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+
+
 def test_unhandled_error_answers_the_envelope_without_details(api_client_for, monkeypatch):
     from api.views import me
 

@@ -235,3 +235,54 @@ def test_cpsclient_unblock_with_the_helpdesk_then_pkcs11_signs_with_the_new_pin(
     signed = _pkcs11_sign(card, new_pin, tmp_path)
     assert signed.returncode == 0, signed.stdout + signed.stderr
     assert _pkcs11_sign(card, old_pin, tmp_path).returncode != 0
+
+
+def test_new_codes_at_a_station_the_old_puk_fails_and_pkcs11_signs_with_the_new_pin(
+    scene: Any, sim: Simulator, tmp_path: Path, api_client_for: Any
+) -> None:
+    """Issue 14, item 4: an agent files new codes (identity check recorded), the station relay
+    serves the card through pcscd (a server-driven session inside SCP03), the old PUK is refused
+    by RESET RETRY COUNTER, and the new PIN, read from the sealed new mailer, logs in and signs."""
+    from cards.iso7816 import IsoCard
+    from cms.mailers.services import _unseal
+    from cms.models import NewCodesRequest, PinMailer
+    from personalization_station import codes
+    from personalization_station.pcsc import PcscTransport, close, wait_for_card
+    from personalization_station.relay import personalize
+
+    card, old_pin, old_puk = _personalized(scene, sim)
+    agent = api_client_for("helpdesk_agent")
+    filed = agent.post(
+        f"/api/v1/helpdesk/cards/{card.pk}/new-codes",
+        {
+            "reason": "forgotten_puk",
+            "identity_method": "in_person_document",
+            "identity_reference": "CNI 123456789012",
+        },
+        format="json",
+    )
+    assert filed.status_code == 201, filed.content
+
+    link = wait_for_card(CONTACT_READER, timeout=30)
+    try:
+        outcome = personalize(scene.api(), link)
+    finally:
+        close(link)
+    assert outcome.state == "done", outcome.message
+    assert NewCodesRequest.objects.get(pk=filed.json()["id"]).status == "done"
+    new = _unseal(PinMailer.objects.get(card=card, kind="new_codes"))
+    assert PinMailer.objects.get(card=card, kind="issuance").status == "voided"
+
+    # The old PUK is refused by the card (RESET RETRY COUNTER, at a station).
+    transport = PcscTransport(CONTACT_READER)
+    transport.connect()
+    try:
+        refused = codes.puk_unblock(IsoCard(transport), old_puk, "9753")
+    finally:
+        transport.close()
+    assert refused.outcome == "wrong_puk", refused
+
+    signed = _pkcs11_sign(card, new.pin, tmp_path)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    if old_pin != new.pin:
+        assert _pkcs11_sign(card, old_pin, tmp_path).returncode != 0
