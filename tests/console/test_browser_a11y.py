@@ -1,0 +1,288 @@
+"""Every console page in a real headless Chromium, for every role allowed to open it: axe-core
+(no serious or critical violation) and the keyboard alone (every interactive element reached by
+Tab with a visible focus ring, every form has a submit button Tab reaches, every confirmation
+dialog opens with Enter, keeps focus inside, closes with Escape and gives focus back).
+
+The pages come from the URL conf (every console view that declares its roles, as the roles ×
+pages matrix), not from a list kept here: a page added later is walked without touching this
+file, and a page whose URL parameter has no object here fails until one is added to ``objects``.
+One browser, one signed-in context per role, all pages in one loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from core.roles import Role
+from tests.cms.conftest import _rpps, card_make, cps4, holder_make  # noqa: F401 - fixtures
+from tests.cms.mailers.conftest import (  # noqa: F401 - fixtures
+    card_key_dir,
+    card_keys,
+    issued_cards,
+    queued_mailers,
+    seal,
+    site,
+)
+from tests.console.test_browser import browser, sign_in  # noqa: F401 - browser is a fixture
+from tests.console.test_browser_roles import Checked, axe_source, new_page  # noqa: F401
+from tests.console.test_pages import PAGES
+from tests.pki.conftest import pki_software, software_key_dir  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PEOPLE = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR)
+# Console URLs that answer a file, not a page (checked to be one).
+DOWNLOADS = {"migration-exceptions-csv", "holder_import_rejected"}
+# Pages shown in docs/console/ when CONSOLE_SCREENSHOTS is set (the others come from the walks).
+SHOWN = {
+    "migration",
+    "migration-wave",
+    "migration-exceptions",
+    "helpdesk",
+    "helpdesk-card",
+    "contactless",
+    "renewal-campaign",
+    "card-report-loss",
+    "bulk-revocations",
+}
+
+# What can take keyboard focus, and whether it is shown (a closed dialog's content is not).
+FOCUSABLE = """() => {
+  const sel = 'a[href], button:not(:disabled), input:not([type=hidden]):not(:disabled),'
+    + ' select:not(:disabled), textarea:not(:disabled), summary, [tabindex]:not([tabindex="-1"])';
+  const shown = (el) => {
+    if (el.closest('dialog:not([open])')) return false;
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    return style.visibility !== 'hidden' && (box.width > 0 || box.height > 0);
+  };
+  const radios = new Set();
+  return [...document.querySelectorAll(sel)].filter(shown).filter((el) => {
+    if (el.type !== 'radio') return true;  // Tab enters a radio group once
+    const key = (el.form ? el.form.id : '') + el.name;
+    if (radios.has(key)) return false;
+    radios.add(key);
+    return true;
+  }).map((el, n) => {
+    el.dataset.kb = String(n);
+    return {kb: String(n), what: el.outerHTML.slice(0, 120)};
+  });
+}"""
+
+# The focused element, whether its focus is drawn (an outline or a ring), and where it is.
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const drawn = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0)
+    || style.boxShadow !== 'none';
+  return {kb: el.dataset.kb || null, drawn, what: el.outerHTML.slice(0, 120),
+          dialog: el.closest('dialog') ? el.closest('dialog').id : null};
+}"""
+
+# Forms on view without a submit button of their own: they cannot be sent with Enter.
+FORMS_WITHOUT_SUBMIT = """() => [...document.forms]
+  .filter((f) => !f.closest('dialog:not([open])') && f.getClientRects().length > 0)
+  .filter((f) => ![...f.elements].some((e) => (e.type === 'submit' || e.type === 'image')
+                                               && !e.disabled))
+  .map((f) => f.outerHTML.slice(0, 160))"""
+
+
+@pytest.fixture
+def objects(
+    make_user: Any,
+    cps4: Any,  # noqa: F811 - the fixture
+    site: Any,  # noqa: F811 - the fixture
+    queued_mailers: Any,  # noqa: F811 - the fixture
+    pki_software: str,  # noqa: F811 - the fixture
+) -> dict[str, Any]:
+    """An agency with something on every page, and the value of each console URL parameter."""
+    from django.core.cache import cache
+
+    from cms.callers import Caller
+    from cms.choices import ApprovalStatus, CardStatus, RequestKind
+    from cms.models import CardTransitionApproval, RelyingParty
+    from cms.personalization.stations import station_create, station_enroll
+    from cms.services.requests import request_create, request_submit
+    from cms.services.stock import stock_batch_register
+    from cps3.choices import ExceptionKind
+    from cps3.models import Cps3Exception, Cps3Import, Wave
+    from demo.setup import SYSTEM, holder_demo
+
+    people = {role: make_user(role.value, username=role.value.replace("_", "-")) for role in PEOPLE}
+    filer = make_user("issuance_operator", username="olivia")
+    holder = holder_demo()
+    card = card_make(cps4, CardStatus.ACTIVE, holder=holder)
+    card.admin_key_version = 1
+    card.save(update_fields=["admin_key_version"])
+    newcomer = holder_make(national_id=_rpps(900), last_name="DURAND", first_name="Louis")
+    request = request_create(
+        holder_id=newcomer.pk,
+        kind=RequestKind.NEW,
+        product_id=cps4.pk,
+        pool_id=site.pk,
+        caller=Caller.for_user(filer),
+    )
+    request_submit(request_id=request.pk, caller=Caller.for_user(filer))
+    approval = CardTransitionApproval.objects.create(
+        card=card, transition="reinstate", status=ApprovalStatus.PENDING, requested_by=filer
+    )
+    queued_mailers(2)
+    stock_batch_register(
+        vendor="cardsim",
+        reference="lot-1",
+        product_id=cps4.pk,
+        content=b"chip_serial,desfire_uid,transport_key_version\n8025000009000000001,04A1B2C3D4E5F6,1\n",
+        caller=SYSTEM,
+    )
+    station = station_enroll(
+        code=station_create(site_code=site.code, name="st-accueil", caller=SYSTEM).code
+    ).station
+    wave = Wave.objects.create(
+        name="vague-1", pool=site, product=cps4, daily_capacity=20, start_on=dt.date(2030, 1, 1)
+    )
+    found = Cps3Import.objects.create(
+        filename="cps3.csv", requested_by="olivia", started_at=dt.datetime.now(dt.UTC), rows=2
+    )
+    Cps3Exception.objects.create(
+        kind=ExceptionKind.values[0], line=2, chip_serial="80250000", detail="x", found_by=found
+    )
+    RelyingParty.objects.create(name="Hôpital", contact="dsi@example.org", public_key_pem="-")
+    import_id = "a" * 32
+    cache.set(
+        f"cms:holder-import:{import_id}:state",
+        {
+            "state": "done",
+            "rows": 2,
+            "estimate": 2,
+            "user_id": people[Role.ISSUANCE_OPERATOR].pk,
+            "report": {"rejected": [{"line": 3, "national_id": "1", "errors": {"national_id": "invalid"}}]},
+        },
+    )
+    return {
+        "people": people,
+        "holder_id": holder.pk,
+        "card_id": card.pk,
+        "request_id": request.pk,
+        "approval_id": approval.pk,
+        "user_id": filer.pk,
+        "pool_id": site.pk,
+        "station_id": station.pk,
+        "wave_id": wave.pk,
+        "import_id": import_id,
+    }
+
+
+def axe(checked: Checked, where: str, keep: bool, shot: str = "") -> list[str]:
+    """axe-core's serious and critical violations on what is shown (none: an empty list)."""
+    try:
+        checked.check(shot or where, keep=keep)
+    except AssertionError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def walk_with_the_keyboard(page: Any, where: str) -> list[str]:
+    """Tab through the page: what Tab never reaches, what it reaches without a visible focus, the
+    forms that cannot be sent with Enter, and the dialogs that misbehave. An empty list is a pass."""
+    problems: list[str] = []
+    expected = {item["kb"]: item["what"] for item in page.evaluate(FOCUSABLE)}
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    reached: set[str] = set()
+    for _ in range(2 * len(expected) + 4):
+        if reached >= set(expected):
+            break
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused is None:
+            continue
+        if focused["kb"] is None:
+            problems.append(f"{where}: Tab reaches an element not meant to: {focused['what']}")
+            continue
+        reached.add(focused["kb"])
+        if not focused["drawn"]:
+            problems.append(f"{where}: no visible focus on {focused['what']}")
+    problems += [f"{where}: Tab never reaches {expected[kb]}" for kb in set(expected) - reached]
+    problems += [f"{where}: no submit button in {f[:60]}" for f in page.evaluate(FORMS_WITHOUT_SUBMIT)]
+    openers = page.locator("[data-open-dialog]")
+    for n in range(openers.count()):
+        opener = openers.nth(n)
+        if not opener.is_visible():
+            continue
+        name = opener.get_attribute("data-open-dialog")
+        opener.focus()
+        page.keyboard.press("Enter")
+        focused = page.evaluate(FOCUSED)
+        if not page.locator(f"dialog#{name}[open]").count():
+            problems.append(f"{where}: Enter does not open {name}")
+            continue
+        inside = page.evaluate(f"() => document.querySelectorAll('dialog#{name} [data-kb]').length")
+        for _ in range(inside + 1):
+            if focused is None or focused["dialog"] != name:
+                problems.append(f"{where}: focus leaves the open dialog {name}")
+                break
+            page.keyboard.press("Tab")
+            focused = page.evaluate(FOCUSED)
+        page.keyboard.press("Escape")
+        if page.locator(f"dialog#{name}[open]").count():
+            problems.append(f"{where}: Escape does not close {name}")
+        back = page.evaluate("() => document.activeElement.dataset.openDialog || null")
+        if back != name:
+            problems.append(f"{where}: focus does not return to the button of {name}")
+    return problems
+
+
+def test_every_console_page_passes_axe_and_works_with_the_keyboard(
+    live_server: Any,
+    browser: Any,  # noqa: F811 - the fixture
+    axe_source: str,  # noqa: F811 - the fixture
+    objects: dict[str, Any],
+) -> None:
+    base = live_server.url
+    problems: list[str] = []
+
+    # The sign-in page and the "not found" page, before anyone signs in.
+    visitor = new_page(browser, axe_source)
+    visitor.page.goto(f"{base}{reverse('console:login')}")
+    problems += axe(visitor, "login", keep=False)
+    problems += walk_with_the_keyboard(visitor.page, "login")
+    visitor.page.context.close()
+
+    checked: dict[Role, Checked] = {}
+    for role, user in objects["people"].items():
+        checked[role] = new_page(browser, axe_source)
+        sign_in(checked[role].page, base, user.username)
+        checked[role].page.wait_for_url(f"{base}/console/")
+
+    walked: set[str] = set()
+    for name, roles, params, answers_get in PAGES:
+        if not answers_get:
+            continue  # an action: its answer is a redirect to a page walked here
+        url = base + reverse(f"console:{name}", kwargs={p: objects[p] for p in params})
+        for role in (r for r in PEOPLE if r in roles):
+            page = checked[role].page
+            if name in DOWNLOADS:
+                response = page.request.get(url)
+                assert response.status == 200, (name, role, response.status)
+                assert "text/html" not in response.headers["content-type"], name
+                walked.add(name)
+                break  # a file: nothing to look at
+            response = page.goto(url)
+            assert response is not None and response.status == 200, (name, role, url)
+            page.wait_for_load_state("load")
+            keep = name in SHOWN and name not in walked
+            problems += axe(checked[role], f"{name} as {role.value}", keep=keep, shot=name)
+            problems += walk_with_the_keyboard(page, f"{name} as {role.value}")
+            walked.add(name)
+
+    page = checked[Role.AUDITOR].page
+    missing = page.goto(f"{base}/console/cards/{'0' * 8}-0000-0000-0000-{'0' * 12}/")
+    assert missing is not None and missing.status == 404
+    problems += walk_with_the_keyboard(page, "not found")
+    problems += axe(checked[Role.AUDITOR], "not found", keep=False)
+
+    assert walked == {name for name, _, _, get in PAGES if get}  # every page opened by someone
+    assert problems == [], "\n".join(p[:300] for p in problems)
