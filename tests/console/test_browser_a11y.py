@@ -83,6 +83,10 @@ FOCUSED = """() => {
           dialog: el.closest('dialog') ? el.closest('dialog').id : null};
 }"""
 
+# How many controls a dialog holds.
+CONTROLS_IN = """(id) => document.getElementById(id)
+  .querySelectorAll('button, input:not([type=hidden]), select, textarea, a[href]').length"""
+
 # Forms on view without a submit button of their own: they cannot be sent with Enter.
 FORMS_WITHOUT_SUBMIT = """() => [...document.forms]
   .filter((f) => !f.closest('dialog:not([open])') && f.getClientRects().length > 0)
@@ -185,7 +189,18 @@ def axe(checked: Checked, where: str, keep: bool, shot: str = "") -> list[str]:
     return []
 
 
-def walk_with_the_keyboard(page: Any, where: str) -> list[str]:
+def settled(page: Any, selector: str, state: str) -> bool:
+    """Whether ``selector`` reaches ``state`` once the key's events are handled."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    try:
+        page.wait_for_selector(selector, state=state, timeout=5000)
+    except Timeout:
+        return False
+    return True
+
+
+def walk_with_the_keyboard(page: Any, where: str, dialogs: set[str] | None = None) -> list[str]:
     """Tab through the page: what Tab never reaches, what it reaches without a visible focus, the
     forms that cannot be sent with Enter, and the dialogs that misbehave. An empty list is a pass."""
     problems: list[str] = []
@@ -213,21 +228,26 @@ def walk_with_the_keyboard(page: Any, where: str) -> list[str]:
         if not opener.is_visible():
             continue
         name = opener.get_attribute("data-open-dialog")
+        if dialogs is not None:
+            dialogs.add(name)
         opener.focus()
+        url = page.url
         page.keyboard.press("Enter")
-        focused = page.evaluate(FOCUSED)
-        if not page.locator(f"dialog#{name}[open]").count():
+        if not settled(page, f"dialog#{name}[open]", "attached"):
             problems.append(f"{where}: Enter does not open {name}")
             continue
-        inside = page.evaluate(f"() => document.querySelectorAll('dialog#{name} [data-kb]').length")
-        for _ in range(inside + 1):
-            if focused is None or focused["dialog"] != name:
+        focused = page.evaluate(FOCUSED)
+        inside = page.evaluate(CONTROLS_IN, name)
+        for _ in range(inside + 1):  # around once; past the last, to the browser's own controls
+            if focused is not None and focused["dialog"] != name:
                 problems.append(f"{where}: focus leaves the open dialog {name}")
                 break
             page.keyboard.press("Tab")
             focused = page.evaluate(FOCUSED)
         page.keyboard.press("Escape")
-        if page.locator(f"dialog#{name}[open]").count():
+        if page.url != url:
+            problems.append(f"{where}: the dialog {name} was sent")
+        if not settled(page, f"dialog#{name}[open]", "detached"):
             problems.append(f"{where}: Escape does not close {name}")
         back = page.evaluate("() => document.activeElement.dataset.openDialog || null")
         if back != name:
@@ -258,6 +278,7 @@ def test_every_console_page_passes_axe_and_works_with_the_keyboard(
         checked[role].page.wait_for_url(f"{base}/console/")
 
     walked: set[str] = set()
+    dialogs: set[str] = set()
     for name, roles, params, answers_get in PAGES:
         if not answers_get:
             continue  # an action: its answer is a redirect to a page walked here
@@ -275,7 +296,7 @@ def test_every_console_page_passes_axe_and_works_with_the_keyboard(
             page.wait_for_load_state("load")
             keep = name in SHOWN and name not in walked
             problems += axe(checked[role], f"{name} as {role.value}", keep=keep, shot=name)
-            problems += walk_with_the_keyboard(page, f"{name} as {role.value}")
+            problems += walk_with_the_keyboard(page, f"{name} as {role.value}", dialogs)
             walked.add(name)
 
     page = checked[Role.AUDITOR].page
@@ -285,4 +306,6 @@ def test_every_console_page_passes_axe_and_works_with_the_keyboard(
     problems += axe(checked[Role.AUDITOR], "not found", keep=False)
 
     assert walked == {name for name, _, _, get in PAGES if get}  # every page opened by someone
+    print(f"{len(walked)} pages, {len(dialogs)} dialogs: {sorted(dialogs)}")
+    assert len(dialogs) >= 5  # the card's actions, the request's decisions, publish now, ...
     assert problems == [], "\n".join(p[:300] for p in problems)
