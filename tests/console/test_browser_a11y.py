@@ -87,6 +87,52 @@ FOCUSED = """() => {
 CONTROLS_IN = """(id) => document.getElementById(id)
   .querySelectorAll('button, input:not([type=hidden]), select, textarea, a[href]').length"""
 
+# Pages only a form's answer shows: (role, page with the form, (field, keys typed or pressed:
+# "|" between them), what the answer shows, its name).
+KEYS = {"Enter", "Space", "Tab"}
+BATCH_FILE = {
+    "name": "lot-2.csv",
+    "mimeType": "text/csv",
+    "buffer": b"chip_serial,desfire_uid,transport_key_version\n8025000009000000002,04A1B2C3D4E5F7,1\n",
+}
+ANSWERS = (
+    (
+        Role.SECURITY_OFFICER,
+        "console:accounts",
+        (("#acc-username", "Tab|Space"), ("#acc-username", "new-clerk|Enter")),
+        "#new-password",
+        "account created",
+    ),
+    (
+        Role.SECURITY_OFFICER,
+        "console:stations",
+        (("#st-name", "st-2|Enter"),),
+        "#enrollment-code",
+        "station created",
+    ),
+    (
+        Role.ISSUANCE_OPERATOR,
+        "console:stock",
+        (("#b-file", "file:"), ("#b-vendor", "cardsim"), ("#b-ref", "lot-2|Enter")),
+        "text=Register these cards",
+        "batch preview",
+    ),
+    (
+        Role.ISSUANCE_OPERATOR,
+        "console:holder_create",
+        (("#id_national_id", "810002813839|Enter"),),
+        "[aria-invalid=true]",
+        "holder form refused",
+    ),
+    (
+        Role.HELPDESK_AGENT,
+        "console:helpdesk",
+        (("input[name=q]", "MARTIN|Enter"),),
+        "#card-results",
+        "helpdesk results",
+    ),
+)
+
 # The markup of <main> without its words (whether an element has text is kept) nor CSRF tokens; the
 # header is checked on each role's first page.
 SHAPE = """() => {
@@ -343,6 +389,24 @@ def test_every_console_page_passes_axe_and_works_with_the_keyboard(
                 headers.add(role)
             problems += walk_with_the_keyboard(page, f"{name} as {role.value}", dialogs)
             walked.add(name)
+
+    # Pages that answer a form, sent with the keyboard alone (Enter in a field sends its form).
+    for role, start, steps, shown, where in ANSWERS:
+        page = checked[role].page
+        page.goto(base + reverse(start))
+        for selector, keys in steps:
+            if keys.startswith("file:"):
+                page.set_input_files(selector, files=[BATCH_FILE])
+                continue
+            page.focus(selector)
+            for key in keys.split("|"):
+                if key in KEYS:
+                    page.keyboard.press(key)
+                else:
+                    page.keyboard.type(key)
+        page.wait_for_selector(shown)
+        problems += axe(checked[role], where, keep=False)
+        problems += walk_with_the_keyboard(page, where, dialogs)
 
     page = checked[Role.AUDITOR].page
     missing = page.goto(f"{base}/console/cards/{'0' * 8}-0000-0000-0000-{'0' * 12}/")
