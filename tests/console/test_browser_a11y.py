@@ -349,7 +349,7 @@ def test_every_console_page_passes_axe_and_works_with_the_keyboard(
     base = live_server.url
     problems: list[str] = []
 
-    # The sign-in page and the "not found" page, before anyone signs in.
+    # The sign-in page, before anyone signs in.
     visitor = new_page(browser, axe_source)
     visitor.page.goto(f"{base}{reverse('console:login')}")
     problems += axe(visitor, "login", keep=False)
