@@ -119,7 +119,8 @@ class WaveView(RoleRequiredMixin, TemplateView):
     def post(self, request: HttpRequest, wave_id: int) -> HttpResponse:
         if Role.ISSUANCE_OPERATOR not in self.request_roles():
             return HttpResponse(status=403)
-        action = request.POST.get("action", "")
+        # The confirmation dialogs send "decision" (console/_action.html); the launch form "action".
+        action = request.POST.get("decision") or request.POST.get("action", "")
         user = request.user
         assert user.is_authenticated
         try:

@@ -49,3 +49,16 @@ def hex(value: Any) -> str:
         return f"{int(value):X}"
     except (TypeError, ValueError):
         return ""
+
+
+@register.simple_tag
+def described_field(field: Any) -> SafeString:
+    """``{% described_field field %}``: the field's widget, with ``aria-describedby`` naming its
+    help text and its errors (ids of ``console/_field.html``) and ``aria-invalid`` when refused,
+    so a screen reader reads why a field was refused when it gets the focus."""
+    ids = [f"{field.auto_id}_helptext"] if field.help_text else []
+    ids += [f"{field.auto_id}-error-{n}" for n in range(len(field.errors))]
+    attrs = {"aria-describedby": " ".join(ids)} if ids else {}
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return SafeString(field.as_widget(attrs=attrs))

@@ -46,7 +46,7 @@ def sign_in(page, base_url: str, username: str) -> None:
     page.goto(f"{base_url}/console/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", "correct horse battery staple")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
 
 
 def test_auditor_signs_in_and_filters_the_audit_log(live_server, browser, make_user):
@@ -91,5 +91,5 @@ def test_wrong_password_stays_on_the_login_page(live_server, browser, make_user)
     page.goto(f"{live_server.url}/console/login/")
     page.fill("input[name=username]", "ines")
     page.fill("input[name=password]", "wrong")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     assert page.locator("[role=alert]").inner_text() == "Wrong user name or password."

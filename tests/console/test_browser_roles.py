@@ -43,7 +43,7 @@ class Checked:
     def __init__(self, page, axe: str) -> None:
         self.page, self.axe = page, axe
 
-    def check(self, name: str) -> None:
+    def check(self, name: str, keep: bool = True) -> None:
         self.page.wait_for_load_state("load")
         if not self.page.evaluate("typeof window.axe !== 'undefined'"):
             self.page.add_script_tag(content=self.axe)
@@ -55,7 +55,7 @@ class Checked:
         )
         assert violations == [], f"{name}: {violations}"
         target = os.environ.get("CONSOLE_SCREENSHOTS")
-        if target:
+        if target and keep:
             folder = ROOT / target
             folder.mkdir(parents=True, exist_ok=True)
             self.page.screenshot(path=str(folder / f"{name}.png"))

@@ -83,3 +83,19 @@ def test_launch_asked_by_one_operator_and_approved_by_another(wave: Wave, make_u
     assert "no holder with this national identifier" in exceptions
     csv = auditor.get("/console/migration/exceptions.csv")
     assert csv.status_code == 200 and b"holder_unknown" in csv.content
+
+
+def test_the_wave_page_confirmation_dialogs_send_their_decision(wave: Wave) -> None:
+    """The wave's actions are the console's confirmation dialogs: they send ``decision``; the
+    answer's message is shown once (the frame's flash messages, no page-local copy)."""
+    from core.models import AuditEvent
+
+    url = f"/console/migration/waves/{wave.pk}/"
+    lead = _as(wave.created_by)
+    html = lead.get(url).content.decode()
+    assert 'data-open-dialog="dlg-cancel"' in html and 'name="decision" value="cancel"' in html
+    page = lead.post(url, {"decision": "cancel"}, follow=True)
+    wave.refresh_from_db()
+    assert wave.status == Wave.Status.CANCELLED
+    assert AuditEvent.objects.filter(object_id=str(wave.pk), action__endswith="cancel").exists()
+    assert page.content.decode().count("Done.") == 1
