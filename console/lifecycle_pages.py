@@ -1,22 +1,27 @@
-"""Console pages after issuance (issue 15): report a lost card, the renewal campaign, bulk
-revocations and their progress. Each page declares its roles, as every API view does."""
+"""Console pages after issuance (issue 15): report a lost card, the renewal campaign, renewals
+on the card in progress or interrupted (and abandoning one), bulk revocations and their
+progress. Each page declares its roles, as every API view does."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 
 from cms.callers import Caller
 from cms.choices import LossReason
 from cms.models import BulkRevocation, Card, RenewalInvitation
+from cms.personalization.renewal import ABANDON_ROLES, renewal_abandon, renewal_list_open
 from cms.services.expiry import campaign
 from cms.services.replacement import card_report_loss
 from console.access import RoleRequiredMixin
+from console.pages.base import ConsolePage, caller_of, refused
 from core.errors import ApplicationError
 from core.roles import Role
 
@@ -95,3 +100,44 @@ class BulkRevocationsView(RoleRequiredMixin, TemplateView):
             **super().get_context_data(**kwargs),
             "bulks": BulkRevocation.objects.order_by("-created_at", "-pk")[:100],
         }
+
+
+class RenewalsOpenView(ConsolePage):
+    """Certificate renewals on the card running or interrupted; an issuance operator or a
+    helpdesk agent abandons one whose card will not come back (confirmation and reason)."""
+
+    roles = (
+        Role.ISSUANCE_OPERATOR,
+        Role.HELPDESK_AGENT,
+        Role.SECURITY_OFFICER,
+        Role.AUDITOR,
+    )
+    template_name = "console/after_issuance/renewals.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            **super().get_context_data(**kwargs),
+            "renewals": renewal_list_open()[:200],
+            "may_abandon": bool(caller_of(self.request).roles & ABANDON_ROLES),
+        }
+
+
+class RenewalAbandonView(ConsolePage):
+    roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT)
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            renewal_abandon(
+                renewal_id=self.kwargs["renewal_id"],
+                caller=caller_of(request),
+                reason=request.POST.get("reason", "")[:200],
+            )
+        except ApplicationError as exc:
+            refused(request, exc)
+        else:
+            messages.success(
+                request,
+                _("Renewal abandoned: its pending certificates are revoked."),
+            )
+        return HttpResponseRedirect(reverse("console:renewals-open"))

@@ -48,6 +48,11 @@ SECTIONS: tuple[Section, ...] = (
         (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR),
     ),
     Section(
+        "console:renewals-open",
+        _("Renewals on the card"),
+        (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT, Role.SECURITY_OFFICER, Role.AUDITOR),
+    ),
+    Section(
         "console:bulk-revocations", _("Bulk revocations"), (Role.SECURITY_OFFICER, Role.AUDITOR)
     ),
     Section(

@@ -48,6 +48,12 @@ urlpatterns = [
         name="card-report-loss",
     ),
     path("renewals/", lifecycle_pages.RenewalCampaignView.as_view(), name="renewal-campaign"),
+    path("renewals/open/", lifecycle_pages.RenewalsOpenView.as_view(), name="renewals-open"),
+    path(
+        "renewals/<uuid:renewal_id>/abandon/",
+        lifecycle_pages.RenewalAbandonView.as_view(),
+        name="renewal-abandon",
+    ),
     path(
         "bulk-revocations/",
         lifecycle_pages.BulkRevocationsView.as_view(),

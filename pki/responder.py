@@ -33,7 +33,7 @@ from core.errors import NotFound
 from pki import authorities
 from pki.choices import CaKind
 from pki.domain import builders
-from pki.domain.errors import MalformedRequest
+from pki.domain.errors import MalformedRequest, MultipleCertificates
 from pki.domain.reasons import RevocationReason
 from pki.domain.status import OcspStatus, ocsp_status_of
 from pki.fields import serial_param
@@ -109,6 +109,11 @@ def answer(data: bytes, *, now: dt.datetime, client: str = "") -> Answer:
     """The answer to one DER OCSP request from ``client`` (an address, for the nonce rate)."""
     try:
         query = builders.parse_ocsp_request(data)
+    except MultipleCertificates:
+        # RFC 5019 §2.1.1: a lightweight responder answers one certificate per request; the
+        # request is well formed, so the OCSP error travels in an HTTP 200 the client can read
+        # (docs/pki.md, "OCSP")
+        return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     except MalformedRequest:
         return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, 400)
     live = live_signing_enabled()

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from cards.errors import CardError, CardMismatch
@@ -43,6 +44,7 @@ from cards.programs.base import Batch, CertificateReply, CertificateRequest, Che
 from cards.programs.renewal import PHASES, RenewalInputs, RenewalResult, renewal_program
 from cards.station_protocol import Outcome, ProtocolError, Running, batch_message, responses_read
 from cms import effects
+from cms.callers import Caller
 from cms.choices import CardStatus
 from cms.models import Card, CardRenewal, PersonalizationSession, RenewalInvitation, Station
 from cms.personalization import keys as card_keys
@@ -52,7 +54,8 @@ from cms.personalization.inputs import product_of
 from cms.personalization.jobs import SYSTEM
 from cms.personalization.stations import station_check, station_for_account
 from core.audit import audit_event_create
-from core.errors import ApplicationError, BadInput, Conflict, NotFound
+from core.errors import ApplicationError, BadInput, Conflict, Forbidden, NotFound
+from core.roles import Role
 from pki.selectors import authority_list
 
 log = logging.getLogger("cms.personalization")
@@ -388,11 +391,37 @@ def _checkpoint(renewal: CardRenewal, checkpoint: Checkpoint) -> None:
     _audit(action, renewal, **details)
 
 
-def renewal_abandon(*, renewal_id: UUID) -> CardRenewal:
+ABANDON_ROLES = frozenset({Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT})
+
+
+def renewal_list_open() -> QuerySet[CardRenewal]:
+    """Renewals running or interrupted (at most one per card), the oldest activity first."""
+    return (
+        CardRenewal.objects.filter(
+            status__in=(CardRenewal.Status.RUNNING, CardRenewal.Status.INTERRUPTED)
+        )
+        .select_related("card", "station")
+        .order_by("updated_at", "pk")
+    )
+
+
+def renewal_abandon(*, renewal_id: UUID, caller: Caller = SYSTEM, reason: str = "") -> CardRenewal:
     """Close an interrupted renewal whose card never came back: pending certificates that never
-    reached the card's directories are revoked (cessation of operation)."""
+    reached the card's directories are revoked (cessation of operation).
+
+    A person (issuance operator or helpdesk agent) gives a ``reason``, kept in the audit event.
+    """
+    if not caller.system:
+        if not (caller.roles & ABANDON_ROLES):
+            allowed = ", ".join(sorted(r.value for r in ABANDON_ROLES))
+            raise Forbidden(f"Abandoning a renewal needs one of the roles: {allowed}.")
+        reason = reason.strip()
+        if not reason:
+            raise BadInput("Say why the renewal is abandoned (reason).")
     with transaction.atomic():
-        renewal = CardRenewal.objects.select_for_update().get(pk=renewal_id)
+        renewal = CardRenewal.objects.select_for_update().filter(pk=renewal_id).first()
+        if renewal is None:
+            raise NotFound(f"No renewal {renewal_id}.")
         if renewal.status not in (CardRenewal.Status.RUNNING, CardRenewal.Status.INTERRUPTED):
             raise Conflict(f"Renewal {renewal.pk} is {renewal.status}.")
         card = Card.objects.select_for_update(of=("self",)).get(pk=renewal.card_id)
@@ -402,11 +431,22 @@ def renewal_abandon(*, renewal_id: UUID) -> CardRenewal:
         retired = (
             {}
             if maybe_committed
-            else effects.card_certificates_pending_retire(card=card, actor=SYSTEM.actor)
+            else effects.card_certificates_pending_retire(card=card, actor=caller.actor)
         )
         renewal.status = CardRenewal.Status.FAILED
         renewal.ended_at = timezone.now()
         renewal.save(update_fields=["status", "ended_at", "updated_at"])
-        _audit("card.renewal_abandon", renewal, retired=retired, phase=renewal.phase)
+        audit_event_create(
+            actor=caller.actor,
+            action="card.renewal_abandon",
+            object_type="card",
+            object_id=str(renewal.card_id),
+            details={
+                "renewal_id": str(renewal.pk),
+                "retired": retired,
+                "phase": renewal.phase,
+                "reason": reason[:200],
+            },
+        )
     _forget(renewal.pk)
     return renewal

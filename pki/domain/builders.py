@@ -25,7 +25,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from cards.products import add_years  # the one calendar rule of card and certificate validity
 from pki.domain import crl_der, der, extensions
-from pki.domain.errors import MalformedRequest, ProfileViolation
+from pki.domain.errors import MalformedRequest, MultipleCertificates, ProfileViolation
 from pki.domain.names import Holder
 from pki.domain.profiles import MS_UPN, UPN_DOMAIN, Profile, SanKind, validate_request
 from pki.domain.reasons import RevocationReason
@@ -547,6 +547,9 @@ def parse_ocsp_request(data: bytes) -> OcspQuery:
             serial=request.serial_number,
             nonce=nonce,
         )
+    except NotImplementedError:
+        # cryptography loads only single-certificate requests (RFC 5019 §2.1.1)
+        raise MultipleCertificates("the OCSP request asks about several certificates") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise MalformedRequest(f"not a single-certificate DER OCSP request: {exc}") from None
 

@@ -18,3 +18,8 @@ class ProfileViolation(DomainError):
 
 class MalformedRequest(DomainError):
     """Bytes that should be a CSR or an OCSP request cannot be parsed or fail their signature."""
+
+
+class MultipleCertificates(MalformedRequest):
+    """An OCSP request asking about several certificates at once: a lightweight responder
+    (RFC 5019 §2.1.1) handles one, and answers ``malformedRequest`` to the others."""

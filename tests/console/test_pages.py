@@ -66,6 +66,7 @@ def url_of(cps4, make_user):
         "station_id": Station.objects.create(
             site=SitePool.objects.create(code="lyon", name="Lyon"), name="st-1"
         ).pk,  # none: the role gate answers before the service's 404
+        "renewal_id": uuid.uuid4(),  # none: the role gate answers before the service's 404
         "wave_id": Wave.objects.create(
             name="w",
             pool=SitePool.objects.create(code="brest", name="Brest"),

@@ -103,6 +103,15 @@ def test_openssl_nonce_sha256_and_unknown_serial(
     assert "Response verify OK" in unknown.stderr, unknown.stderr
     assert "0x1234abcd: unknown" in unknown.stdout
 
+    # several certificates in one request: RFC 5019 §2.1.1 malformedRequest (HTTP 200, so
+    # openssl reads it), never an HTTP 500; each certificate alone is still answered
+    for extra in ((), ("-no_nonce",)):
+        several = openssl("ocsp", *common, "-cert", cert_pem, "-serial", "0x1234abcd", *extra)
+        assert "Responder Error: malformedrequest (1)" in several.stdout + several.stderr, (
+            several.stdout + several.stderr
+        )
+        assert "500" not in several.stderr, several.stderr
+
 
 def _issued_pair(n: int) -> tuple[Certificate, x509.Certificate, x509.Certificate]:
     row = _issue(n)

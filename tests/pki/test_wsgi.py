@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from pki import responder, services
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate, CertificateAuthority
 from pki.wsgi import OcspFront
-from tests.pki.helpers import ISSUING, holder
+from tests.pki.helpers import ISSUING, holder, openssl
 from tests.pki.keys_pool import rsa_key
 
 ACTOR = Actor.system("tests")
@@ -231,3 +232,60 @@ def test_the_deployed_application_is_the_front() -> None:
     from config.wsgi import application
 
     assert isinstance(application, OcspFront)
+
+
+def _two_certificate_request(
+    tmp_path: Path, cert: x509.Certificate, issuer: x509.Certificate, nonce: bool
+) -> bytes:
+    """A DER request asking about ``cert`` and another serial, built by ``openssl ocsp``
+    (cryptography builds single-certificate requests only)."""
+    issuer_pem = tmp_path / "issuer.pem"
+    issuer_pem.write_bytes(issuer.public_bytes(serialization.Encoding.PEM))
+    cert_pem = tmp_path / "cert.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    out = tmp_path / "two.req"
+    made = openssl(
+        "ocsp", "-issuer", issuer_pem, "-cert", cert_pem, "-serial", "0x1234abcd",
+        "-nonce" if nonce else "-no_nonce", "-reqout", out,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("live", [True, False])
+@pytest.mark.parametrize("nonce", [True, False])
+def test_several_certificates_get_malformed_request_never_500(
+    front: OcspFront,
+    issued: tuple[Certificate, x509.Certificate, x509.Certificate],
+    client: Client,
+    settings: Any,
+    tmp_path: Path,
+    live: bool,
+    nonce: bool,
+) -> None:
+    """RFC 5019 §2.1.1: one certificate per request; several get ``malformedRequest`` in an
+    HTTP 200 (the request is well formed), from the lean front and the Django views alike."""
+    settings.PKI_OCSP_LIVE_SIGNING = live
+    settings.PKI_OCSP_NONCE_SIGNING = nonce
+    _, cert, issuer = issued
+    body = _two_certificate_request(tmp_path, cert, issuer, nonce)
+    encoded = base64.b64encode(body).decode()
+    replies = [
+        Reply(front, _environ("POST", "/ocsp", body)),
+        Reply(front, _environ("GET", f"/ocsp/{encoded}")),
+    ]
+    for reply in replies:
+        assert reply.code == 200
+        assert reply.ocsp().response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        assert reply.headers["Cache-Control"] == "no-store"
+    django_replies = [
+        client.post("/ocsp", body, content_type=OCSP_REQUEST),
+        client.get(f"/ocsp/{encoded}"),
+    ]
+    for through_django in django_replies:
+        assert through_django.status_code == 200
+        assert through_django.content == replies[0].body
+        assert through_django["Cache-Control"] == "no-store"
+    # the certificate alone is still answered
+    alone = Reply(front, _environ("POST", "/ocsp", _request(cert, issuer)))
+    assert alone.ocsp().certificate_status is ocsp.OCSPCertStatus.GOOD

@@ -19,13 +19,14 @@ from api.views.cms.common import REGISTRY_READERS, caller_of
 from api.views.cms.requests import RequestOutputSerializer
 from api.views.dual_control import _person
 from cms.choices import LossReason, RevokeReason
-from cms.models import BulkRevocation, RenewalInvitation
+from cms.models import BulkRevocation, CardRenewal, RenewalInvitation
+from cms.personalization.renewal import renewal_abandon, renewal_list_open
 from cms.services.bulk_revocation import KIND as BULK_KIND
 from cms.services.bulk_revocation import bulk_revocation_preview
 from cms.services.expiry import campaign
 from cms.services.replacement import card_report_loss, replacement_temporary_link
 from core.dual_control import act_request
-from core.errors import Conflict, NotFound, PolicyViolation, ServiceUnavailable
+from core.errors import BadInput, Conflict, NotFound, PolicyViolation, ServiceUnavailable
 from core.roles import Role
 
 
@@ -244,3 +245,66 @@ class BulkRevocationDetailApi(APIView):
         if bulk is None:
             raise NotFound(f"No bulk revocation #{bulk_id}.")
         return Response(BulkRevocationSerializer(bulk).data)
+
+
+class CardRenewalSerializer(serializers.ModelSerializer[CardRenewal]):
+    card_number = serializers.CharField(source="card.card_number", allow_null=True)
+    station = serializers.CharField(source="station.name", allow_null=True, default=None)
+
+    class Meta:
+        model = CardRenewal
+        fields = (
+            "id",
+            "card",
+            "card_number",
+            "station",
+            "status",
+            "phase",
+            "batches",
+            "error",
+            "started_at",
+            "updated_at",
+            "ended_at",
+        )
+
+
+class RenewalOpenListApi(generics.ListAPIView[CardRenewal]):
+    """Certificate renewals on the card running or interrupted (the card was torn out, the
+    station lost), the oldest activity first: the ones to resume or abandon."""
+
+    roles = REGISTRY_READERS
+    serializer_class = CardRenewalSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return renewal_list_open()
+
+    @extend_schema(operation_id="renewals_open_list")
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().get(request, *args, **kwargs)
+
+
+class RenewalAbandonApi(APIView):
+    """Abandon a renewal whose card will not come back: its pending certificates that never
+    reached the card are revoked (cessation of operation); the card keeps its current pair.
+    Audited (``card.renewal_abandon``) with the reason."""
+
+    roles = (Role.ISSUANCE_OPERATOR, Role.HELPDESK_AGENT)  # cms.personalization.renewal
+    errors = (BadInput, NotFound, Conflict)
+
+    class InputSerializer(JsonInputSerializer):
+        reason = serializers.CharField(max_length=200, help_text="why the renewal is abandoned")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=CardRenewalSerializer,
+        operation_id="renewals_abandon",
+    )
+    def post(self, request: Request, renewal_id: UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        renewal = renewal_abandon(
+            renewal_id=renewal_id,
+            caller=caller_of(request),
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(CardRenewalSerializer(renewal).data)

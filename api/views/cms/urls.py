@@ -47,6 +47,12 @@ cms_v1 = [
         after_issuance.RequestTemporaryCardApi.as_view(),
         name="request-temporary-card",
     ),
+    path("renewals/open", after_issuance.RenewalOpenListApi.as_view(), name="renewal-open-list"),
+    path(
+        "renewals/<uuid:renewal_id>/abandon",
+        after_issuance.RenewalAbandonApi.as_view(),
+        name="renewal-abandon",
+    ),
     path("renewals/campaign", after_issuance.RenewalCampaignApi.as_view(), name="renewal-campaign"),
     path(
         "renewals/invitations",
