@@ -256,14 +256,16 @@ SELECT p.serial_key, trim(k.national_id), trim(k.last_name), trim(k.first_name),
    AND NOT EXISTS (SELECT FROM cps3_duplicates d WHERE d.chip_serial = p.serial_key)
 """
 
-# The certificate issuers the file names, each once, with whether it is one of our CAs.
+# The certificate issuers the rows to write name, each once, with whether it is one of our CAs.
+# ``{rows}``: the whole file for a bulk load (every row is pending), else the pending rows only.
 _ISSUERS = """
 CREATE TEMP TABLE cps3_issuers ON COMMIT DROP AS
 SELECT i.issuer, coalesce(substring(i.issuer from 'CN=([^,]+)') NOT IN (
          SELECT common_name FROM pki_certificateauthority), true) AS external
-  FROM (SELECT auth_issuer AS issuer FROM cps3_staging WHERE auth_issuer IS NOT NULL
-        UNION SELECT sign_issuer FROM cps3_staging WHERE sign_issuer IS NOT NULL) i
+  FROM (SELECT auth_issuer AS issuer FROM cps3_staging s WHERE auth_issuer IS NOT NULL {rows}
+        UNION SELECT sign_issuer FROM cps3_staging s WHERE sign_issuer IS NOT NULL {rows}) i
 """
+_PENDING_ROWS = "AND s.line IN (SELECT line FROM cps3_pending WHERE reason IS NULL)"
 
 # An upsert by chip serial; xmax = 0 tells a row this statement inserted from one it updated.
 # Only pending rows come here, and an update writes only when something differs.
@@ -437,7 +439,7 @@ def _reconcile(run_id: int) -> dict[str, int]:
         step.run("analyze pending", "ANALYZE cps3_pending")
         step.run("duplicates", _DUPLICATES)
         step.run("analyze duplicates", "ANALYZE cps3_duplicates")
-        step.run("issuers", _ISSUERS)
+        step.run("issuers", _ISSUERS.format(rows="" if bulk else _PENDING_ROWS))
         step.run("analyze issuers", "ANALYZE cps3_issuers")
         if bulk:
             rebuild = step.run("rebuildable", _REBUILDABLE).fetchall()

@@ -103,6 +103,13 @@ class Cps3Card(models.Model):
         ordering = ("chip_serial",)
         indexes = (
             models.Index(fields=("profession", "departement"), name="cps3_card_prof_dept_idx"),
+            # The few cards whose holder the registry did not know: each import looks them up
+            # again (holders registered since), without reading the whole inventory.
+            models.Index(
+                fields=("national_id",),
+                name="cps3_card_holder_unknown_idx",
+                condition=models.Q(holder__isnull=True),
+            ),
         )
 
     def __str__(self) -> str:

@@ -114,5 +114,13 @@ class Migration(migrations.Migration):
                 max_length=32,
             ),
         ),
+        migrations.AddIndex(
+            model_name="cps3card",
+            index=models.Index(
+                condition=models.Q(("holder__isnull", True)),
+                fields=["national_id"],
+                name="cps3_card_holder_unknown_idx",
+            ),
+        ),
         migrations.RunSQL(FORWARD, BACKWARD),
     ]
