@@ -9,7 +9,7 @@ Figures, on PostgreSQL, in one run:
   - the wave figures where waves exist (planning a wave of 100,000 holders, its requests per
     second, the dashboard's queries p99).
 
-    python bench/migration.py [--records 1560000] [--rounds 2] [--seed 1]
+    python bench/migration.py [--records 1560000] [--rounds 2] [--seed 1] [--steps]
 """
 
 from __future__ import annotations
@@ -110,7 +110,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--wave", type=int, default=100_000, help="holders in the timed wave")
+    parser.add_argument("--steps", action="store_true", help="print each import step's duration")
     args = parser.parse_args()
+    if args.steps:
+        import logging
+
+        logging.basicConfig(format="    %(message)s")
+        logging.getLogger("cps3.inventory").setLevel(logging.DEBUG)
     os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
     tmp = Path(tempfile.mkdtemp(prefix="migration-bench-"))
     with bench_database("migration"):

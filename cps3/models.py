@@ -90,7 +90,9 @@ class Cps3Card(models.Model):
         blank=True,
         db_index=False,
     )
-    row_digest = models.CharField(max_length=32, help_text="md5 of the row's fields, for upserts")
+    row_digest = models.CharField(
+        max_length=32, help_text="hash of the row's fields as exported: unchanged rows are skipped"
+    )
     # Provenance only: no constraint trigger for each of 1.5 million rows an import writes.
     last_import = models.ForeignKey(
         Cps3Import, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
@@ -101,6 +103,13 @@ class Cps3Card(models.Model):
         ordering = ("chip_serial",)
         indexes = (
             models.Index(fields=("profession", "departement"), name="cps3_card_prof_dept_idx"),
+            # The few cards whose holder the registry did not know: each import looks them up
+            # again (holders registered since), without reading the whole inventory.
+            models.Index(
+                fields=("national_id",),
+                name="cps3_card_holder_unknown_idx",
+                condition=models.Q(holder__isnull=True),
+            ),
         )
 
     def __str__(self) -> str:

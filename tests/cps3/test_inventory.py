@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from cms.callers import Caller
 from cms.services.holder_import import holder_import
 from core.actors import Actor
 from core.errors import BadInput
 from core.models import AuditEvent
+from cps3 import inventory
 from cps3.generator import Export, Rates, csv_bytes, export_rows, holder_rows, national_id
 from cps3.inventory import COLUMNS, cps3_import, exceptions_csv
 from cps3.models import Cps3Card, Cps3Exception
@@ -244,3 +246,109 @@ def test_the_command_shows_progress_and_writes_the_report(tmp_path: Any) -> None
         call_command("import_cps3", str(bad), quiet_progress=True, stdout=io.StringIO())
     buffer = io.StringIO()
     assert exceptions_csv(buffer) == Cps3Exception.objects.count()
+
+
+def _inventory() -> dict[str, tuple[Any, ...]]:
+    """The inventory's content (not its ids, dates of writing or provenance)."""
+    skip = {"id", "updated_at", "last_import"}
+    fields = [f.attname for f in Cps3Card._meta.concrete_fields if f.name not in skip]
+    return {row[0]: row for row in Cps3Card.objects.values_list(*fields).order_by("chip_serial")}
+
+
+def _report() -> list[tuple[Any, ...]]:
+    return sorted(Cps3Exception.objects.values_list("kind", "line", "chip_serial", "detail"))
+
+
+def _schema() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'cps3_cps3card'::regclass"
+            " UNION ALL SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+            " WHERE indrelid = 'cps3_cps3card'::regclass"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_a_bulk_first_import_gives_what_the_upsert_gives_and_keeps_every_constraint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _registry(300)
+    content = csv_bytes(export_rows(300, seed=7, rates=RATES))
+    schema = _schema()
+    assert any("FOREIGN KEY (holder_id)" in s for s in schema)
+    assert any("UNIQUE (chip_serial)" in s for s in schema)
+
+    monkeypatch.setattr(inventory, "BULK_MIN_ROWS", 1)  # the empty inventory: a bulk load
+    bulk = _import(content)
+    assert _schema() == schema  # indexes and constraints rebuilt, with their names
+    cards, report = _inventory(), _report()
+
+    Cps3Card.objects.all().delete()
+    monkeypatch.setattr(inventory, "BULK_MIN_ROWS", 10**9)  # the same file by the upsert
+    upserted = _import(content)
+    assert (bulk.inserted, bulk.rejected, bulk.exceptions) == (
+        upserted.inserted,
+        upserted.rejected,
+        upserted.exceptions,
+    )
+    assert _inventory() == cards and _report() == report
+    assert bulk.rejected > 0 and any(kind == "invalid_row" for kind, *_ in report)
+
+
+def test_unchanged_rows_are_skipped_and_only_the_rest_is_checked() -> None:
+    _registry(60, Rates(**dict.fromkeys(Rates.__dataclass_fields__, 0.0)))
+    rows = list(
+        export_rows(60, seed=7, rates=Rates(**dict.fromkeys(Rates.__dataclass_fields__, 0.0)))
+    )
+    first = _import(csv_bytes(iter(rows)))
+    assert (first.inserted, first.rejected) == (60, 0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chip_serial, ctid::text FROM cps3_cps3card")
+        places = dict(cursor.fetchall())
+
+    # The same rows in another order, one changed, one now malformed, one repeated.
+    header, body = rows[0], rows[1:]
+    body.reverse()
+    body[0] = [*body[0][:10], "suspended", *body[0][11:]]
+    body[1] = [*body[1][:9], "2029-02-30", *body[1][10:]]
+    body.append(list(body[2]))
+    again = _import(csv_bytes(iter([header, *body])))
+    assert (again.inserted, again.updated) == (0, 1)
+    assert again.rejected == 3  # the malformed row and both rows of the repeated serial
+    assert again.unchanged == 60 - 3
+    invalid = list(Cps3Exception.objects.filter(kind="invalid_row").values_list("line", "detail"))
+    assert invalid == [(3, "expires_on is not a YYYY-MM-DD date")]  # its line in this file
+    duplicate = Cps3Exception.objects.filter(kind="duplicate_serial")
+    assert sorted(line or 0 for line in duplicate.values_list("line", flat=True)) == [4, 62]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chip_serial, ctid::text FROM cps3_cps3card")
+        moved = {s for s, place in cursor.fetchall() if places[s] != place}
+    assert moved == {body[0][6]}  # only the changed card was written again
+    assert Cps3Card.objects.get(chip_serial=body[0][6]).status == "suspended"
+    assert (
+        Cps3Card.objects.get(chip_serial=body[1][6]).expires_on.isoformat() == rows[-2][9]
+    )  # kept as stored
+
+
+def test_dates_are_checked_exactly_inside_and_outside_the_fast_lookup() -> None:
+    rows = [
+        list(COLUMNS),
+        _row(chip_serial="8025000000000001", birth_date="1899-12-31", expires_on="2204-02-29"),
+        _row(chip_serial="8025000000000002", expires_on="2200-02-29"),
+        _row(chip_serial="8025000000000003", birth_date="1970-13-01"),
+        _row(chip_serial="8025000000000004", issued_on=""),
+    ]
+    result = _import(csv_bytes(iter(rows)))
+    assert (result.inserted, result.rejected) == (1, 3)
+    invalid = dict(Cps3Exception.objects.filter(kind="invalid_row").values_list("line", "detail"))
+    assert invalid == {
+        3: "expires_on is not a YYYY-MM-DD date",
+        4: "birth_date is not a YYYY-MM-DD date",
+        5: "issued_on is not a YYYY-MM-DD date",
+    }
+    card = Cps3Card.objects.get()
+    assert (str(card.birth_date), card.expires_on.isoformat()) == (
+        "1899-12-31",
+        "2204-02-29",
+    )
