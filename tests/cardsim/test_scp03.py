@@ -126,7 +126,9 @@ def test_personalization_inside_the_channel_then_refused_once_locked(card: Card)
     assert host.send(0x80, 0xF0, 0x80, contact.LC_SECURED, le=None)[1] == 0x6985
     fcp2 = FCP_EF.replace(b"\x83\x02\x01\x00", b"\x83\x02\x01\x01")
     assert host.send(0x00, 0xE0, 0, 0, fcp2)[1] == 0x6985
-    assert host.send(0x00, 0x24, 0x01, 0x81, b"1234")[1] == 0x6985
+    # New codes (ADR 0027): the issuer sets PIN and PUK on an issued card, inside the channel only
+    # (outside it the same command is refused: test_personalization_is_refused_outside_...).
+    assert host.send(0x00, 0x24, 0x01, 0x81, b"1234")[1] == 0x9000
     # Certificate renewal (ADR 0023): GENERATE stays open to the issuer at C-DEC and R-MAC.
     generated = host.send(0x00, 0x47, 0x00, 0x00, bytes.fromhex("AC06800107840103"))[1]
     assert generated == 0x9000 or generated >> 8 == 0x61
