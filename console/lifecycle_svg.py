@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape
 
+from django.utils.translation import gettext as _
+
 from cms import lifecycle
 from cms.choices import CardStatus
 
@@ -46,12 +48,17 @@ def _edge_point(centre: tuple[float, float], toward: tuple[float, float]) -> tup
 
 def lifecycle_svg(current: str | None = None) -> str:
     width = MARGIN * 2 + 4 * COL + BOX_W
+    here = escape(_("current state"))
     height = MARGIN * 2 + 14 + 2 * ROW + BOX_H + 10
     parts = [
         f'<svg class="lifecycle" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-labelledby="lc-title">',
-        '<title id="lc-title">Card lifecycle'
-        + (f": current state {escape(current)}" if current else "")
+        '<title id="lc-title">'
+        + escape(
+            _("Card lifecycle: current state %(state)s") % {"state": current}
+            if current
+            else _("Card lifecycle")
+        )
         + "</title>",
         '<defs><marker id="lc-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
@@ -89,7 +96,7 @@ def lifecycle_svg(current: str | None = None) -> str:
             f"{escape(state.value)}</text>"
             + (
                 f'<text x="{cx:.1f}" y="{cy - BOX_H / 2 - 5:.1f}" text-anchor="middle" '
-                f'fill="#0b5cad" font-weight="600">current state</text>'
+                f'fill="#0b5cad" font-weight="600">{here}</text>'
                 if is_current
                 else ""
             )

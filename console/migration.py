@@ -20,7 +20,7 @@ from core.errors import ApplicationError
 from core.models import DualControlAct
 from core.roles import Role
 from cps3.choices import ExceptionKind
-from cps3.dashboard import COUNTERS, dashboard
+from cps3.dashboard import dashboard
 from cps3.inventory import exceptions_csv
 from cps3.models import Cps3Exception, Cps3Import, Wave
 from cps3.waves import LAUNCH, wave_launch_request, wave_preview, wave_set_status
@@ -49,7 +49,6 @@ class MigrationDashboardView(RoleRequiredMixin, TemplateView):
         return {
             **super().get_context_data(**kwargs),
             "numbers": numbers,
-            "counters": COUNTERS,
             "wave": wave,
             "waves": Wave.objects.select_related("pool").order_by("-created_at")[:50],
             "chart": chart,

@@ -140,6 +140,23 @@ def test_french_is_served_to_french_browsers(client, make_user):
     assert "Journal d&#x27;audit" in html or "Journal d'audit" in html
 
 
+@pytest.mark.parametrize(
+    ("url", "role", "heading"),
+    [
+        ("/console/helpdesk/", "helpdesk_agent", "<h1>Assistance</h1>"),
+        ("/console/cards/report-loss/", "helpdesk_agent", "Déclarer une carte perdue"),
+        ("/console/renewals/", "auditor", "<h1>Campagne de renouvellement</h1>"),
+        ("/console/bulk-revocations/", "auditor", "<h1>Révocations en masse</h1>"),
+        ("/console/contactless/", "auditor", "<h1>Liste de refus signée</h1>"),
+        ("/console/migration/", "auditor", "<h1>Migration CPS3 → CPS4</h1>"),
+    ],
+)
+def test_pages_added_later_are_french_too(client, make_user, url, role, heading):
+    client.force_login(make_user(role))
+    html = client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert heading in html
+
+
 def test_audit_pages_go_back_by_sequence_number_with_the_filters_kept(client, make_user):
     with transaction.atomic():
         for n in range(55):
