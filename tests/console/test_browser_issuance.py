@@ -173,7 +173,8 @@ def test_issuance_operator_walk_from_holder_to_active_card(
     assert request.status == RequestStatus.QUEUED and request.card_id is not None
     card = Card.objects.get(pk=request.card_id)
     assert card.chip_serial == virtual.serial.hex().upper()  # the card in the reader
-    other.click("text=the card")
+    # the message's link, not the menu's "Renewals on the card"
+    other.get_by_role("link", name="the card", exact=True).click()
     other.wait_for_url(re.compile(r"/console/cards/[0-9a-f-]{36}/"))
     assert "ALLOCATED" in (other.locator("svg.lifecycle [aria-current=true]").text_content() or "")
     second.check("card")
