@@ -75,8 +75,11 @@ def _end(
 @transaction.atomic
 def commit(session: PersonalizationSession, result: Cps4Result) -> Outcome:
     """The card is written and verified: issued, with its PIN mailer queued."""
-    session = PersonalizationSession.objects.select_for_update().get(pk=session.pk)
-    job = PersonalizationJob.objects.select_for_update().get(pk=session.job_id)
+    # Session and job rows locked by one query (FOR UPDATE covers the joined job row).
+    session = (
+        PersonalizationSession.objects.select_for_update().select_related("job").get(pk=session.pk)
+    )
+    job = session.job
     sealed = secrets_open(session)
     request = request_complete(
         request_id=job.request_id, caller=SYSTEM, valid_until=session.valid_until
