@@ -10,7 +10,13 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from core.actors import Actor
-from core.audit import audit_appends_batched, audit_chain_verify, audit_event_create
+from core.audit import (
+    AuditEntry,
+    audit_appends_batched,
+    audit_chain_verify,
+    audit_event_create,
+    audit_events_create,
+)
 from core.chain import DetailsError
 from core.models import AuditEvent
 
@@ -85,3 +91,25 @@ def test_a_batched_event_with_a_secret_is_refused_at_once():
     with pytest.raises(DetailsError), audit_appends_batched():
         append("x", pin="1234")
     assert not AuditEvent.objects.exists()
+
+
+def test_a_bulk_append_inside_a_batch_keeps_its_place_among_the_events():
+    with audit_appends_batched():
+        append("first")
+        audit_events_create(
+            [AuditEntry(ACTOR, "card.revoke", "card", f"bulk-{i}", {"i": i}) for i in range(2)]
+        )
+        append("last")
+    assert list(AuditEvent.objects.order_by("seq").values_list("object_id", flat=True)) == [
+        "first",
+        "bulk-0",
+        "bulk-1",
+        "last",
+    ]
+    assert audit_chain_verify().ok
+
+
+def test_a_single_event_bulk_append_is_one_plain_row():
+    with transaction.atomic():
+        (event,) = audit_events_create([AuditEntry(ACTOR, "card.revoke", "card", "one", {})])
+    assert event.seq == 1 and AuditEvent.objects.get(seq=1).hash == event.hash
