@@ -7,8 +7,9 @@ so ``get_FOO_display`` speaks the page's language. The console's catalogue is ma
 repeated here, with the same context, so that they enter it. ``tests/console/test_labels.py``
 fails when this list and the choices drift apart. API responses keep the machine codes.
 
-The codes stored without choices (an unblock event's ``outcome`` and ``identity_method``) get
-their label from :func:`code_label` (the ``code_label`` template filter).
+The codes shown without their model (an unblock event's ``outcome`` and ``identity_method``, a
+wave's status in the dashboard's numbers) get their label from :func:`code_label` (the
+``code_label`` template filter).
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ CODE_LABELS: dict[str, dict[str, StrOrPromise]] = {
         "written": pgettext_lazy("unblock outcome", "Written"),
     },
     "identity_method": IDENTITY_METHODS,
+    "wave_status": dict(Wave.Status.choices),
 }
-"""Labels of the codes stored without choices, by kind of code."""
+"""Labels of the codes shown without choices, by kind of code."""
 
 
 def code_label(code: str, kind: str) -> StrOrPromise:
