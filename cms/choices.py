@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from django.db import models
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import override, pgettext_lazy
+
+
+def english_label(choice: models.Choices) -> str:
+    """A choice's English label, lowercased, for a message of the API (in English whatever the
+    request's language; the console translates the labels it shows)."""
+    with override("en"):
+        return str(choice.label).lower()
 
 
 class Profession(models.TextChoices):

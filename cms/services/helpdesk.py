@@ -36,7 +36,7 @@ from cards import crypto
 from cards.products import PIN_REFERENCE, serial_of_card_number
 from cards.unblock import format_code
 from cms.callers import Caller
-from cms.choices import CardStatus
+from cms.choices import CardStatus, english_label
 from cms.models import Card, UnblockEvent
 from cms.personalization.keys import card_key_store
 from core.actors import Actor
@@ -175,7 +175,7 @@ def _challenge(text: str) -> bytes:
 def _unblockable(card: Card) -> None:
     if card.status not in UNBLOCKABLE:
         raise Conflict(
-            f"A card that is {card.get_status_display().lower()} cannot be unblocked; "
+            f"A card that is {english_label(CardStatus(card.status))} cannot be unblocked; "
             "only an active or suspended card can.",
             extra={"status": card.status},
         )

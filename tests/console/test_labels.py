@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
-from cms.choices import CardStatus
+from cms.choices import CardStatus, english_label
 from cms.models import UnblockEvent
 from cms.services.helpdesk import IDENTITY_METHODS
 from console.labels import CHOICE_LABELS, CODE_LABELS, IDENTITY_METHOD_LABELS, code_label
@@ -71,3 +71,16 @@ def test_the_api_keeps_the_machine_codes(api_client_for: Any, cps4: Any) -> None
     card = card_make(cps4, CardStatus.SUSPENDED)
     body = api_client_for("auditor").get(f"/api/v1/cards/{card.pk}", HTTP_ACCEPT_LANGUAGE="fr")
     assert body.json()["status"] == "SUSPENDED"
+
+
+@pytest.mark.django_db
+def test_the_service_messages_stay_in_english(cps4: Any) -> None:
+    """Messages of the services (the API's errors) name a state in English on a French request."""
+    from cms.services.helpdesk import _unblockable
+    from core.errors import Conflict
+
+    card = card_make(cps4, CardStatus.IN_STOCK)
+    with translation.override("fr"), pytest.raises(Conflict, match="A card that is in stock"):
+        _unblockable(card)
+    with translation.override("fr"):
+        assert english_label(CardStatus.IN_STOCK) == "in stock"
