@@ -206,3 +206,11 @@ def test_card_list_filters_by_state(client, operator, cps4):
 def test_the_new_pages_speak_french(client, operator):
     html = client.get(reverse("console:holders"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "Enregistrer un porteur" in html and "Aller au contenu" in html
+
+
+def test_the_card_states_speak_french(client, operator, cps4):
+    card_make(cps4, CardStatus.SUSPENDED)
+    french = client.get(reverse("console:cards"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Suspendue" in french and "Suspended" not in french
+    english = client.get(reverse("console:cards"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Suspended" in english
