@@ -70,14 +70,14 @@ class CardStatus(models.TextChoices):
 class RevokeReason(models.TextChoices):
     """Why a card is revoked, as an operator states it; mapped to RFC 5280 in ``lifecycle``."""
 
-    LOST = "lost", "Lost"
-    STOLEN = "stolen", "Stolen"
-    DAMAGED = "damaged", "Damaged"
-    HOLDER_LEFT = "holder_left", "Holder left the profession"
-    DECEASED = "deceased", "Holder deceased"
-    SUPERSEDED = "superseded", "Superseded"
-    COMPROMISED = "compromised", "Compromised"
-    STRUCK_OFF = "struck_off", "Holder struck off"
+    LOST = "lost", pgettext_lazy("revocation reason", "Lost")
+    STOLEN = "stolen", pgettext_lazy("revocation reason", "Stolen")
+    DAMAGED = "damaged", pgettext_lazy("revocation reason", "Damaged")
+    HOLDER_LEFT = "holder_left", pgettext_lazy("revocation reason", "Holder left the profession")
+    DECEASED = "deceased", pgettext_lazy("revocation reason", "Holder deceased")
+    SUPERSEDED = "superseded", pgettext_lazy("revocation reason", "Superseded")
+    COMPROMISED = "compromised", pgettext_lazy("revocation reason", "Compromised")
+    STRUCK_OFF = "struck_off", pgettext_lazy("revocation reason", "Holder struck off")
 
 
 class LossReason(models.TextChoices):

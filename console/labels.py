@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from django.utils.translation import pgettext_lazy
 
-from cms.choices import CardStatus, LossReason, RequestKind, RequestStatus
+from cms.choices import CardStatus, LossReason, RequestKind, RequestStatus, RevokeReason
 from cms.models import NewCodesRequest
 from cms.services.helpdesk import IDENTITY_METHODS
 from cps3.choices import ExceptionKind
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from django.db.models import Choices
     from django_stubs_ext import StrOrPromise
 
-__all__ = ["CHOICE_LABELS", "CODE_LABELS", "code_label"]
+__all__ = ["CARD_ACTIONS", "CHOICE_LABELS", "CODE_LABELS", "code_label"]
 
 CHOICE_LABELS: dict[type[Choices], tuple[StrOrPromise, ...]] = {
     CardStatus: (
@@ -42,6 +42,16 @@ CHOICE_LABELS: dict[type[Choices], tuple[StrOrPromise, ...]] = {
         pgettext_lazy("card status", "Expired"),
         pgettext_lazy("card status", "Spoiled"),
         pgettext_lazy("card status", "Destroyed"),
+    ),
+    RevokeReason: (
+        pgettext_lazy("revocation reason", "Lost"),
+        pgettext_lazy("revocation reason", "Stolen"),
+        pgettext_lazy("revocation reason", "Damaged"),
+        pgettext_lazy("revocation reason", "Holder left the profession"),
+        pgettext_lazy("revocation reason", "Holder deceased"),
+        pgettext_lazy("revocation reason", "Superseded"),
+        pgettext_lazy("revocation reason", "Compromised"),
+        pgettext_lazy("revocation reason", "Holder struck off"),
     ),
     LossReason: (
         pgettext_lazy("loss reason", "Lost"),
@@ -125,3 +135,41 @@ CODE_LABELS: dict[str, dict[str, StrOrPromise]] = {
 def code_label(code: str, kind: str) -> StrOrPromise:
     """The label of ``code`` of that kind; the code itself when it has none (an older code)."""
     return CODE_LABELS[kind].get(code, code) if code else code
+
+
+CARD_ACTIONS: dict[str, tuple[StrOrPromise, StrOrPromise]] = {
+    "activate": (
+        pgettext_lazy("card action", "Activate"),
+        pgettext_lazy(
+            "card action", "The holder received the card: its certificates are released."
+        ),
+    ),
+    "suspend": (
+        pgettext_lazy("card action", "Suspend"),
+        pgettext_lazy(
+            "card action", "Its certificates are put on hold and its UID goes on the deny list."
+        ),
+    ),
+    "reinstate": (
+        pgettext_lazy("card action", "Reinstate"),
+        pgettext_lazy(
+            "card action", "Its certificates are released and its UID leaves the deny list."
+        ),
+    ),
+    "revoke": (
+        pgettext_lazy("card action", "Revoke"),
+        pgettext_lazy(
+            "card action", "Its certificates are revoked for good; contactless use is refused."
+        ),
+    ),
+    "expire": (
+        pgettext_lazy("card action", "Expire"),
+        pgettext_lazy("card action", "End of validity; contactless use is refused."),
+    ),
+    "destroy": (
+        pgettext_lazy("card action", "Destroy"),
+        pgettext_lazy("card action", "Physical destruction, witnessed by a second person."),
+    ),
+}
+"""The card page's buttons: label and confirmation prompt of each transition a person may take
+(``cms.lifecycle``'s summaries are the developers' words, in English)."""

@@ -214,3 +214,13 @@ def test_the_card_states_speak_french(client, operator, cps4):
     assert "Suspendue" in french and "Suspended" not in french
     english = client.get(reverse("console:cards"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Suspended" in english
+
+
+def test_the_card_actions_speak_french(client, operator, cps4):
+    card = card_make(cps4, CardStatus.SUSPENDED)
+    page = reverse("console:card", args=[card.pk])
+    french = client.get(page, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Rétablir" in french and "liste de refus" in french and "Reinstate" not in french
+    assert "Porteur décédé" in french  # a revocation reason in the dialog
+    english = client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Reinstate" in english and "Holder deceased" in english
