@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import override, pgettext_lazy
+
+
+def english_label(choice: models.Choices) -> str:
+    """A choice's English label, lowercased, for a message of the API (in English whatever the
+    request's language; the console translates the labels it shows)."""
+    with override("en"):
+        return str(choice.label).lower()
 
 
 class Profession(models.TextChoices):
@@ -47,37 +55,37 @@ class HolderStatus(models.TextChoices):
 class CardStatus(models.TextChoices):
     """The card states of DESIGN.md §6."""
 
-    IN_STOCK = "IN_STOCK", "In stock"
-    ALLOCATED = "ALLOCATED", "Allocated"
-    PERSONALIZING = "PERSONALIZING", "Personalizing"
-    ISSUED = "ISSUED", "Issued"
-    ACTIVE = "ACTIVE", "Active"
-    SUSPENDED = "SUSPENDED", "Suspended"
-    REVOKED = "REVOKED", "Revoked"
-    EXPIRED = "EXPIRED", "Expired"
-    SPOILED = "SPOILED", "Spoiled"
-    DESTROYED = "DESTROYED", "Destroyed"
+    IN_STOCK = "IN_STOCK", pgettext_lazy("card status", "In stock")
+    ALLOCATED = "ALLOCATED", pgettext_lazy("card status", "Allocated")
+    PERSONALIZING = "PERSONALIZING", pgettext_lazy("card status", "Personalizing")
+    ISSUED = "ISSUED", pgettext_lazy("card status", "Issued")
+    ACTIVE = "ACTIVE", pgettext_lazy("card status", "Active")
+    SUSPENDED = "SUSPENDED", pgettext_lazy("card status", "Suspended")
+    REVOKED = "REVOKED", pgettext_lazy("card status", "Revoked")
+    EXPIRED = "EXPIRED", pgettext_lazy("card status", "Expired")
+    SPOILED = "SPOILED", pgettext_lazy("card status", "Spoiled")
+    DESTROYED = "DESTROYED", pgettext_lazy("card status", "Destroyed")
 
 
 class RevokeReason(models.TextChoices):
     """Why a card is revoked, as an operator states it; mapped to RFC 5280 in ``lifecycle``."""
 
-    LOST = "lost", "Lost"
-    STOLEN = "stolen", "Stolen"
-    DAMAGED = "damaged", "Damaged"
-    HOLDER_LEFT = "holder_left", "Holder left the profession"
-    DECEASED = "deceased", "Holder deceased"
-    SUPERSEDED = "superseded", "Superseded"
-    COMPROMISED = "compromised", "Compromised"
-    STRUCK_OFF = "struck_off", "Holder struck off"
+    LOST = "lost", pgettext_lazy("revocation reason", "Lost")
+    STOLEN = "stolen", pgettext_lazy("revocation reason", "Stolen")
+    DAMAGED = "damaged", pgettext_lazy("revocation reason", "Damaged")
+    HOLDER_LEFT = "holder_left", pgettext_lazy("revocation reason", "Holder left the profession")
+    DECEASED = "deceased", pgettext_lazy("revocation reason", "Holder deceased")
+    SUPERSEDED = "superseded", pgettext_lazy("revocation reason", "Superseded")
+    COMPROMISED = "compromised", pgettext_lazy("revocation reason", "Compromised")
+    STRUCK_OFF = "struck_off", pgettext_lazy("revocation reason", "Holder struck off")
 
 
 class LossReason(models.TextChoices):
     """What a holder reports about a card to be replaced (cms.services.replacement)."""
 
-    LOST = "lost", "Lost"
-    STOLEN = "stolen", "Stolen"
-    DAMAGED = "damaged", "Damaged"
+    LOST = "lost", pgettext_lazy("loss reason", "Lost")
+    STOLEN = "stolen", pgettext_lazy("loss reason", "Stolen")
+    DAMAGED = "damaged", pgettext_lazy("loss reason", "Damaged")
 
 
 class ProductStatus(models.TextChoices):
@@ -86,21 +94,24 @@ class ProductStatus(models.TextChoices):
 
 
 class RequestKind(models.TextChoices):
-    NEW = "new", "New card"
-    RENEWAL = "renewal", "Renewal"
-    REPLACEMENT = "replacement", "Replacement"
-    MIGRATION = "migration", "Migration CPS3 → CPS4"
+    NEW = "new", pgettext_lazy("request kind", "New card")
+    RENEWAL = "renewal", pgettext_lazy("request kind", "Renewal")
+    REPLACEMENT = "replacement", pgettext_lazy("request kind", "Replacement")
+    MIGRATION = "migration", pgettext_lazy("request kind", "Migration CPS3 → CPS4")
 
 
 class RequestStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    SUBMITTED = "submitted", "Submitted (awaiting a second approver)"
-    APPROVED = "approved", "Approved"
-    QUEUED = "queued", "Queued for personalization"
-    PERSONALIZING = "personalizing", "Personalizing"
-    DONE = "done", "Done"
-    REJECTED = "rejected", "Rejected"
-    FAILED = "failed", "Failed"
+    DRAFT = "draft", pgettext_lazy("request status", "Draft")
+    SUBMITTED = (
+        "submitted",
+        pgettext_lazy("request status", "Submitted (awaiting a second approver)"),
+    )
+    APPROVED = "approved", pgettext_lazy("request status", "Approved")
+    QUEUED = "queued", pgettext_lazy("request status", "Queued for personalization")
+    PERSONALIZING = "personalizing", pgettext_lazy("request status", "Personalizing")
+    DONE = "done", pgettext_lazy("request status", "Done")
+    REJECTED = "rejected", pgettext_lazy("request status", "Rejected")
+    FAILED = "failed", pgettext_lazy("request status", "Failed")
 
 
 class ApprovalStatus(models.TextChoices):

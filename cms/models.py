@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import pgettext_lazy
 
 from cms.choices import (
     ApprovalStatus,
@@ -876,16 +877,22 @@ class NewCodesRequest(models.Model):
     codes again."""
 
     class Status(models.TextChoices):
-        AWAITING_APPROVAL = "awaiting_approval", "Waiting for a second agent's approval"
-        QUEUED = "queued", "Waiting for the card at a station"
-        DONE = "done", "New codes written, mailer queued"
-        CANCELLED = "cancelled", "Cancelled"
+        AWAITING_APPROVAL = (
+            "awaiting_approval",
+            pgettext_lazy("new codes status", "Waiting for a second agent's approval"),
+        )
+        QUEUED = "queued", pgettext_lazy("new codes status", "Waiting for the card at a station")
+        DONE = "done", pgettext_lazy("new codes status", "New codes written, mailer queued")
+        CANCELLED = "cancelled", pgettext_lazy("new codes status", "Cancelled")
 
     class Reason(models.TextChoices):
-        FORGOTTEN_PUK = "forgotten_puk", "PUK forgotten"
-        BLOCKED_PUK = "blocked_puk", "PUK blocked"
-        MAILER_LOST = "mailer_lost", "PIN mailer lost"
-        MAILER_NOT_RECEIVED = "mailer_not_received", "PIN mailer never received"
+        FORGOTTEN_PUK = "forgotten_puk", pgettext_lazy("new codes reason", "PUK forgotten")
+        BLOCKED_PUK = "blocked_puk", pgettext_lazy("new codes reason", "PUK blocked")
+        MAILER_LOST = "mailer_lost", pgettext_lazy("new codes reason", "PIN mailer lost")
+        MAILER_NOT_RECEIVED = (
+            "mailer_not_received",
+            pgettext_lazy("new codes reason", "PIN mailer never received"),
+        )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="new_codes_requests")

@@ -10,6 +10,7 @@ them.
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from cps3.choices import ExceptionKind, LegacyCardStatus, LegacyCertificateStatus
 
@@ -140,12 +141,15 @@ class Wave(models.Model):
     """
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        AWAITING_APPROVAL = "awaiting_approval", "Awaiting a second person"
-        RUNNING = "running", "Running"
-        PAUSED = "paused", "Paused"
-        COMPLETED = "completed", "Completed"
-        CANCELLED = "cancelled", "Cancelled"
+        DRAFT = "draft", pgettext_lazy("wave status", "Draft")
+        AWAITING_APPROVAL = (
+            "awaiting_approval",
+            pgettext_lazy("wave status", "Awaiting a second person"),
+        )
+        RUNNING = "running", pgettext_lazy("wave status", "Running")
+        PAUSED = "paused", pgettext_lazy("wave status", "Paused")
+        COMPLETED = "completed", pgettext_lazy("wave status", "Completed")
+        CANCELLED = "cancelled", pgettext_lazy("wave status", "Cancelled")
 
     name = models.CharField(max_length=100, unique=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from django.conf import settings
-from django.db import transaction
 
 from cards.products import card_number, serial_of_card_number
 from cards.programs.base import CertificateReply, CertificateRequest
@@ -17,7 +16,7 @@ from cms import effects
 from cms.choices import Profession
 from cms.models import Card, PersonalizationSession
 from cms.personalization.jobs import SYSTEM
-from core.audit import audit_event_create
+from core.audit import audit_appends_batched, audit_event_create
 from core.errors import Conflict
 from pki.choices import CaKind
 from pki.domain.names import Holder as PkiHolder
@@ -55,7 +54,7 @@ def pki_holder(card: Card) -> PkiHolder:
     )
 
 
-@transaction.atomic
+@audit_appends_batched()  # atomic; one chain extension for the certificates' events
 def certificates_issue(
     session: PersonalizationSession, request: CertificateRequest
 ) -> CertificateReply:

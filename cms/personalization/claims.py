@@ -7,7 +7,6 @@ the same moment never get the same job, and neither waits for the other.
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,7 +28,7 @@ from cms.personalization.jobs import (
 )
 from cms.personalization.session import session_begin, session_create
 from cms.services.requests import request_personalization_start
-from core.audit import audit_event_create
+from core.audit import audit_appends_batched, audit_event_create
 from core.errors import ApplicationError, Conflict, NotFound
 
 
@@ -58,7 +57,9 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> ClaimAn
         raise
 
 
-@transaction.atomic
+# One atomic block whose audit events (the card, the request, the claim) go in with one chain
+# extension at its end (ADR 0028).
+@audit_appends_batched()
 def job_claim(*, station: Station, identity: CardIdentity | None) -> PersonalizationJob | None:
     """Claim the oldest job of the station's site, an expedited replacement's first (for the
     inserted card when it is given).

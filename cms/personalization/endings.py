@@ -28,7 +28,7 @@ from cms.personalization.jobs import SYSTEM
 from cms.personalization.mailer import pin_mailer_create
 from cms.personalization.sealing import secrets_open
 from cms.services.requests import request_complete, request_fail, request_queue
-from core.audit import audit_event_create
+from core.audit import audit_appends_batched, audit_event_create
 from core.errors import Conflict
 
 log = logging.getLogger("cms.personalization")
@@ -72,11 +72,14 @@ def _end(
     )
 
 
-@transaction.atomic
+@audit_appends_batched()  # atomic; one chain extension for the issuance's four events
 def commit(session: PersonalizationSession, result: Cps4Result) -> Outcome:
     """The card is written and verified: issued, with its PIN mailer queued."""
-    session = PersonalizationSession.objects.select_for_update().get(pk=session.pk)
-    job = PersonalizationJob.objects.select_for_update().get(pk=session.job_id)
+    # Session and job rows locked by one query (FOR UPDATE covers the joined job row).
+    session = (
+        PersonalizationSession.objects.select_for_update().select_related("job").get(pk=session.pk)
+    )
+    job = session.job
     sealed = secrets_open(session)
     request = request_complete(
         request_id=job.request_id, caller=SYSTEM, valid_until=session.valid_until

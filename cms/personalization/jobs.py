@@ -24,7 +24,7 @@ from cms.models import CardRequest, PersonalizationJob, PersonalizationSession, 
 from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.live import session_forget
 from cms.services.requests import request_fail, request_queue
-from core.audit import audit_event_create
+from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.roles import Role
 
@@ -52,7 +52,6 @@ class CardIdentity:
 def jobs_sync() -> int:
     """Create the jobs of queued requests (and queue failed ones again when stock allows)."""
     sessions_secrets_sweep()
-    created = 0
     with transaction.atomic():
         failed = list(
             CardRequest.objects.select_for_update(skip_locked=True)
@@ -72,6 +71,7 @@ def jobs_sync() -> int:
             .exclude(jobs__status__in=(JobStatus.QUEUED, JobStatus.CLAIMED))
             .select_related("card")[:200]
         )
+        audited: list[AuditEntry] = []
         for request in queued:
             if request.status == RequestStatus.PERSONALIZING:
                 continue  # an interrupted job keeps its (queued) job row; never a second one
@@ -79,19 +79,22 @@ def jobs_sync() -> int:
             job = PersonalizationJob.objects.create(
                 request=request, card=request.card, pool_id=request.pool_id or request.card.pool_id
             )
-            audit_event_create(
-                actor=SYSTEM.actor,
-                action="personalization.job_create",
-                object_type="personalization_job",
-                object_id=str(job.pk),
-                details={
-                    "request_id": str(request.pk),
-                    "card_id": str(job.card_id),
-                    "pool_id": job.pool_id,
-                },
+            audited.append(
+                AuditEntry(
+                    actor=SYSTEM.actor,
+                    action="personalization.job_create",
+                    object_type="personalization_job",
+                    object_id=str(job.pk),
+                    details={
+                        "request_id": str(request.pk),
+                        "card_id": str(job.card_id),
+                        "pool_id": job.pool_id,
+                    },
+                )
             )
-            created += 1
-    return created
+        # One chain extension for the jobs created (ADR 0028), in their transaction.
+        audit_events_create(audited)
+    return len(audited)
 
 
 def _session_interrupt(job: PersonalizationJob, reason: str) -> None:

@@ -50,7 +50,7 @@ from cms.personalization.jobs import SYSTEM, CardIdentity, job_release, lease_du
 from cms.personalization.live import Live, batch_received, live_get, live_put, session_forget
 from cms.personalization.sealing import secrets_new, secrets_seal
 from cms.personalization.stations import station_check, station_for_account
-from core.audit import audit_event_create
+from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import ApplicationError, Conflict, NotFound
 
 log = logging.getLogger("cms.personalization")
@@ -320,18 +320,23 @@ def _flush(session: PersonalizationSession, live: Live, *, batch: bool = False) 
         fields.update(checkpoint=session.checkpoint, phase=session.phase)
     with transaction.atomic():
         PersonalizationSession.objects.filter(pk=session.pk).update(**fields)
-        for checkpoint in checkpoints:
-            audit_event_create(
-                actor=SYSTEM.actor,
-                action="personalization.checkpoint",
-                object_type="personalization_session",
-                object_id=str(session.pk),
-                details={
-                    "card_id": str(session.card_id),
-                    "phase": checkpoint.phase,
-                    "completed": len(checkpoint.completed),
-                },
-            )
+        # One chain extension for the round trip's checkpoints (ADR 0028), one event each.
+        audit_events_create(
+            [
+                AuditEntry(
+                    actor=SYSTEM.actor,
+                    action="personalization.checkpoint",
+                    object_type="personalization_session",
+                    object_id=str(session.pk),
+                    details={
+                        "card_id": str(session.card_id),
+                        "phase": checkpoint.phase,
+                        "completed": len(checkpoint.completed),
+                    },
+                )
+                for checkpoint in checkpoints
+            ]
+        )
     live.pending = []
     live.apdus = 0
 

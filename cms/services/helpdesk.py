@@ -22,7 +22,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
@@ -30,12 +30,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 from cards import crypto
 from cards.products import PIN_REFERENCE, serial_of_card_number
 from cards.unblock import format_code
 from cms.callers import Caller
-from cms.choices import CardStatus
+from cms.choices import CardStatus, english_label
 from cms.models import Card, UnblockEvent
 from cms.personalization.keys import card_key_store
 from core.actors import Actor
@@ -46,6 +47,9 @@ from core.models import DualControlAct
 from core.roles import Role
 from pki.keys.errors import KeyBackendError, KeyBackendUnavailable
 from pki.keys.symmetric import admin_key, master_label
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 __all__ = [
     "IDENTITY_METHODS",
@@ -63,15 +67,17 @@ __all__ = [
 ACT_KIND = "helpdesk.offline_unblock"
 UNBLOCKABLE = (CardStatus.ACTIVE, CardStatus.SUSPENDED)
 
-IDENTITY_METHODS: dict[str, str] = {
-    "callback": "Call-back to the registered telephone number",
-    "registry_questions": "Questions from the registry",
-    "in_person_document": "In person, with an identity document (type and number)",
+IDENTITY_METHODS: dict[str, StrOrPromise] = {
+    "callback": pgettext_lazy("identity method", "Call-back to the registered telephone number"),
+    "registry_questions": pgettext_lazy("identity method", "Questions from the registry"),
+    "in_person_document": pgettext_lazy(
+        "identity method", "In person, with an identity document (type and number)"
+    ),
 }
 """Every method the code knows; ``HELPDESK_IDENTITY_METHODS`` picks the agency's."""
 
 
-def identity_methods() -> dict[str, str]:
+def identity_methods() -> dict[str, StrOrPromise]:
     """The identity-check methods this agency accepts (code → label)."""
     chosen = getattr(settings, "HELPDESK_IDENTITY_METHODS", list(IDENTITY_METHODS))
     return {code: IDENTITY_METHODS[code] for code in chosen if code in IDENTITY_METHODS}
@@ -169,7 +175,7 @@ def _challenge(text: str) -> bytes:
 def _unblockable(card: Card) -> None:
     if card.status not in UNBLOCKABLE:
         raise Conflict(
-            f"A card that is {card.get_status_display().lower()} cannot be unblocked; "
+            f"A card that is {english_label(CardStatus(card.status))} cannot be unblocked; "
             "only an active or suspended card can.",
             extra={"status": card.status},
         )

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from cms.callers import Caller
+from cms.choices import CardStatus, english_label
 from cms.models import Card, NewCodesRequest, NewCodesSession
 from cms.personalization.codes import SERVABLE, codes_new, codes_seal, running_fresh
 from cms.personalization.inputs import product_of
@@ -116,8 +117,8 @@ def new_codes_request(
             raise NotFound(f"No card {card_id}.") from None
         if card.status not in SERVABLE:
             raise Conflict(
-                f"A card that is {card.get_status_display().lower()} gets no new codes; only an "
-                "issued, active or suspended card does.",
+                f"A card that is {english_label(CardStatus(card.status))} gets no new codes; "
+                "only an issued, active or suspended card does.",
                 extra={"status": card.status},
             )
         if not card.card_number:
@@ -190,7 +191,7 @@ def new_codes_cancel(*, request_id: UUID, caller: Caller) -> NewCodesRequest:
             raise NotFound(f"No new-codes request {request_id}.") from None
         if request.status not in OPEN:
             raise Conflict(
-                f"This request is {request.get_status_display().lower()}.",
+                f"This request is {english_label(NewCodesRequest.Status(request.status))}.",
                 extra={"request_status": request.status},
             )
         if running_fresh(request):

@@ -24,6 +24,7 @@ from cms.services.cards import (
     card_transition_approve,
     card_transition_reject,
 )
+from console.labels import CARD_ACTIONS
 from console.lifecycle_svg import lifecycle_svg
 from console.pages.base import ConsolePage, caller_of, page_of, refused
 from console.sections import OPERATORS
@@ -85,12 +86,13 @@ def card_actions(card: Card, request: HttpRequest) -> list[dict[str, Any]]:
         if name in STATION_DRIVEN:
             continue
         t = lifecycle.BY_NAME[name]
+        label, prompt = CARD_ACTIONS.get(name, (name.capitalize(), t.summary))
         actions.append(
             {
                 "action_id": name,
-                "label": name.capitalize(),
+                "label": label,
                 "url": reverse("console:card_transition", args=[card.pk, name]),
-                "prompt": t.summary
+                "prompt": str(prompt)
                 + (" " + str(_("A second person must approve it.")) if t.dual_control else ""),
                 "reasons": RevokeReason.choices if t.needs_reason else None,
                 "danger": name in ("revoke", "destroy", "suspend"),

@@ -8,6 +8,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from console import labels
+
 register = template.Library()
 
 # The tone of each state, whatever object it belongs to (card, request, station, certificate).
@@ -62,3 +64,9 @@ def described_field(field: Any) -> SafeString:
     if field.errors:
         attrs["aria-invalid"] = "true"
     return SafeString(field.as_widget(attrs=attrs))
+
+
+@register.filter
+def code_label(value: Any, kind: str) -> Any:
+    """The label of a code stored without choices (``console.labels.CODE_LABELS``)."""
+    return labels.code_label(str(value or ""), kind)

@@ -206,3 +206,21 @@ def test_card_list_filters_by_state(client, operator, cps4):
 def test_the_new_pages_speak_french(client, operator):
     html = client.get(reverse("console:holders"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "Enregistrer un porteur" in html and "Aller au contenu" in html
+
+
+def test_the_card_states_speak_french(client, operator, cps4):
+    card_make(cps4, CardStatus.SUSPENDED)
+    french = client.get(reverse("console:cards"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Suspendue" in french and "Suspended" not in french
+    english = client.get(reverse("console:cards"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Suspended" in english
+
+
+def test_the_card_actions_speak_french(client, operator, cps4):
+    card = card_make(cps4, CardStatus.SUSPENDED)
+    page = reverse("console:card", args=[card.pk])
+    french = client.get(page, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Rétablir" in french and "liste de refus" in french and "Reinstate" not in french
+    assert "Porteur décédé" in french  # a revocation reason in the dialog
+    english = client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Reinstate" in english and "Holder deceased" in english

@@ -99,3 +99,15 @@ def test_the_wave_page_confirmation_dialogs_send_their_decision(wave: Wave) -> N
     assert wave.status == Wave.Status.CANCELLED
     assert AuditEvent.objects.filter(object_id=str(wave.pk), action__endswith="cancel").exists()
     assert page.content.decode().count("Done.") == 1
+
+
+def test_the_migration_pages_speak_french(wave: Wave, make_user: Any) -> None:
+    """The anomaly kinds and the wave states are translated; the filter keeps the codes."""
+    auditor = _as(make_user("auditor"))
+    board = auditor.get("/console/migration/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Porteur inconnu du référentiel" in board and "<td>Brouillon</td>" in board
+    assert "?kind=holder_unknown" in board and "Holder unknown to the registry" not in board
+    page = auditor.get(
+        "/console/migration/exceptions/?kind=holder_unknown", HTTP_ACCEPT_LANGUAGE="fr"
+    ).content.decode()
+    assert "<td>Porteur inconnu du référentiel</td>" in page
