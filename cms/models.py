@@ -556,7 +556,34 @@ class PersonalizationJob(models.Model):
         return f"job {self.pk} ({self.status})"
 
 
-class PersonalizationSession(models.Model):
+class RelayedSession(models.Model):
+    """What every server-driven session relayed by a station keeps of its round trips (issuance,
+    new codes): the batch in flight, the card's ATR, counts, the last error and its times."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    seq = models.PositiveIntegerField(default=0, help_text="number of the batch in flight")
+    atr = models.CharField(max_length=80, blank=True)
+    batches = models.PositiveIntegerField(default=0)
+    apdus = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("-started_at",)
+
+
+def one_running_per(field: str) -> models.UniqueConstraint:
+    """At most one running session per ``field`` (its job, its request)."""
+    return models.UniqueConstraint(
+        fields=(field,),
+        condition=Q(status="running"),
+        name=f"%(app_label)s_%(class)s_one_running_per_{field}",
+    )
+
+
+class PersonalizationSession(RelayedSession):
     """One run of a personalization (or rollback) program between the server and a card.
 
     Between round trips only the program's checkpoint and public inputs are kept; keys are
@@ -564,7 +591,6 @@ class PersonalizationSession(models.Model):
     under a key of the card key store) until the session ends and then dropped.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(PersonalizationJob, on_delete=models.PROTECT, related_name="sessions")
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="sessions")
     card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="sessions")
@@ -574,31 +600,17 @@ class PersonalizationSession(models.Model):
     status = models.CharField(
         max_length=11, choices=SessionStatus.choices, default=SessionStatus.RUNNING
     )
-    seq = models.PositiveIntegerField(default=0, help_text="number of the batch in flight")
     checkpoint = models.JSONField(null=True, blank=True)
     phase = models.CharField(max_length=40, blank=True)
     sealed_secrets = models.BinaryField(null=True, blank=True, editable=False)
     valid_from = models.DateField()
     valid_until = models.DateField()
     key_versions = models.JSONField(default=dict)
-    atr = models.CharField(max_length=80, blank=True)
-    batches = models.PositiveIntegerField(default=0)
-    apdus = models.PositiveIntegerField(default=0)
     server_cpu_ms = models.FloatField(default=0.0)
-    error = models.CharField(max_length=500, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ("-started_at",)
-        constraints = (
-            models.UniqueConstraint(
-                fields=("job",),
-                condition=Q(status="running"),
-                name="%(app_label)s_%(class)s_one_running_per_job",
-            ),
-        )
+    class Meta(RelayedSession.Meta):
+        constraints = (one_running_per("job"),)
 
     def __str__(self) -> str:
         return f"session {self.pk} ({self.mode}, {self.status})"
@@ -926,7 +938,7 @@ class NewCodesRequest(models.Model):
         return f"new codes {self.card_id} ({self.status})"
 
 
-class NewCodesSession(models.Model):
+class NewCodesSession(RelayedSession):
     """One station session serving a new-codes request (the personalization relay: the server
     drives the program, the station carries its batches). Its id is the session id the station
     sends with every exchange."""
@@ -937,27 +949,12 @@ class NewCodesSession(models.Model):
         INTERRUPTED = "interrupted", "Interrupted (station lost or card removed)"
         ABORTED = "aborted", "Aborted (not the request's card, or refused by the card)"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     request = models.ForeignKey(NewCodesRequest, on_delete=models.PROTECT, related_name="sessions")
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=11, choices=Status.choices, default=Status.RUNNING)
-    seq = models.PositiveIntegerField(default=0, help_text="number of the batch in flight")
-    atr = models.CharField(max_length=80, blank=True)
-    batches = models.PositiveIntegerField(default=0)
-    apdus = models.PositiveIntegerField(default=0)
-    error = models.CharField(max_length=500, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ("-started_at",)
-        constraints = (
-            models.UniqueConstraint(
-                fields=("request",),
-                condition=Q(status="running"),
-                name="%(app_label)s_%(class)s_one_running_per_request",
-            ),
-        )
+    class Meta(RelayedSession.Meta):
+        constraints = (one_running_per("request"),)
 
     def __str__(self) -> str:
         return f"new-codes session {self.pk} ({self.status})"

@@ -26,10 +26,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cards import iso7816
-from cards.apdu import CommandApdu, ResponseApdu
-from cards.errors import CardMismatch, ProgramError, VerificationError
+from cards.apdu import CommandApdu
+from cards.errors import ProgramError, VerificationError
 from cards.products import CPS4, Product
-from cards.programs.base import Checkpoint, Program, Step
+from cards.programs.base import Checkpoint, Program
+from cards.programs.contact import (
+    atr_check,
+    card_identified,
+    external_authenticate_item,
+    identify_steps,
+    initialize_update_step,
+    sm_item,
+)
 from cards.programs.flow import Flow, Item, Progress, Stage, merge
 from cards.scp03 import Scp03Host, Scp03StaticKeys
 from cards.secret import Secret
@@ -96,9 +104,6 @@ class _Runner:
             last_step=last_step,
         )
 
-    def plain(self, label: str, apdu: CommandApdu) -> Item:
-        return Item([Step(label, apdu.on_channel(self.channel).encode(), OK)])
-
     def sm(
         self,
         label: str,
@@ -107,48 +112,27 @@ class _Runner:
         *,
         sensitive: bool = False,
     ) -> Item:
-        wrapped = self.scp.wrap(apdu, label)
-
-        def handler(responses: list[ResponseApdu]) -> bytes:
-            return self.scp.unwrap(wrapped, responses[-1], label).data
-
-        return Item([Step(label, wrapped.encode(), expect, sensitive)], handler)
+        return sm_item(self.scp, label, apdu, expect, sensitive=sensitive)
 
     def flow(self) -> Flow:
         product = self.product
         assert product.scp03 is not None and product.puk is not None
-        if self.inputs.atr != product.contact.atr:
-            raise CardMismatch(f"ATR {self.inputs.atr.hex().upper()} is not the {product.name} ATR")
-        serial = self.plain("READ BINARY EF.SN.ICC", iso7816.read_binary(0, 10))
-        iu = Item([Step("INITIALIZE UPDATE", self.scp.initialize_update().encode(), OK)])
-        yield Stage(
-            [
-                self.plain(
-                    "SELECT applet", iso7816.select_aid(product.contact.applet_aid, fci=False)
-                ),
-                self.plain("SELECT EF.SN.ICC", iso7816.select_path((0xD003,))),
-                serial,
-                iu,
-            ],
-            emits=("identified",),
+        atr_check(product, self.inputs.atr)
+        opening = [Item([step]) for step in identify_steps(product)]
+        iu = Item([initialize_update_step(self.scp)])
+        yield Stage([*opening, iu], emits=("identified",))
+        card_identified(
+            self.scp,
+            opening[2].value,
+            iu.response,
+            card_serial=self.inputs.card_serial,
+            kdd=self.inputs.kdd,
+            serial_of="request's",
+            kdd_of="card's",
         )
-        if serial.value != self.inputs.card_serial:
-            raise CardMismatch(
-                f"card serial {serial.value.hex().upper()} is not the request's "
-                f"{self.inputs.card_serial.hex().upper()}"
-            )
-        info = self.scp.process_initialize_update(iu.response)
-        if info.kdd != self.inputs.kdd:
-            raise CardMismatch(f"KDD {info.kdd.hex().upper()} is not the card's")
-        ext = self.scp.external_authenticate(product.scp03.security_level)
-
-        def authenticated(responses: list[ResponseApdu]) -> bytes:
-            self.scp.process_external_authenticate(responses[-1])
-            return b""
-
         puk_policy = product.puk
         items = [  # wrapped in the order they are sent (the MAC chains them)
-            Item([Step("EXTERNAL AUTHENTICATE (SCP03)", ext.encode(), OK, True)], authenticated),
+            external_authenticate_item(self.scp, product.scp03.security_level),
             self.sm(
                 "CHANGE REFERENCE DATA (new PIN)",
                 iso7816.change_reference_data(product.pin.reference, _ascii(self.inputs.pin)),

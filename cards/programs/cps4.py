@@ -75,6 +75,15 @@ from cards.programs.base import (
     Program,
     Step,
 )
+from cards.programs.contact import (
+    atr_check,
+    card_identified,
+    external_authenticate_item,
+    identify_steps,
+    initialize_update_step,
+    plain_step,
+    sm_item,
+)
 from cards.programs.flow import Flow, Item, Progress, Stage, merge
 from cards.scp03 import Scp03Host, Scp03StaticKeys
 from cards.secret import Secret
@@ -323,7 +332,7 @@ class _Runner:
 
     def plain(self, label: str, apdu: CommandApdu, expect: tuple[int, ...] = OK) -> Item:
         """A contact command outside the secure channel, on the applet's channel."""
-        return Item([Step(label, apdu.on_channel(self.channel).encode(), expect)])
+        return Item([plain_step(self.channel, label, apdu, expect)])
 
     def sm(
         self,
@@ -334,12 +343,7 @@ class _Runner:
         sensitive: bool = False,
     ) -> Item:
         """A contact command wrapped in SCP03; its handler checks the R-MAC before any data."""
-        wrapped = self.scp.wrap(apdu, label)
-
-        def handler(responses: list[ResponseApdu]) -> bytes:
-            return self.scp.unwrap(wrapped, responses[-1], label).data
-
-        return Item([Step(label, wrapped.encode(), expect, sensitive)], handler)
+        return sm_item(self.scp, label, apdu, expect, sensitive=sensitive)
 
     def df_plain(
         self,
@@ -431,39 +435,25 @@ class _Runner:
 
     def identify_contact(self) -> Generator[Stage, None, Item]:
         """Stage 1: select the applet, read EF.SN.ICC, INITIALIZE UPDATE; check the card."""
-        if self.inputs.stock.atr != self.product.contact.atr:
-            raise CardMismatch(
-                f"ATR {self.inputs.stock.atr.hex().upper()} is not the {self.product.name} ATR"
-            )
-        items = [
-            self.plain(
-                "SELECT applet", iso7816.select_aid(self.product.contact.applet_aid, fci=False)
-            ),
-            self.plain("SELECT EF.SN.ICC", iso7816.select_path((0xD003,))),
-            self.plain("READ BINARY EF.SN.ICC", iso7816.read_binary(0, 10)),
-        ]
-        iu = Item([Step("INITIALIZE UPDATE", self.scp.initialize_update().encode(), OK)])
+        stock = self.inputs.stock
+        atr_check(self.product, stock.atr)
+        items = [Item([step]) for step in identify_steps(self.product)]
+        iu = Item([initialize_update_step(self.scp)])
         yield Stage([*items, iu], emits=("contact_identified",))
         self.card_serial = items[2].value
-        if self.card_serial != self.inputs.stock.card_serial:
-            raise CardMismatch(
-                f"card serial {self.card_serial.hex().upper()} is not the expected "
-                f"{self.inputs.stock.card_serial.hex().upper()}"
-            )
-        info = self.scp.process_initialize_update(iu.response)
-        if info.kdd != self.inputs.stock.kdd:
-            raise CardMismatch(f"KDD {info.kdd.hex().upper()} is not the stock record's")
+        card_identified(
+            self.scp,
+            self.card_serial,
+            iu.response,
+            card_serial=stock.card_serial,
+            kdd=stock.kdd,
+            serial_of="expected",
+            kdd_of="stock record's",
+        )
         return iu
 
     def external_authenticate(self) -> Item:
-        ext = self.scp.external_authenticate(self.scp03_profile.security_level)
-
-        def handler(responses: list[ResponseApdu]) -> bytes:
-            self.scp.process_external_authenticate(responses[-1])
-            return b""
-
-        step = Step("EXTERNAL AUTHENTICATE (SCP03)", ext.encode(), OK, True)
-        return Item([step], handler)
+        return external_authenticate_item(self.scp, self.scp03_profile.security_level)
 
     def write_ef(
         self, ef: EfSpec, content: bytes, *, create: bool, path: tuple[int, ...] | None

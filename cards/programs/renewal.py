@@ -58,7 +58,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cards import iso7816, pkcs15, tlv
 from cards.apdu import CommandApdu, ResponseApdu
 from cards.errors import (
-    CardMismatch,
     CheckpointError,
     MalformedResponse,
     ProgramError,
@@ -75,6 +74,12 @@ from cards.programs.base import (
     Program,
     Reply,
     Step,
+)
+from cards.programs.contact import (
+    card_identified,
+    identify_steps,
+    initialize_update_step,
+    plain_step,
 )
 from cards.scp03 import Scp03Host, Scp03StaticKeys
 
@@ -244,7 +249,7 @@ class _Renewal:
     # --- items and batches -------------------------------------------------------------------
 
     def plain(self, label: str, apdu: CommandApdu, expect: tuple[int, ...] = OK) -> _Item:
-        return _Item(Step(label, apdu.on_channel(self.channel).encode(), expect))
+        return _Item(plain_step(self.channel, label, apdu, expect))
 
     def sm(self, label: str, apdu: CommandApdu, expect: tuple[int, ...] = OK) -> _Item:
         wrapped = self.scp.wrap(apdu, label)
@@ -287,15 +292,13 @@ class _Renewal:
     # --- steps ------------------------------------------------------------------------------
 
     def open_items(self) -> tuple[list[_Item], _Item, _Item, _Item]:
-        serial = self.plain("READ BINARY EF.SN.ICC", iso7816.read_binary(0, 10))
+        applet, select_serial, serial = (_Item(step) for step in identify_steps(self.product))
         odf_spec = _ef(self.product, "EF.ODF")
         odf = self.plain("READ BINARY EF.ODF", iso7816.read_binary(0, odf_spec.size))
-        iu = _Item(Step("INITIALIZE UPDATE", self.scp.initialize_update().encode(), OK))
+        iu = _Item(initialize_update_step(self.scp))
         items = [
-            self.plain(
-                "SELECT applet", iso7816.select_aid(self.product.contact.applet_aid, fci=False)
-            ),
-            self.plain("SELECT EF.SN.ICC", iso7816.select_path((0xD003,))),
+            applet,
+            select_serial,
             serial,
             self.plain("SELECT EF.ODF", iso7816.select_path((self.df.fid, odf_spec.fid))),
             odf,
@@ -426,15 +429,16 @@ class _Renewal:
     def run(self) -> Generator[Any, Any, RenewalResult]:
         opening, serial, odf, iu = self.open_items()
         yield from self.send("open", opening)
-        if serial.value != self.inputs.card_serial:
-            raise CardMismatch(
-                f"card serial {serial.value.hex().upper()} is not the expected "
-                f"{self.inputs.card_serial.hex().upper()}"
-            )
         assert iu.response is not None
-        info = self.scp.process_initialize_update(iu.response)
-        if info.kdd != self.inputs.kdd:
-            raise CardMismatch(f"KDD {info.kdd.hex().upper()} is not the registry's")
+        card_identified(
+            self.scp,
+            serial.value,
+            iu.response,
+            card_serial=self.inputs.card_serial,
+            kdd=self.inputs.kdd,
+            serial_of="expected",
+            kdd_of="registry's",
+        )
         live = live_bank(self.product, odf.value)
         target_name = self.state.get("to_bank")
         committed = target_name == live.name and self.done("opened")

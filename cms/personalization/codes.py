@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -31,17 +30,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from cards.errors import CardError
-from cards.programs.base import Batch, Checkpoint, Program
+from cards.programs.base import Batch, Checkpoint
 from cards.programs.codes import PHASES, NewCodesInputs, NewCodesResult, new_codes_program
 from cards.secret import Secret
 from cards.station_protocol import (
     ClaimAnswer,
     Outcome,
-    ProtocolError,
     Running,
     SessionAnswer,
     batch_message,
-    responses_read,
 )
 from cms.choices import CardStatus
 from cms.mailers.choices import MailerStatus
@@ -59,9 +56,10 @@ from cms.models import (
 from cms.personalization import keys as card_keys
 from cms.personalization.choices import SessionStatus
 from cms.personalization.jobs import SYSTEM, CardIdentity, lease_duration
+from cms.personalization.live import LiveProgram, LiveRegistry, batch_received
 from cms.personalization.stations import station_check, station_for_account
 from core.audit import audit_event_create
-from core.errors import ApplicationError, BadInput, Conflict, NotFound
+from core.errors import ApplicationError, Conflict, NotFound
 
 __all__ = [
     "SERVABLE",
@@ -119,31 +117,13 @@ def codes_open(request: NewCodesRequest) -> Codes:
 # --- live programs ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Live:
-    program: Program
-    seq: int = 0
-    batch: Batch | None = None
-    last_payload: Running | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_LIVE: dict[UUID, _Live] = {}
-_LIVE_LOCK = threading.Lock()
-
-
-def _forget(session_id: UUID) -> None:
-    with _LIVE_LOCK:
-        live = _LIVE.pop(session_id, None)
-    if live is not None:
-        live.program.close()
+_LIVE: LiveRegistry[LiveProgram] = LiveRegistry()
 
 
 def is_codes_session(session_id: UUID) -> bool:
     """Whether a station's session id names a new-codes session (else a personalization)."""
-    with _LIVE_LOCK:
-        if session_id in _LIVE:
-            return True
+    if _LIVE.holds(session_id):
+        return True
     return NewCodesSession.objects.filter(pk=session_id).exists()
 
 
@@ -222,7 +202,7 @@ def codes_claim(*, station: Station, identity: CardIdentity) -> ClaimAnswer | No
         for stale in NewCodesSession.objects.select_for_update().filter(
             request=request, status=NewCodesSession.Status.RUNNING
         ):
-            _forget(stale.pk)
+            _LIVE.forget(stale.pk)
             _end(stale, NewCodesSession.Status.INTERRUPTED, "the card was presented again")
         session = NewCodesSession.objects.create(
             request=request, station=station, atr=identity.atr.upper()
@@ -240,13 +220,14 @@ def codes_claim(*, station: Station, identity: CardIdentity) -> ClaimAnswer | No
             },
         )
     try:
-        live = _Live(program=new_codes_program(_inputs(request, card, bytes.fromhex(session.atr))))
+        live = LiveProgram(
+            program=new_codes_program(_inputs(request, card, bytes.fromhex(session.atr)))
+        )
     except (ApplicationError, ValueError) as exc:
         message = exc.message if isinstance(exc, ApplicationError) else str(exc)
         _end(session, NewCodesSession.Status.ABORTED, message)
         return _outcome(session)
-    with _LIVE_LOCK:
-        _LIVE[session.pk] = live
+    _LIVE.put(session.pk, live)
     with live.lock:
         return _advance(session, live, None)
 
@@ -269,46 +250,36 @@ def codes_exchange_for_account(
     if session.status != NewCodesSession.Status.RUNNING:
         return _outcome(session)
     if error:
-        _forget(session.pk)
+        _LIVE.forget(session.pk)
         _end(session, NewCodesSession.Status.INTERRUPTED, f"station: {error[:200]}")
         return _outcome(session)
     if session.request.status != NewCodesRequest.Status.QUEUED:
-        _forget(session.pk)
+        _LIVE.forget(session.pk)
         _end(session, NewCodesSession.Status.ABORTED, "the request was closed meanwhile")
         return _outcome(session)
-    with _LIVE_LOCK:
-        live = _LIVE.get(session.pk)
+    live = _LIVE.get(session.pk)
     if live is None:
         # Another process ran the earlier round trips (or this one restarted): the program is
         # idempotent, so it starts over on the card, from a fresh secure channel.
         card = Card.objects.select_related("product").get(pk=session.request.card_id)
-        live = _Live(
+        live = LiveProgram(
             program=new_codes_program(_inputs(session.request, card, bytes.fromhex(session.atr))),
             seq=session.seq,
         )
-        with _LIVE_LOCK:
-            _LIVE[session.pk] = live
+        _LIVE.put(session.pk, live)
         with live.lock:
             return _advance(session, live, None)
     with live.lock:
-        if seq == live.seq - 1 and live.last_payload is not None:
-            return live.last_payload  # the station lost our answer and sent its batch again
-        if seq != live.seq or live.batch is None:
-            raise Conflict(
-                f"Batch {seq} is not the batch in flight ({live.seq}).",
-                extra={"expected_seq": live.seq},
-            )
-        try:
-            reply = responses_read(responses, len(live.batch.steps))
-        except ProtocolError as exc:
-            raise BadInput(str(exc)) from None
+        reply = batch_received(live, seq, responses)
+        if not isinstance(reply, tuple):
+            return reply
         NewCodesSession.objects.filter(pk=session.pk).update(apdus=session.apdus + len(reply))
         session.apdus += len(reply)
         return _advance(session, live, reply)
 
 
 def _advance(
-    session: NewCodesSession, live: _Live, reply: tuple[bytes, ...] | None
+    session: NewCodesSession, live: LiveProgram, reply: tuple[bytes, ...] | None
 ) -> SessionAnswer:
     sent: Any = reply
     try:
@@ -337,14 +308,14 @@ def _advance(
                 continue
             raise CardError(f"unexpected program request {type(request).__name__}")
     except StopIteration as stop:
-        _forget(session.pk)
+        _LIVE.forget(session.pk)
         result = stop.value
         if not isinstance(result, NewCodesResult):
             raise TypeError(f"program returned {type(result).__name__}") from None
         _commit(session, result)
         return _outcome(session)
     except (CardError, ApplicationError) as exc:
-        _forget(session.pk)
+        _LIVE.forget(session.pk)
         message = exc.message if isinstance(exc, ApplicationError) else str(exc)
         log.warning("new-codes session %s refused: %s", session.pk, message)
         _end(session, NewCodesSession.Status.ABORTED, message)

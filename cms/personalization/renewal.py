@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -40,9 +38,9 @@ from django.utils import timezone
 
 from cards.errors import CardError, CardMismatch
 from cards.products import serial_of_card_number
-from cards.programs.base import Batch, CertificateReply, CertificateRequest, Checkpoint, Program
+from cards.programs.base import Batch, CertificateReply, CertificateRequest, Checkpoint
 from cards.programs.renewal import PHASES, RenewalInputs, RenewalResult, renewal_program
-from cards.station_protocol import Outcome, ProtocolError, Running, batch_message, responses_read
+from cards.station_protocol import Outcome, Running, batch_message
 from cms import effects
 from cms.callers import Caller
 from cms.choices import CardStatus
@@ -52,6 +50,7 @@ from cms.personalization.certificates import authority_for, pki_holder
 from cms.personalization.choices import SessionStatus
 from cms.personalization.inputs import product_of
 from cms.personalization.jobs import SYSTEM
+from cms.personalization.live import LiveProgram, LiveRegistry, batch_received
 from cms.personalization.stations import station_check, station_for_account
 from core.audit import audit_event_create
 from core.errors import ApplicationError, BadInput, Conflict, Forbidden, NotFound
@@ -63,24 +62,7 @@ log = logging.getLogger("cms.personalization")
 MODE = "renew"
 
 
-@dataclass
-class _Live:
-    program: Program
-    seq: int
-    batch: Batch | None = None
-    last_payload: Running | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_LIVE: dict[UUID, _Live] = {}
-_LIVE_LOCK = threading.Lock()
-
-
-def _forget(renewal_id: UUID) -> None:
-    with _LIVE_LOCK:
-        live = _LIVE.pop(renewal_id, None)
-    if live is not None:
-        live.program.close()
+_LIVE: LiveRegistry[LiveProgram] = LiveRegistry()
 
 
 def _audit(action: str, renewal: CardRenewal, **details: object) -> None:
@@ -204,14 +186,10 @@ def _begin(renewal: CardRenewal, card: Card | None = None) -> Running | Outcome:
     if card is None:
         card = Card.objects.select_related("product", "holder").get(pk=renewal.card_id)
     checkpoint = Checkpoint.from_dict(renewal.checkpoint) if renewal.checkpoint else None
-    live = _Live(
+    live = LiveProgram(
         program=renewal_program(_inputs(renewal, card), resume=checkpoint), seq=renewal.seq
     )
-    with _LIVE_LOCK:
-        old = _LIVE.pop(renewal.pk, None)
-        _LIVE[renewal.pk] = live
-    if old is not None:
-        old.program.close()
+    _LIVE.put(renewal.pk, live)
     with live.lock:
         return _advance(renewal, live, None)
 
@@ -240,25 +218,16 @@ def renewal_exchange(
     if renewal.status != CardRenewal.Status.RUNNING:
         return renewal_outcome(renewal)
     if error:
-        _forget(renewal.pk)
+        _LIVE.forget(renewal.pk)
         _interrupt(renewal, f"station: {error[:200]}")
         return renewal_outcome(renewal)
-    with _LIVE_LOCK:
-        live = _LIVE.get(renewal.pk)
+    live = _LIVE.get(renewal.pk)
     if live is None or live.seq != renewal.seq:
         return _begin(renewal)
     with live.lock:
-        if seq == live.seq - 1 and live.last_payload is not None:
-            return live.last_payload
-        if seq != live.seq or live.batch is None:
-            raise Conflict(
-                f"Batch {seq} is not the batch in flight ({live.seq}).",
-                extra={"expected_seq": live.seq},
-            )
-        try:
-            reply = responses_read(responses, len(live.batch.steps))
-        except ProtocolError as exc:
-            raise BadInput(str(exc)) from None
+        reply = batch_received(live, seq, responses)
+        if not isinstance(reply, tuple):
+            return reply
         return _advance(renewal, live, reply)
 
 
@@ -271,7 +240,7 @@ def _interrupt(renewal: CardRenewal, reason: str) -> None:
 
 
 def _advance(
-    renewal: CardRenewal, live: _Live, reply: tuple[bytes, ...] | None
+    renewal: CardRenewal, live: LiveProgram, reply: tuple[bytes, ...] | None
 ) -> Running | Outcome:
     sent: Any = reply
     try:
@@ -299,7 +268,7 @@ def _advance(
             elif isinstance(request, CertificateRequest):
                 sent = _certify(renewal, request)
     except StopIteration as stop:
-        _forget(renewal.pk)
+        _LIVE.forget(renewal.pk)
         result: RenewalResult = stop.value
         with transaction.atomic():
             renewal.status = CardRenewal.Status.DONE
@@ -309,11 +278,11 @@ def _advance(
             _audit("card.renewal_end", renewal, bank=result.bank)
         return renewal_outcome(renewal)
     except CardMismatch as exc:
-        _forget(renewal.pk)
+        _LIVE.forget(renewal.pk)
         _interrupt(renewal, str(exc))
         return renewal_outcome(renewal)
     except (CardError, ApplicationError) as exc:
-        _forget(renewal.pk)
+        _LIVE.forget(renewal.pk)
         message = exc.message if isinstance(exc, ApplicationError) else str(exc)
         log.warning("card renewal %s stopped: %s", renewal.pk, message)
         _interrupt(renewal, message)
@@ -448,5 +417,5 @@ def renewal_abandon(*, renewal_id: UUID, caller: Caller = SYSTEM, reason: str = 
                 "reason": reason[:200],
             },
         )
-    _forget(renewal.pk)
+    _LIVE.forget(renewal.pk)
     return renewal

@@ -35,11 +35,9 @@ from cards.products import add_years
 from cards.programs.base import Batch, CertificateRequest, Checkpoint
 from cards.programs.cps4 import Cps4Result, RollbackResult, cps4_program, cps4_rollback
 from cards.station_protocol import (
-    ProtocolError,
     Running,
     SessionAnswer,
     batch_message,
-    responses_read,
 )
 from cms.models import Card, PersonalizationJob, PersonalizationSession, Station
 from cms.personalization import keys as card_keys
@@ -49,11 +47,11 @@ from cms.personalization.cpu import cpu_start, cpu_take
 from cms.personalization.endings import abort, commit, fail, outcome, progress
 from cms.personalization.inputs import as_program_checkpoint, product_of, program_inputs
 from cms.personalization.jobs import SYSTEM, CardIdentity, job_release, lease_duration
-from cms.personalization.live import Live, live_get, live_put, session_forget
+from cms.personalization.live import Live, batch_received, live_get, live_put, session_forget
 from cms.personalization.sealing import secrets_new, secrets_seal
 from cms.personalization.stations import station_check, station_for_account
 from core.audit import AuditEntry, audit_event_create, audit_events_create
-from core.errors import ApplicationError, BadInput, Conflict, NotFound
+from core.errors import ApplicationError, Conflict, NotFound
 
 log = logging.getLogger("cms.personalization")
 
@@ -229,17 +227,9 @@ def _exchange(
         # the checkpoint is what the resumed program checks).
         return session_begin(session)
     with live.lock:
-        if seq == live.seq - 1 and live.last_payload is not None:
-            return live.last_payload  # the station lost our answer and sent its batch again
-        if seq != live.seq or live.batch is None:
-            raise Conflict(
-                f"Batch {seq} is not the batch in flight ({live.seq}).",
-                extra={"expected_seq": live.seq},
-            )
-        try:
-            reply = responses_read(responses, len(live.batch.steps))
-        except ProtocolError as exc:
-            raise BadInput(str(exc)) from None
+        reply = batch_received(live, seq, responses)
+        if not isinstance(reply, tuple):
+            return reply
         live.apdus += len(reply)
         try:
             return _advance(session, live, reply)
