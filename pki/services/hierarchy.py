@@ -18,6 +18,7 @@ from pki.domain import builders, names
 from pki.domain.profiles import PROFILES, Profile
 from pki.hierarchy import AuthorityConfig, HierarchyConfig
 from pki.key_backends import key_backend_get
+from pki.keys.errors import KeyNotFound
 from pki.models import CertificateAuthority
 from pki.services.errors import translated
 from pki.services.responders import responder_install
@@ -62,6 +63,15 @@ def hierarchy_init(
                     config=config, auth=auth, backend=backend, actor=actor, witnessed=witnessed
                 )
                 created.append(auth.short_name)
+            elif not key_backend_get(ca.key_backend).has_key(ca.key_handle):
+                # The rows are here but not the key: the database was made with another key store
+                # (another checkout's var/, a removed var/): say so rather than fail later.
+                raise KeyNotFound(
+                    f"CA {ca.short_name} is in this database but its key is not in key backend "
+                    f"{ca.key_backend!r}: the database was made with another key store (another "
+                    "checkout, or a removed var/). Use another database (DATABASE_URL; "
+                    "LOCAL_DB_NAME for make run) or drop this one to start afresh."
+                )
             revoked = ca.certificate is not None and ca.certificate.status == "revoked"
             if ca.kind == CaKind.ISSUING and ca.ocsp_responder_id is None and not revoked:
                 _responder_create(config=config, ca=ca, actor=actor, witnessed=witnessed)

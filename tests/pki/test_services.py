@@ -46,6 +46,17 @@ def test_pki_init_twice_changes_nothing(pki_software: str) -> None:
     assert CertificateAuthority.objects.filter(ocsp_responder__isnull=False).count() == 2
 
 
+def test_pki_init_names_a_database_whose_ca_keys_are_elsewhere(pki_software: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    from tests.pki.conftest import TEST_HIERARCHY
+
+    root = CertificateAuthority.objects.get(kind="root")
+    CertificateAuthority.objects.filter(pk=root.pk).update(key_handle="made-by-another-checkout")
+    with pytest.raises(CommandError, match=f"CA {root.short_name} is in this database but its key"):
+        call_command("pki_init", config=str(TEST_HIERARCHY), backend="software")
+
+
 def test_issue_stores_row_audit_and_ocsp(
     pki_software: str, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
