@@ -161,29 +161,45 @@ def personalize(
             reader=link.reader,
         ),
     )
-    round_trips = 1
-    apdus = 0
     if status == 204:
         return Outcome("no_job", round_trips=1, chip_serial=identity.chip_serial)
+    return _relay(api, link, payload, "station/sessions", identity=identity, progress=progress)
+
+
+def _relay(
+    api: Api,
+    link: CardLink,
+    payload: Mapping[str, Any],
+    exchange: str,
+    *,
+    identity: Identity,
+    progress: Callable[[str], None],
+    pin: Callable[[], str] | None = None,
+) -> Outcome:
+    """Relay the batches of a server-driven program (``payload``: the claim's answer) until it
+    ends, one round trip a batch, the card's loss reported as the batch's error. ``pin`` asks the
+    holder for the PIN, once, when a batch first has a ``holder_pin`` step; it goes to the card
+    only, never to the server."""
     session = str(payload.get("session", ""))
+    round_trips, apdus = 1, 0
+    typed: bytes | None = None
     while payload.get("state") == SessionState.RUNNING:
         if round_trips > MAX_ROUND_TRIPS:
             raise RelayError("the session does not end; giving up")
         progress(_progress_line(payload))
         seq = int(payload["seq"])
+        steps = (payload.get("batch") or {}).get("steps") or []
+        if pin is not None and typed is None and any(step.get("holder_pin") for step in steps):
+            typed = pin().encode("ascii")
         try:
-            responses = run_batch(payload["batch"], link)
+            responses = run_batch(payload["batch"], link, holder_pin=typed)
         except TransportError as exc:
             progress(f"card lost during batch {seq}: {exc}")
-            _, payload = api.post(
-                f"station/sessions/{session}/exchange", exchange_error(seq, str(exc))
-            )
+            _, payload = api.post(f"{exchange}/{session}/exchange", exchange_error(seq, str(exc)))
             round_trips += 1
             break
         apdus += len(responses)
-        _, payload = api.post(
-            f"station/sessions/{session}/exchange", exchange_answers(seq, responses)
-        )
+        _, payload = api.post(f"{exchange}/{session}/exchange", exchange_answers(seq, responses))
         round_trips += 1
     return Outcome(
         state=str(payload.get("state", "unknown")),
@@ -210,36 +226,6 @@ def renew(
     status, payload = api.post("station/renewals", {"chip_serial": identity.chip_serial})
     if status == 204:
         return Outcome("no_renewal", round_trips=1, chip_serial=identity.chip_serial)
-    renewal = str(payload.get("session", ""))
-    round_trips, apdus = 1, 0
-    typed: bytes | None = None
-    while payload.get("state") == SessionState.RUNNING:
-        if round_trips > MAX_ROUND_TRIPS:
-            raise RelayError("the renewal does not end; giving up")
-        progress(_progress_line(payload))
-        seq = int(payload["seq"])
-        steps = (payload.get("batch") or {}).get("steps") or []
-        if typed is None and any(step.get("holder_pin") for step in steps):
-            typed = pin().encode("ascii")
-        try:
-            responses = run_batch(payload["batch"], link, holder_pin=typed)
-        except TransportError as exc:
-            progress(f"card lost during batch {seq}: {exc}")
-            _, payload = api.post(
-                f"station/renewals/{renewal}/exchange", exchange_error(seq, str(exc))
-            )
-            round_trips += 1
-            break
-        apdus += len(responses)
-        _, payload = api.post(
-            f"station/renewals/{renewal}/exchange", exchange_answers(seq, responses)
-        )
-        round_trips += 1
-    return Outcome(
-        state=str(payload.get("state", "unknown")),
-        session=renewal,
-        message=str(payload.get("message") or ""),
-        round_trips=round_trips,
-        apdus=apdus,
-        chip_serial=identity.chip_serial,
+    return _relay(
+        api, link, payload, "station/renewals", identity=identity, progress=progress, pin=pin
     )
