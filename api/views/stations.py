@@ -219,25 +219,20 @@ class StationExchangeApi(APIView):
         serializer = StationExchangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        exchange = {
+            "session_id": session_id,
+            "account": request.user,
+            "seq": data["seq"],
+            "responses": data.get("responses"),
+            "error": data.get("error"),
+        }
         try:
-            payload = session_exchange_for_account(
-                session_id=session_id,
-                account=request.user,  # type: ignore[arg-type]
-                seq=data["seq"],
-                responses=data.get("responses"),
-                error=data.get("error"),
-            )
+            payload = session_exchange_for_account(**exchange)
         except NotFound:
             if not is_codes_session(session_id):
                 raise
             # A new-codes session: the same relay carrying its own program.
-            payload = codes_exchange_for_account(
-                session_id=session_id,
-                account=request.user,  # type: ignore[arg-type]
-                seq=data["seq"],
-                responses=data.get("responses"),
-                error=data.get("error"),
-            )
+            payload = codes_exchange_for_account(**exchange)
         return Response(payload)
 
 
