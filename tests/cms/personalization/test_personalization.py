@@ -38,6 +38,14 @@ def test_a_queued_card_is_personalized_and_issued(scene, virtual_card):
     assert session.status == "done"
     assert session.sealed_secrets is None  # PIN and PUK dropped once the card is issued
     assert session.checkpoint["completed"][-1] == "desfire_verified"
+    assert session.phase == "desfire_verified" and session.ended_at is not None
+    # the round trips' counters, added to by each round trip's one UPDATE
+    assert session.apdus == outcome.apdus
+    assert session.batches == session.seq == outcome.round_trips - 1  # the claim's + exchanges'
+    assert session.server_cpu_ms > 0
+    job = session.job
+    assert job.status == "done" and job.lease_expires_at is None
+    assert card.admin_key_version == int(session.key_versions["admin"])
     mailer = PinMailer.objects.get(card=card)
     assert mailer.status == "queued" and mailer.sealed_secrets is not None
     assert b"pin" not in bytes(mailer.sealed_secrets)  # sealed, not JSON in clear
