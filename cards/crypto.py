@@ -34,6 +34,7 @@ __all__ = [
     "UNBLOCK_RESPONSE_LENGTH",
     "UNBLOCK_RESPONSE_TAG",
     "UNBLOCK_SERIAL_LENGTH",
+    "AesKey",
     "Ev2SessionKeys",
     "Scp03SessionKeys",
     "aes_cbc_decrypt",
@@ -117,8 +118,56 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     return diff == 0
 
 
-def aes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
+class AesKey:
+    """An AES key prepared once for the many operations of a secure-messaging session: its
+    cipher object (key checked once), an ECB encryptor kept open (ECB has no chaining: whole
+    blocks in, the same number out, nothing held back) and a CMAC context copied for each MAC
+    (no cipher set up per call: issue 12). The functions below take it wherever they take a key;
+    results are byte for byte those of the bare key (tests/cards/test_crypto.py)."""
+
+    __slots__ = ("_algorithm", "_cmac", "_ecb")
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key)
+        self._algorithm = algorithms.AES(key)
+        self._ecb = Cipher(self._algorithm, modes.ECB()).encryptor()  # noqa: S305 - see ecb_encrypt
+        self._cmac = CMAC(self._algorithm)
+
+    def __repr__(self) -> str:
+        return "AesKey(<hidden>)"
+
+    def ecb_encrypt(self, data: bytes) -> bytes:
+        _check_blocks(data, "ECB input")
+        return self._ecb.update(data)
+
+    def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
+        _check_blocks(data, "CBC input")
+        if len(iv) != BLOCK:
+            raise CryptoError(f"IV must be 16 bytes, got {len(iv)}")
+        enc = Cipher(self._algorithm, modes.CBC(iv)).encryptor()
+        return enc.update(data) + enc.finalize()
+
+    def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
+        _check_blocks(data, "CBC input")
+        if len(iv) != BLOCK:
+            raise CryptoError(f"IV must be 16 bytes, got {len(iv)}")
+        dec = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
+        return dec.update(data) + dec.finalize()
+
+    def cmac(self, data: bytes) -> bytes:
+        mac = self._cmac.copy()
+        mac.update(data)
+        return mac.finalize()
+
+
+Key = bytes | AesKey
+"""A key as the functions below take it: its bytes, or prepared once (:class:`AesKey`)."""
+
+
+def aes_ecb_encrypt(key: Key, data: bytes) -> bytes:
     """AES-ECB encryption of whole blocks (no padding)."""
+    if isinstance(key, AesKey):
+        return key.ecb_encrypt(data)
     _check_key(key)
     _check_blocks(data, "ECB input")
     enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - single-block IV/KDF use
@@ -133,8 +182,10 @@ def aes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
     return dec.update(data) + dec.finalize()
 
 
-def aes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+def aes_cbc_encrypt(key: Key, iv: bytes, data: bytes) -> bytes:
     """AES-CBC encryption of whole blocks (no padding)."""
+    if isinstance(key, AesKey):
+        return key.cbc_encrypt(iv, data)
     _check_key(key)
     _check_blocks(data, "CBC input")
     if len(iv) != BLOCK:
@@ -143,8 +194,10 @@ def aes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     return enc.update(data) + enc.finalize()
 
 
-def aes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+def aes_cbc_decrypt(key: Key, iv: bytes, data: bytes) -> bytes:
     """AES-CBC decryption of whole blocks (no padding)."""
+    if isinstance(key, AesKey):
+        return key.cbc_decrypt(iv, data)
     _check_key(key)
     _check_blocks(data, "CBC input")
     if len(iv) != BLOCK:
@@ -153,8 +206,10 @@ def aes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     return dec.update(data) + dec.finalize()
 
 
-def aes_cmac(key: bytes, data: bytes) -> bytes:
+def aes_cmac(key: Key, data: bytes) -> bytes:
     """AES-CMAC (NIST SP 800-38B, RFC 4493), full 16 bytes."""
+    if isinstance(key, AesKey):
+        return key.cmac(data)
     _check_key(key)
     mac = CMAC(algorithms.AES(key))
     mac.update(data)
@@ -265,7 +320,7 @@ def scp03_host_cryptogram(s_mac: bytes, host_challenge: bytes, card_challenge: b
     return scp03_cryptogram(s_mac, SCP03_HOST_CRYPTOGRAM, host_challenge, card_challenge)
 
 
-def scp03_c_mac(s_mac: bytes, chaining_value: bytes, message: bytes) -> bytes:
+def scp03_c_mac(s_mac: Key, chaining_value: bytes, message: bytes) -> bytes:
     """Full 16-byte C-MAC over chaining value ‖ header (CLA with bit 04, Lc+8) ‖ data.
 
     The first 8 bytes go on the wire; all 16 are the next chaining value.
@@ -275,45 +330,45 @@ def scp03_c_mac(s_mac: bytes, chaining_value: bytes, message: bytes) -> bytes:
     return aes_cmac(s_mac, chaining_value + message)
 
 
-def scp03_r_mac(s_rmac: bytes, chaining_value: bytes, response_data: bytes, sw: bytes) -> bytes:
+def scp03_r_mac(s_rmac: Key, chaining_value: bytes, response_data: bytes, sw: bytes) -> bytes:
     """8-byte R-MAC over the last full C-MAC ‖ response data (ciphertext if R-ENC) ‖ SW1 SW2."""
     if len(chaining_value) != BLOCK or len(sw) != 2:
         raise CryptoError("R-MAC needs the 16-byte C-MAC chaining value and a 2-byte SW")
     return aes_cmac(s_rmac, chaining_value + response_data + sw)[:8]
 
 
-def scp03_command_iv(s_enc: bytes, counter: int) -> bytes:
+def scp03_command_iv(s_enc: Key, counter: int) -> bytes:
     """C-ENC IV: AES(S-ENC, encryption counter as 16-byte big-endian)."""
     return aes_ecb_encrypt(s_enc, counter.to_bytes(BLOCK, "big"))
 
 
-def scp03_response_iv(s_enc: bytes, counter: int) -> bytes:
+def scp03_response_iv(s_enc: Key, counter: int) -> bytes:
     """R-ENC IV: AES(S-ENC, ``80`` ‖ encryption counter in 15 bytes big-endian)."""
     return aes_ecb_encrypt(s_enc, b"\x80" + counter.to_bytes(BLOCK - 1, "big"))
 
 
-def scp03_encrypt_command_data(s_enc: bytes, counter: int, data: bytes) -> bytes:
+def scp03_encrypt_command_data(s_enc: Key, counter: int, data: bytes) -> bytes:
     """C-ENC of command data (pad ``80 00…`` then AES-CBC); empty data stays empty."""
     if not data:
         return b""
     return aes_cbc_encrypt(s_enc, scp03_command_iv(s_enc, counter), pad_iso9797_m2(data))
 
 
-def scp03_decrypt_command_data(s_enc: bytes, counter: int, data: bytes) -> bytes:
+def scp03_decrypt_command_data(s_enc: Key, counter: int, data: bytes) -> bytes:
     """Card side of C-ENC: decrypt and unpad command data (PaddingError if malformed)."""
     if not data:
         return b""
     return unpad_iso9797_m2(aes_cbc_decrypt(s_enc, scp03_command_iv(s_enc, counter), data))
 
 
-def scp03_encrypt_response_data(s_enc: bytes, counter: int, data: bytes) -> bytes:
+def scp03_encrypt_response_data(s_enc: Key, counter: int, data: bytes) -> bytes:
     """Card side of R-ENC: pad and encrypt response data; empty data stays empty."""
     if not data:
         return b""
     return aes_cbc_encrypt(s_enc, scp03_response_iv(s_enc, counter), pad_iso9797_m2(data))
 
 
-def scp03_decrypt_response_data(s_enc: bytes, counter: int, data: bytes) -> bytes:
+def scp03_decrypt_response_data(s_enc: Key, counter: int, data: bytes) -> bytes:
     """Host side of R-ENC: decrypt and unpad response data (PaddingError if malformed)."""
     if not data:
         return b""

@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import IntFlag
+from typing import NamedTuple
 
 from cards import crypto
 from cards.apdu import MAX_SHORT_LE, CommandApdu, ResponseApdu, make_cla, with_secure_messaging
@@ -133,6 +134,14 @@ class WrappedCommand:
 _RMAC_STATUS = (0x90, 0x62, 0x63)
 
 
+class _PreparedKeys(NamedTuple):
+    """The session keys, each prepared once for the session's many operations."""
+
+    s_enc: crypto.AesKey
+    s_mac: crypto.AesKey
+    s_rmac: crypto.AesKey
+
+
 class Scp03Host:
     """Host side of one SCP03 session on one logical channel."""
 
@@ -148,6 +157,8 @@ class Scp03Host:
         self._rng = rng
         self._host_challenge = b""
         self._session: crypto.Scp03SessionKeys | None = None
+        # The session keys prepared once for the session's MACs and ciphers (crypto.AesKey).
+        self._prepared: _PreparedKeys | None = None
         self._card: InitializeUpdateResponse | None = None
         self._chain = bytes(16)
         self._counter = 1
@@ -197,6 +208,11 @@ class Scp03Host:
                 "INITIALIZE UPDATE", "card cryptogram does not verify (wrong keys?)"
             )
         self._session = session
+        self._prepared = _PreparedKeys(
+            crypto.AesKey(session.s_enc),
+            crypto.AesKey(session.s_mac),
+            crypto.AesKey(session.s_rmac),
+        )
         self._card = info
         return info
 
@@ -212,7 +228,8 @@ class Scp03Host:
         )
         cla = with_secure_messaging(make_cla(self.channel, proprietary=True))
         mac_input = CommandApdu(cla, 0x82, level, 0x00, host_cryptogram + bytes(8)).encode()[:-8]
-        full = crypto.scp03_c_mac(self._session.s_mac, bytes(16), mac_input)
+        assert self._prepared is not None
+        full = crypto.scp03_c_mac(self._prepared.s_mac, bytes(16), mac_input)
         self._chain = full
         self.level = level
         self._counter = 1
@@ -233,12 +250,12 @@ class Scp03Host:
 
     # --- secure messaging ------------------------------------------------------------------
 
-    def _require_open(self, command: str) -> crypto.Scp03SessionKeys:
+    def _require_open(self, command: str) -> _PreparedKeys:
         if self.closed:
             raise ProtocolError(command, "the SCP03 session was closed after an error")
-        if not self.level or self._session is None:
+        if not self.level or self._prepared is None:
             raise ProtocolError(command, "no SCP03 session is open")
-        return self._session
+        return self._prepared
 
     def wrap(self, apdu: CommandApdu, command: str = "command") -> WrappedCommand:
         """Apply C-MAC (and C-ENC) to a plain command on this session's channel."""

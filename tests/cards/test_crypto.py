@@ -16,7 +16,7 @@ KEY_ENC = H("000102030405060708090A0B0C0D0E0F")
 KEY_MAC = H("101112131415161718191A1B1C1D1E1F")
 
 
-def _mac_wrap(s_mac: bytes, chain: bytes, apdu: bytes) -> tuple[bytes, bytes]:
+def _mac_wrap(s_mac: crypto.Key, chain: bytes, apdu: bytes) -> tuple[bytes, bytes]:
     """Minimal C-MAC wrap of a short APDU straight from the spec text, for the vector check."""
     header = bytes([apdu[0] | 0x04]) + apdu[1:4]
     body = apdu[4:]
@@ -32,10 +32,13 @@ def _mac_wrap(s_mac: bytes, chain: bytes, apdu: bytes) -> tuple[bytes, bytes]:
     return mac_input + full[:8] + le, full
 
 
-def test_scp03_sl11_vectors() -> None:
+@pytest.mark.parametrize("prepared", [False, True], ids=["bytes", "AesKey"])
+def test_scp03_sl11_vectors(prepared: bool) -> None:
     host_challenge = H("b13e5f938fc108c4")
     card_challenge = H("3eb51047495b249f")
     keys = crypto.scp03_session_keys(KEY_ENC, KEY_MAC, host_challenge, card_challenge)
+    if prepared:  # the session key prepared once, used for every MAC of the session
+        keys = keys._replace(s_mac=crypto.AesKey(keys.s_mac))  # type: ignore[arg-type]
     assert crypto.scp03_card_cryptogram(keys.s_mac, host_challenge, card_challenge) == H(
         "66c484c1d2ef1948"
     )
@@ -230,6 +233,32 @@ def test_cmac_subkeys_match_library_cmac(key: bytes) -> None:
     assert crypto.aes_ecb_encrypt(key, crypto.xor(H("80" + "00" * 15), k2)) == crypto.aes_cmac(
         key, b""
     )
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+    st.lists(st.binary(max_size=70), min_size=1, max_size=4),
+)
+def test_a_prepared_key_gives_what_its_bytes_give(
+    key: bytes, iv: bytes, messages: list[bytes]
+) -> None:
+    prepared = crypto.AesKey(key)
+    for message in messages:  # one prepared key, many operations: no state carried over
+        blocks = crypto.pad_iso9797_m2(message)
+        assert crypto.aes_cmac(prepared, message) == crypto.aes_cmac(key, message)
+        assert crypto.aes_ecb_encrypt(prepared, blocks) == crypto.aes_ecb_encrypt(key, blocks)
+        assert crypto.aes_cbc_encrypt(prepared, iv, blocks) == crypto.aes_cbc_encrypt(
+            key, iv, blocks
+        )
+        assert crypto.aes_cbc_decrypt(prepared, iv, blocks) == crypto.aes_cbc_decrypt(
+            key, iv, blocks
+        )
+    assert key.hex() not in repr(prepared)
+    with pytest.raises(CryptoError):
+        crypto.aes_ecb_encrypt(prepared, bytes(15))
+    with pytest.raises(CryptoError):
+        crypto.AesKey(bytes(15))
 
 
 # --- padding and primitives --------------------------------------------------------------------
