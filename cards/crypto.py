@@ -4,7 +4,8 @@ Every function here is pure (no state, no I/O, no randomness) and checked byte f
 public vectors of ``reference/card-protocols.md`` §3-§6 (tests/cards/test_crypto.py). The
 virtual card (``cardsim``) imports this module on purpose: it shares the *primitives* and implements
 the card side (state, counters, access rules) on its own, so host and card cannot share a logic
-mistake.
+mistake. A key may be given as its bytes or prepared once (``AesKey``, for the many operations
+of a secure-messaging session): the results are the same, only the set-up is not repeated.
 
 Public names are a contract with ``cardsim``: add, never rename.
 """
