@@ -59,6 +59,18 @@ def test_a_resumed_session_writes_the_same_sealed_access_credential(scene, virtu
     second = personalize(scene.api(), link_of(virtual_card))
     assert second.state == "done", second.message
     assert _access_file(virtual_card) == sealed
+    # the commit drops the sealed secrets the interrupted session kept for the resume, and only
+    # them: that session's own ending stays as it was
+    earlier = PersonalizationSession.objects.get(pk=interrupted.pk)
+    assert earlier.sealed_secrets is None
+    assert (earlier.status, earlier.ended_at, earlier.error, earlier.checkpoint) == (
+        interrupted.status,
+        interrupted.ended_at,
+        interrupted.error,
+        interrupted.checkpoint,
+    )
+    done = PersonalizationSession.objects.exclude(pk=interrupted.pk).get()
+    assert done.status == "done" and done.sealed_secrets is None
 
 
 def test_abandoning_an_interrupted_job_drops_its_sealed_secrets(scene, virtual_card):
