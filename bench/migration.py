@@ -146,9 +146,7 @@ def main() -> None:
             start = time.perf_counter()
             anomalies = _write_export(path, args.records, args.seed)
             _write_registry(registry, args.records, args.seed)
-            print(
-                f"export generated in {time.perf_counter() - start:.1f} s; anomalies {anomalies}"
-            )
+            print(f"export generated in {time.perf_counter() - start:.1f} s; anomalies {anomalies}")
         print(f"export: {args.records:,} professionals, {path.stat().st_size / 1e6:,.0f} MB")
         start = time.perf_counter()
         _load_registry(registry)

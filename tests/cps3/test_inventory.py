@@ -372,8 +372,14 @@ def test_the_bulk_load_checks_and_types_every_field_as_the_upsert_does(
         row(national_id=f" {national_id(1)} ", last_name=" Martin ", card_type=" cps "),
         row(national_id=national_id(2), birth_date="", departement=" 2a ", card_status="ACTIVE"),
         row(birth_date="1899-12-31", expires_on="2204-02-29", issued_on="2000-02-29"),
-        row(**cert, auth_not_after="2030-01-31", sign_serial="0", sign_issuer="",
-            sign_not_after="2031-12-31", sign_status="revoked"),  # fmt: skip
+        row(
+            **cert,
+            auth_not_after="2030-01-31",
+            sign_serial="0",
+            sign_issuer="",
+            sign_not_after="2031-12-31",
+            sign_status="revoked",
+        ),
         row(national_id="1" * 12),  # no such holder
         # One row per fault.
         row(national_id=" "),
@@ -408,4 +414,6 @@ def test_the_bulk_load_checks_and_types_every_field_as_the_upsert_does(
     edge = Cps3Card.objects.get(chip_serial="8025000000000003")
     assert (str(edge.birth_date), str(edge.expires_on)) == ("1899-12-31", "2204-02-29")
     holders = Cps3Card.objects.filter(holder__isnull=False).values_list("national_id", flat=True)
-    assert sorted(holders) == sorted([national_id(0), national_id(0), national_id(1), national_id(2)])
+    assert sorted(holders) == sorted(
+        [national_id(0), national_id(0), national_id(1), national_id(2)]
+    )
