@@ -213,7 +213,7 @@ BULK_MIN_ROWS = 10_000
 # their reason: the only pass that computes the digest, and the checks only for these rows.
 _PENDING = """
 CREATE TEMP TABLE cps3_pending ON COMMIT DROP AS
-SELECT k.line, k.serial_key, k.digest, k.reason
+SELECT k.line, k.serial_key, k.digest, k.reason, k.auth_issuer, k.sign_issuer
   FROM cps3_staging_checked k
  WHERE NOT EXISTS (SELECT FROM cps3_cps3card o
                     WHERE o.chip_serial = k.serial_key AND o.row_digest = k.digest)
@@ -258,15 +258,16 @@ SELECT p.serial_key, trim(k.national_id), trim(k.last_name), trim(k.first_name),
    AND NOT EXISTS (SELECT FROM cps3_duplicates d WHERE d.chip_serial = p.serial_key)
 """
 
-# The certificate issuers the rows to write name, each once, with whether it is one of our CAs.
+# The certificate issuers the rows to write name, each once, with whether it is one of our CAs:
+# from the pending rows (which carry their issuers), without a scan of the file.
 _ISSUERS = """
 CREATE TEMP TABLE cps3_issuers ON COMMIT DROP AS
 SELECT i.issuer, coalesce(substring(i.issuer from 'CN=([^,]+)') NOT IN (
          SELECT common_name FROM pki_certificateauthority), true) AS external
-  FROM (SELECT auth_issuer AS issuer FROM cps3_staging s WHERE auth_issuer IS NOT NULL
-           AND s.line IN (SELECT line FROM cps3_pending WHERE reason IS NULL)
-        UNION SELECT sign_issuer FROM cps3_staging s WHERE sign_issuer IS NOT NULL
-           AND s.line IN (SELECT line FROM cps3_pending WHERE reason IS NULL)) i
+  FROM (SELECT auth_issuer AS issuer FROM cps3_pending
+         WHERE reason IS NULL AND auth_issuer IS NOT NULL
+        UNION SELECT sign_issuer FROM cps3_pending
+         WHERE reason IS NULL AND sign_issuer IS NOT NULL) i
 """
 
 # A bulk load (the empty inventory: every row is pending) in one pass over the file, planned in
