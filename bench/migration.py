@@ -10,7 +10,7 @@ Figures, on PostgreSQL, in one run:
     second, the dashboard's queries p99).
 
     python bench/migration.py [--records 1560000] [--rounds 2] [--seed 1] [--steps]
-                              [--data DIR] [--database NAME] [--no-waves]
+                              [--data DIR] [--database NAME] [--no-waves] [--keep]
 
 ``--data DIR`` keeps the generated export and registry there and reuses them on the next run with
 the same ``--records`` and ``--seed`` (generating 1.56 million records takes minutes).
@@ -144,8 +144,12 @@ def main() -> None:
         registry = data / f"registry-{args.records}-{args.seed}.tsv"
         if not (path.exists() and registry.exists()):
             start = time.perf_counter()
-            anomalies = _write_export(path, args.records, args.seed)
-            _write_registry(registry, args.records, args.seed)
+            # Written aside, then renamed: an interrupted run leaves nothing to reuse.
+            partial = path.with_suffix(".partial"), registry.with_suffix(".partial")
+            anomalies = _write_export(partial[0], args.records, args.seed)
+            _write_registry(partial[1], args.records, args.seed)
+            partial[0].rename(path)
+            partial[1].rename(registry)
             print(f"export generated in {time.perf_counter() - start:.1f} s; anomalies {anomalies}")
         print(f"export: {args.records:,} professionals, {path.stat().st_size / 1e6:,.0f} MB")
         start = time.perf_counter()
