@@ -163,13 +163,15 @@ def cps3_import(
         )
         started = time.perf_counter()
         try:
-            with pg.cursor() as raw, raw.copy(sql) as copy:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    copy.write(chunk)
-                    sent += len(chunk)
-                    if progress:
-                        progress(sent, size)
+            with pg.cursor() as raw:
+                with raw.copy(sql) as copy:
+                    while chunk := stream.read(_CHUNK):
+                        digest.update(chunk)
+                        copy.write(chunk)
+                        sent += len(chunk)
+                        if progress:
+                            progress(sent, size)
+                copied = raw.rowcount  # COPY's own count: no scan of the staging table
         except psycopg.DataError as exc:
             raise _copy_error(exc) from None
         logger.debug("cps3 import step copy: %.2f s", time.perf_counter() - started)
@@ -179,7 +181,7 @@ def cps3_import(
             requested_by=actor.label,
             started_at=timezone.now(),
         )
-        counts = _reconcile(run.pk)
+        counts = _reconcile(run.pk, rows=copied)
         Cps3Import.objects.filter(pk=run.pk).update(
             status=Cps3Import.Status.DONE, finished_at=timezone.now(), **counts
         )
@@ -211,7 +213,7 @@ BULK_MIN_ROWS = 10_000
 # their reason: the only pass that computes the digest, and the checks only for these rows.
 _PENDING = """
 CREATE TEMP TABLE cps3_pending ON COMMIT DROP AS
-SELECT k.line, k.serial_key, k.digest, k.reason
+SELECT k.line, k.serial_key, k.digest, k.reason, k.auth_issuer, k.sign_issuer
   FROM cps3_staging_checked k
  WHERE NOT EXISTS (SELECT FROM cps3_cps3card o
                     WHERE o.chip_serial = k.serial_key AND o.row_digest = k.digest)
@@ -256,16 +258,120 @@ SELECT p.serial_key, trim(k.national_id), trim(k.last_name), trim(k.first_name),
    AND NOT EXISTS (SELECT FROM cps3_duplicates d WHERE d.chip_serial = p.serial_key)
 """
 
-# The certificate issuers the rows to write name, each once, with whether it is one of our CAs.
-# ``{rows}``: the whole file for a bulk load (every row is pending), else the pending rows only.
+# The certificate issuers the rows to write name, each once, with whether it is one of our CAs:
+# from the pending rows (which carry their issuers), without a scan of the file.
 _ISSUERS = """
 CREATE TEMP TABLE cps3_issuers ON COMMIT DROP AS
 SELECT i.issuer, coalesce(substring(i.issuer from 'CN=([^,]+)') NOT IN (
          SELECT common_name FROM pki_certificateauthority), true) AS external
-  FROM (SELECT auth_issuer AS issuer FROM cps3_staging s WHERE auth_issuer IS NOT NULL {rows}
-        UNION SELECT sign_issuer FROM cps3_staging s WHERE sign_issuer IS NOT NULL {rows}) i
+  FROM (SELECT auth_issuer AS issuer FROM cps3_pending
+         WHERE reason IS NULL AND auth_issuer IS NOT NULL
+        UNION SELECT sign_issuer FROM cps3_pending
+         WHERE reason IS NULL AND sign_issuer IS NOT NULL) i
 """
-_PENDING_ROWS = "AND s.line IN (SELECT line FROM cps3_pending WHERE reason IS NULL)"
+
+# A bulk load (the empty inventory: every row is pending) in one pass over the file, planned in
+# parallel: each row's line, chip serial key, digest and reason (the same checks as the staging
+# view's, with the dates looked up by hash joins, which parallel workers can run, where the view
+# uses hashed subplans, which they cannot), and the typed, normalised values the insert writes,
+# with the holder found by national identifier and whether each certificate's issuer is one of our
+# CAs (by common name, as ``_ISSUERS`` decides it). A value that cannot be typed (a row with a
+# reason) is NULL; such rows are never inserted. ``cps3_pending`` has the columns the re-import's
+# has (line, serial_key, digest, reason), so the steps after it read either alike.
+_BULK_PENDING = """
+CREATE TEMP TABLE cps3_pending ON COMMIT DROP AS
+SELECT t.line, upper(trim(t.chip_serial)) AS serial_key,
+       lpad(to_hex(hashtextextended(concat_ws('|', t.national_id, t.last_name, t.first_name,
+           t.birth_date, t.profession, t.departement, t.chip_serial, t.card_type, t.issued_on,
+           t.expires_on, t.card_status, t.auth_issuer, t.auth_serial, t.auth_not_after,
+           t.auth_status, t.sign_issuer, t.sign_serial, t.sign_not_after, t.sign_status), 0)),
+           16, '0') AS digest,
+       CASE
+         WHEN coalesce(trim(t.national_id), '') = '' THEN 'national_id is empty'
+         WHEN coalesce(trim(t.last_name), '') = '' THEN 'last_name is empty'
+         WHEN coalesce(trim(t.first_name), '') = '' THEN 'first_name is empty'
+         WHEN translate(coalesce(trim(t.profession), ''), '0123456789', '9999999999') <> '99'
+           THEN 'profession is not a 2-digit code'
+         WHEN length(coalesce(trim(t.chip_serial), '')) NOT BETWEEN 8 AND 32
+              OR trim(t.chip_serial) ~ '[^0-9A-Fa-f]'
+           THEN 'chip_serial is not 8 to 32 hexadecimal digits'
+         WHEN upper(trim(coalesce(t.card_type, ''))) NOT IN ('CPS', 'CPF', 'CPE', 'CPA')
+           THEN 'card_type is not CPS, CPF, CPE or CPA'
+         WHEN vi.d IS NULL AND NOT cps3_is_date(t.issued_on)
+           THEN 'issued_on is not a YYYY-MM-DD date'
+         WHEN ve.d IS NULL AND NOT cps3_is_date(t.expires_on)
+           THEN 'expires_on is not a YYYY-MM-DD date'
+         WHEN lower(trim(coalesce(t.card_status, '')))
+              NOT IN ('active', 'suspended', 'revoked', 'expired')
+           THEN 'card_status is not active, suspended, revoked or expired'
+         WHEN coalesce(t.birth_date, '') <> '' AND vb.d IS NULL AND NOT cps3_is_date(t.birth_date)
+           THEN 'birth_date is not a YYYY-MM-DD date'
+         WHEN coalesce(t.auth_serial, '') <> '' AND (length(t.auth_serial) > 64
+              OR t.auth_serial ~ '[^0-9A-Fa-f]'
+              OR (va.d IS NULL AND NOT cps3_is_date(t.auth_not_after))
+              OR lower(coalesce(t.auth_status, '')) NOT IN ('valid', 'revoked', 'expired'))
+           THEN 'auth certificate: serial (hex), not_after (date) and status are required'
+         WHEN coalesce(t.sign_serial, '') <> '' AND (length(t.sign_serial) > 64
+              OR t.sign_serial ~ '[^0-9A-Fa-f]'
+              OR (vs.d IS NULL AND NOT cps3_is_date(t.sign_not_after))
+              OR lower(coalesce(t.sign_status, '')) NOT IN ('valid', 'revoked', 'expired'))
+           THEN 'sign certificate: serial (hex), not_after (date) and status are required'
+       END AS reason,
+       trim(t.national_id) AS national_id, trim(t.last_name) AS last_name,
+       trim(t.first_name) AS first_name,
+       CASE WHEN vb.d IS NOT NULL OR cps3_is_date(t.birth_date) THEN t.birth_date::date
+       END AS birth_date,
+       trim(t.profession) AS profession, upper(trim(coalesce(t.departement, ''))) AS departement,
+       upper(trim(t.card_type)) AS card_type,
+       CASE WHEN vi.d IS NOT NULL OR cps3_is_date(t.issued_on) THEN t.issued_on::date
+       END AS issued_on,
+       CASE WHEN ve.d IS NOT NULL OR cps3_is_date(t.expires_on) THEN t.expires_on::date
+       END AS expires_on,
+       lower(trim(t.card_status)) AS status, h.id AS holder_id,
+       coalesce(t.auth_issuer, '') AS auth_issuer,
+       lower(ltrim(coalesce(t.auth_serial, ''), '0')) AS auth_serial,
+       CASE WHEN va.d IS NOT NULL OR cps3_is_date(t.auth_not_after) THEN t.auth_not_after::date
+       END AS auth_not_after,
+       lower(coalesce(t.auth_status, '')) AS auth_status,
+       coalesce(t.sign_issuer, '') AS sign_issuer,
+       lower(ltrim(coalesce(t.sign_serial, ''), '0')) AS sign_serial,
+       CASE WHEN vs.d IS NOT NULL OR cps3_is_date(t.sign_not_after) THEN t.sign_not_after::date
+       END AS sign_not_after,
+       lower(coalesce(t.sign_status, '')) AS sign_status,
+       coalesce(t.auth_serial, '') <> '' AND ca.common_name IS NULL AS auth_external,
+       coalesce(t.sign_serial, '') <> '' AND cs.common_name IS NULL AS sign_external
+  FROM cps3_staging t
+  LEFT JOIN cps3_valid_date vi ON vi.d = t.issued_on
+  LEFT JOIN cps3_valid_date ve ON ve.d = t.expires_on
+  LEFT JOIN cps3_valid_date vb ON vb.d = t.birth_date
+  LEFT JOIN cps3_valid_date va ON va.d = t.auth_not_after
+  LEFT JOIN cps3_valid_date vs ON vs.d = t.sign_not_after
+  LEFT JOIN cms_holder h ON h.national_id = trim(t.national_id)
+  LEFT JOIN (SELECT DISTINCT common_name FROM pki_certificateauthority) ca
+         ON ca.common_name = substring(t.auth_issuer from 'CN=([^,]+)')
+  LEFT JOIN (SELECT DISTINCT common_name FROM pki_certificateauthority) cs
+         ON cs.common_name = substring(t.sign_issuer from 'CN=([^,]+)')
+"""
+
+# Chip serials on several readable rows of a bulk load, from its pending rows (all of the file).
+_BULK_DUPLICATES = """
+CREATE TEMP TABLE cps3_duplicates ON COMMIT DROP AS
+SELECT serial_key AS chip_serial FROM cps3_pending WHERE reason IS NULL
+ GROUP BY 1 HAVING count(*) > 1
+"""
+
+# The bulk insert: the values computed above, as they are (no cast, no join).
+_BULK_INSERT = f"""
+INSERT INTO cps3_cps3card ({_COLUMNS})
+SELECT p.serial_key, p.national_id, p.last_name, p.first_name, p.birth_date, p.profession,
+       p.departement, p.card_type, p.issued_on, p.expires_on, p.status, p.holder_id,
+       p.auth_issuer, p.auth_serial, p.auth_not_after, p.auth_status, p.auth_external,
+       p.sign_issuer, p.sign_serial, p.sign_not_after, p.sign_status, p.sign_external,
+       p.digest, %(run)s, now()
+  FROM cps3_pending p
+ WHERE p.reason IS NULL
+   AND NOT EXISTS (SELECT FROM cps3_duplicates d WHERE d.chip_serial = p.serial_key)
+"""  # noqa: S608 - built from the constant pieces above
 
 # An upsert by chip serial; xmax = 0 tells a row this statement inserted from one it updated.
 # Only pending rows come here, and an update writes only when something differs.
@@ -293,9 +399,6 @@ WITH up AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
 """  # noqa: S608 - built from the constant pieces above
-
-# A bulk load into the empty inventory: a plain insert (no arbiter index, no constraint trigger).
-_INSERT = f"INSERT INTO cps3_cps3card ({_COLUMNS}) {_SELECT}"
 
 # Certificates of our CAs on the rows this import wrote: matched by issuer and serial (a number).
 _MATCH = """
@@ -420,7 +523,8 @@ class _Steps:
         return self.cursor
 
 
-def _reconcile(run_id: int) -> dict[str, int]:
+def _reconcile(run_id: int, *, rows: int | None = None) -> dict[str, int]:
+    """``rows``: the staging table's row count when the caller knows it (counted otherwise)."""
     with connection.cursor() as cursor:
         step = _Steps(cursor, {"run": run_id})
         step.run("memory", f"SET LOCAL work_mem = '{WORK_MEM}'")
@@ -430,25 +534,39 @@ def _reconcile(run_id: int) -> dict[str, int]:
         step.run("jit", "SET LOCAL jit = off")
         # Temporary tables an outer transaction (a test's) may still hold.
         step.run("drop", "DROP TABLE IF EXISTS cps3_pending, cps3_duplicates, cps3_issuers")
-        rows = step.run("count", "SELECT count(*) FROM cps3_staging").fetchone()[0]
+        if rows is None or rows < 0:
+            rows = step.run("count", "SELECT count(*) FROM cps3_staging").fetchone()[0]
         bulk = (
             rows >= BULK_MIN_ROWS
             and not step.run("empty?", "SELECT EXISTS (SELECT FROM cps3_cps3card)").fetchone()[0]
         )
-        step.run("pending", _PENDING)
-        step.run("analyze pending", "ANALYZE cps3_pending")
-        step.run("duplicates", _DUPLICATES)
-        step.run("analyze duplicates", "ANALYZE cps3_duplicates")
-        step.run("issuers", _ISSUERS.format(rows="" if bulk else _PENDING_ROWS))
-        step.run("analyze issuers", "ANALYZE cps3_issuers")
         if bulk:
+            # One pass over the file, in parallel: the planner's default costs for starting
+            # workers and passing rows to the leader would keep it serial (it does not count the
+            # per-row checks); the defaults are back for the steps after.
+            step.run("parallel", "SET LOCAL parallel_setup_cost = 0")
+            step.run("parallel", "SET LOCAL parallel_tuple_cost = 0.001")
+            step.run("pending", _BULK_PENDING)
+            step.run("parallel", "SET LOCAL parallel_setup_cost TO DEFAULT")
+            step.run("parallel", "SET LOCAL parallel_tuple_cost TO DEFAULT")
+            # Statistics for the columns later steps join and filter on (all 25: 0.4 s more at
+            # 400,000 rows).
+            step.run("analyze pending", "ANALYZE cps3_pending (line, serial_key, reason)")
+            step.run("duplicates", _BULK_DUPLICATES)
+            step.run("analyze duplicates", "ANALYZE cps3_duplicates")
             rebuild = step.run("rebuildable", _REBUILDABLE).fetchall()
             for drop, _ in rebuild:
                 step.run("drop index", drop)
-            inserted, updated = step.run("insert", _INSERT).rowcount, 0
-            for _, create in rebuild:
-                step.run("rebuild index", create)
+            inserted, updated = step.run("insert", _BULK_INSERT).rowcount, 0
+            for drop, create in rebuild:
+                step.run(f"rebuild {drop.split()[-1]}", create)
         else:
+            step.run("pending", _PENDING)
+            step.run("analyze pending", "ANALYZE cps3_pending")
+            step.run("duplicates", _DUPLICATES)
+            step.run("analyze duplicates", "ANALYZE cps3_duplicates")
+            step.run("issuers", _ISSUERS)
+            step.run("analyze issuers", "ANALYZE cps3_issuers")
             inserted, updated = step.run("upsert", _UPSERT).fetchone()
         # Holders registered since the card was imported.
         updated += step.run(

@@ -173,8 +173,13 @@ def test_malformed_rows_are_reported_with_their_line_and_reason() -> None:
     }
 
 
-def test_certificates_of_our_ca_are_matched_and_checked(authority: Any, holder_key: Any) -> None:
+@pytest.mark.parametrize("bulk", [False, True], ids=["upsert", "bulk"])
+def test_certificates_of_our_ca_are_matched_and_checked(
+    authority: Any, holder_key: Any, bulk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pki import services
+
+    monkeypatch.setattr(inventory, "BULK_MIN_ROWS", 1 if bulk else 10**9)
     from pki.domain.names import Holder as CertificateHolder
 
     holder = CertificateHolder(
@@ -217,6 +222,12 @@ def test_certificates_of_our_ca_are_matched_and_checked(authority: Any, holder_k
             auth_status="revoked",
         ),
     ]
+    if bulk:
+        # The bulk load re-adds the inventory's foreign keys, which PostgreSQL refuses while the
+        # test's transaction still holds the deferred checks of the certificate issued above (an
+        # import runs in its own transaction).
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     _import(csv_bytes(iter(rows)))
     matched = Cps3Card.objects.get(chip_serial="8025000000000001")
     assert matched.auth_certificate_id == ours.pk and not matched.auth_external
@@ -351,4 +362,69 @@ def test_dates_are_checked_exactly_inside_and_outside_the_fast_lookup() -> None:
     assert (str(card.birth_date), card.expires_on.isoformat()) == (
         "1899-12-31",
         "2204-02-29",
+    )
+
+
+def test_the_bulk_load_checks_and_types_every_field_as_the_upsert_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulk load's one pass (checks, digest, typed values, holder) against the staging view
+    and the upsert's casts, on a row of each fault and on values at the edges of each rule."""
+    _registry(3, Rates(**dict.fromkeys(Rates.__dataclass_fields__, 0.0)))
+    serial = iter(range(1, 1000))
+
+    def row(**values: str) -> list[str]:
+        return _row(**{"chip_serial": f"80250000{next(serial):08X}", **values})
+
+    cert = {"auth_issuer": "CN=AC X,O=Y,C=FR", "auth_serial": "00ab", "auth_status": "Valid"}
+    rows = [
+        list(COLUMNS),
+        # Readable, at the edges: spaces, case, leading zeros, dates outside the fast lookup.
+        row(national_id=f" {national_id(1)} ", last_name=" Martin ", card_type=" cps "),
+        row(national_id=national_id(2), birth_date="", departement=" 2a ", card_status="ACTIVE"),
+        row(birth_date="1899-12-31", expires_on="2204-02-29", issued_on="2000-02-29"),
+        row(
+            **cert,
+            auth_not_after="2030-01-31",
+            sign_serial="0",
+            sign_issuer="",
+            sign_not_after="2031-12-31",
+            sign_status="revoked",
+        ),
+        row(national_id="1" * 12),  # no such holder
+        # One row per fault.
+        row(national_id=" "),
+        row(last_name=""),
+        row(first_name=" "),
+        row(profession="1"),
+        row(chip_serial="12345G78"),
+        row(card_type="CPX"),
+        row(issued_on="2023-02-29"),
+        row(expires_on="2029-13-01"),
+        row(card_status="lost"),
+        row(birth_date="1970-02-30"),
+        row(**cert, auth_not_after="2030-02-31"),
+        row(sign_serial="xyz", sign_not_after="2030-01-01", sign_status="valid"),
+        row(sign_serial="ab", sign_not_after="2030-01-01", sign_status="unknown"),
+        # The same chip serial twice (another case and spaces): both left out.
+        _row(chip_serial="80250000DEADBEEF"),
+        _row(chip_serial=" 80250000deadbeef ", first_name="Paul"),
+    ]
+    content = csv_bytes(iter(rows))
+    monkeypatch.setattr(inventory, "BULK_MIN_ROWS", 1)
+    bulk = _import(content)
+    cards, report = _inventory(), _report()
+
+    Cps3Card.objects.all().delete()
+    monkeypatch.setattr(inventory, "BULK_MIN_ROWS", 10**9)
+    upserted = _import(content)
+    assert _inventory() == cards and _report() == report
+    assert (bulk.inserted, bulk.rejected) == (upserted.inserted, upserted.rejected) == (5, 15)
+    invalid = [r for r in report if r[0] == "invalid_row"]
+    assert len({detail for *_, detail in invalid}) == 12  # every reason, once each
+    edge = Cps3Card.objects.get(chip_serial="8025000000000003")
+    assert (str(edge.birth_date), str(edge.expires_on)) == ("1899-12-31", "2204-02-29")
+    holders = Cps3Card.objects.filter(holder__isnull=False).values_list("national_id", flat=True)
+    assert sorted(holders) == sorted(
+        [national_id(0), national_id(0), national_id(1), national_id(2)]
     )
