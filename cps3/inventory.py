@@ -559,8 +559,11 @@ def _reconcile(run_id: int) -> dict[str, int]:
 # The day the report is computed for (cards that ended before it are expired): the transaction's
 # date. An SQL expression (tests move it).
 TODAY = "current_date"
-# An incremental report that would redo more than this share of the inventory's cards is replaced
-# by a full rebuild (which then costs less).
+# False: every import rebuilds the whole report (what an incremental one is compared with).
+INCREMENTAL = True
+# An incremental report that would redo more than this share of the inventory's cards (as the
+# planner's statistics count them, when they exist) is replaced by a full rebuild, which then costs
+# less.
 INCREMENTAL_MAX_SHARE = 0.2
 # ``age()`` orders transaction ids less than 2^31 apart; a horizon further back than this (or in
 # the future: another cluster) cannot be trusted, and the report is rebuilt in full.
@@ -583,7 +586,8 @@ def _report(step: _Steps, *, run_id: int, written: int, bulk: bool) -> dict[str,
     ).fetchone()
     since_on, since_horizon = previous if previous else (None, None)
     incremental = (
-        not bulk
+        INCREMENTAL
+        and not bulk
         and since_on is not None
         and since_horizon is not None
         and since_on <= today
@@ -664,7 +668,7 @@ def _affected(step: _Steps, *, written: int, later_day: bool) -> bool:
         "SELECT (SELECT count(DISTINCT id) FROM cps3_affected),"
         " (SELECT reltuples FROM pg_class WHERE oid = 'cps3_cps3card'::regclass)",
     ).fetchone()
-    return bool(affected <= INCREMENTAL_MAX_SHARE * max(cards, 0))
+    return bool(cards < 0 or affected <= INCREMENTAL_MAX_SHARE * cards)
 
 
 def exceptions_csv(out: TextIO) -> int:
