@@ -620,7 +620,9 @@ def _report(step: _Steps, *, run_id: int, written: int, bulk: bool) -> dict[str,
         step.run("exceptions file", _FILE_EXCEPTIONS)
         if written:
             groups = "SELECT national_id FROM cps3_groups"
-            step.run("exceptions groups", _GROUP_EXCEPTIONS.format(cards="cps3_scan", groups=groups))
+            step.run(
+                "exceptions groups", _GROUP_EXCEPTIONS.format(cards="cps3_scan", groups=groups)
+            )
         cards = "c.id IN (SELECT id FROM cps3_affected)"
         step.run("exceptions cards", _CARD_EXCEPTIONS.format(cards=cards))
     else:

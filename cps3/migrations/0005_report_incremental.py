@@ -33,30 +33,40 @@ DROP FUNCTION cps3_written_outside_import();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cps3', '0004_staging_fast_checks'),
+        ("cps3", "0004_staging_fast_checks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cps3exception',
-            name='scope',
-            field=models.CharField(choices=[('file', 'A row of the last file'), ('group', 'The cards of one national identifier'), ('card', 'One card, its holder and its certificates')], default='card', max_length=5),
+            model_name="cps3exception",
+            name="scope",
+            field=models.CharField(
+                choices=[
+                    ("file", "A row of the last file"),
+                    ("group", "The cards of one national identifier"),
+                    ("card", "One card, its holder and its certificates"),
+                ],
+                default="card",
+                max_length=5,
+            ),
         ),
         migrations.AddField(
-            model_name='cps3import',
-            name='report_horizon',
+            model_name="cps3import",
+            name="report_horizon",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='cps3import',
-            name='report_incremental',
-            field=models.BooleanField(default=False, help_text='only what could have changed since the previous import was redone'),
+            model_name="cps3import",
+            name="report_incremental",
+            field=models.BooleanField(
+                default=False,
+                help_text="only what could have changed since the previous import was redone",
+            ),
         ),
         migrations.AddField(
-            model_name='cps3import',
-            name='report_on',
+            model_name="cps3import",
+            name="report_on",
             field=models.DateField(blank=True, null=True),
         ),
         migrations.RunSQL(FORWARD, BACKWARD),
