@@ -1,10 +1,10 @@
 """The CPS3 inventory, as imported from the legacy export and reconciled with the registry.
 
 ``Cps3Card`` holds the latest state the export gave for each card and its two certificates
-(upserted by chip serial); ``Cps3Exception`` is the reconciliation's current report, brought up to
-date by each import; ``Cps3Import`` records each import. The staging table the export is copied into is
-raw SQL (``cps3_staging`` and its view ``cps3_staging_checked``, migration 0001): only SQL reads
-them.
+(upserted by chip serial); ``Cps3Exception`` is the reconciliation's current report, brought up
+to date by each import; ``Cps3Import`` records each import. The staging table the export is
+copied into is raw SQL (``cps3_staging`` and its view ``cps3_staging_checked``, migration 0001):
+only SQL reads them.
 """
 
 from __future__ import annotations
