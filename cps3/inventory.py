@@ -581,22 +581,23 @@ def _report(step: _Steps, *, run_id: int, written: int, bulk: bool) -> dict[str,
     """The end of the reconciliation: holders registered since, our certificates, then the
     exceptions report, incrementally from the previous import's when that can be proved to give
     the same rows as a full rebuild (docs/adr/0030), in full otherwise."""
-    today, horizon, current = step.run(
+    today, horizon, current, cluster = step.run(
         "horizon",
         f"SELECT {TODAY}, pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
-        " pg_current_xact_id()::text::bigint",
+        " pg_current_xact_id()::text::bigint, (pg_control_system()).system_identifier",
     ).fetchone()
     previous = step.run(
         "previous report",
-        "SELECT report_on, report_horizon FROM cps3_cps3import WHERE id < %(run)s"
-        " ORDER BY id DESC LIMIT 1",
+        "SELECT report_on, report_horizon, report_cluster FROM cps3_cps3import"
+        " WHERE id < %(run)s ORDER BY id DESC LIMIT 1",
     ).fetchone()
-    since_on, since_horizon = previous if previous else (None, None)
+    since_on, since_horizon, since_cluster = previous if previous else (None, None, None)
     incremental = (
         INCREMENTAL
         and not bulk
         and since_on is not None
         and since_horizon is not None
+        and since_cluster == cluster
         and since_on <= today
         and 0 <= current - since_horizon < _HORIZON_MAX_AGE
     )
@@ -644,11 +645,11 @@ def _report(step: _Steps, *, run_id: int, written: int, bulk: bool) -> dict[str,
         "count exceptions",
         "SELECT count(*), count(*) FILTER (WHERE scope = 'file') FROM cps3_cps3exception",
     ).fetchone()
-    step.params.update(horizon=horizon, incremental=incremental)
+    step.params.update(horizon=horizon, cluster=cluster, incremental=incremental)
     step.run(
         "record report",
         "UPDATE cps3_cps3import SET report_on = %(today)s, report_horizon = %(horizon)s,"
-        " report_incremental = %(incremental)s WHERE id = %(run)s",
+        " report_cluster = %(cluster)s, report_incremental = %(incremental)s WHERE id = %(run)s",
     )
     logger.debug("cps3 import report: %s", "incremental" if incremental else "full rebuild")
     return {"linked": linked, "exceptions": exceptions, "rejected": rejected}

@@ -42,6 +42,8 @@ class Cps3Import(models.Model):
     # import rebuilds the whole report).
     report_on = models.DateField(null=True, blank=True)
     report_horizon = models.BigIntegerField(null=True, blank=True)
+    # The database cluster whose transaction ids the horizon counts (pg_control_system()).
+    report_cluster = models.BigIntegerField(null=True, blank=True)
     report_incremental = models.BooleanField(
         default=False, help_text="only what could have changed since the previous import was redone"
     )

@@ -58,6 +58,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="cps3import",
+            name="report_cluster",
+            field=models.BigIntegerField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="cps3import",
             name="report_incremental",
             field=models.BooleanField(
                 default=False,
