@@ -447,11 +447,15 @@ SELECT DISTINCT c.id, c.national_id
  WHERE p.reason IS NULL AND c.last_import_id = %(run)s
 """
 
-# Holders registered since the card was imported (their cards are reported again).
+# Holders registered since the card was imported (their cards are reported again). The few cards
+# without a holder (a partial index) each look their identifier up in the registry's unique index
+# (a subquery per card, which the planner cannot turn into a hash join reading the registry whole).
 _HOLDERS = """
 WITH linked AS (
-  UPDATE cps3_cps3card c SET holder_id = h.id FROM cms_holder h
-   WHERE c.holder_id IS NULL AND h.national_id = c.national_id
+  UPDATE cps3_cps3card c
+     SET holder_id = (SELECT h.id FROM cms_holder h WHERE h.national_id = c.national_id)
+   WHERE c.holder_id IS NULL
+     AND (SELECT h.id FROM cms_holder h WHERE h.national_id = c.national_id) IS NOT NULL
   RETURNING c.id
 )
 INSERT INTO cps3_affected SELECT id FROM linked
