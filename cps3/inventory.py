@@ -640,10 +640,16 @@ def _report(step: _Steps, *, run_id: int, written: int, bulk: bool) -> dict[str,
     else:
         step.run("clear exceptions", "DELETE FROM cps3_cps3exception")
         step.run("exceptions file", _FILE_EXCEPTIONS)
+        # Grouping 1.5 million 32-bit hashes: sorting them costs less than a hash table of 1.5
+        # million entries (measured: 0.9 s against 2.2 s), which the planner prefers.
+        hashagg = step.run("hashagg?", "SELECT current_setting('enable_hashagg')").fetchone()[0]
+        step.run("hashagg off", "SET LOCAL enable_hashagg = off")
         step.run(
             "exceptions groups",
             _GROUP_EXCEPTIONS.format(cards="cps3_cps3card", groups=_ALL_GROUPS),
         )
+        step.params.update(hashagg=hashagg)
+        step.run("hashagg", "SELECT set_config('enable_hashagg', %(hashagg)s, true)")
         step.run("exceptions cards", _CARD_EXCEPTIONS.format(cards="true"))
     exceptions, rejected = step.run(
         "count exceptions",
