@@ -1,10 +1,10 @@
 """The CPS3 inventory, as imported from the legacy export and reconciled with the registry.
 
 ``Cps3Card`` holds the latest state the export gave for each card and its two certificates
-(upserted by chip serial); ``Cps3Exception`` is the reconciliation's current report, rebuilt by
-each import; ``Cps3Import`` records each import. The staging table the export is copied into is
-raw SQL (``cps3_staging`` and its view ``cps3_staging_checked``, migration 0001): only SQL reads
-them.
+(upserted by chip serial); ``Cps3Exception`` is the reconciliation's current report, brought up
+to date by each import; ``Cps3Import`` records each import. The staging table the export is
+copied into is raw SQL (``cps3_staging`` and its view ``cps3_staging_checked``, migration 0001):
+only SQL reads them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,19 @@ class Cps3Import(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     exceptions = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # What the exceptions report was computed against (docs/adr/0030): the next import rebuilds
+    # only what can have changed since. ``report_on``: the day (``current_date``) cards were found
+    # expired on; ``report_horizon``: the oldest transaction (64-bit id) still running when the
+    # report read the registry and the PKI, so every row written from there on is looked at again
+    # (NULL: unknown, or the inventory or the report was written outside an import since; the next
+    # import rebuilds the whole report).
+    report_on = models.DateField(null=True, blank=True)
+    report_horizon = models.BigIntegerField(null=True, blank=True)
+    # The database cluster whose transaction ids the horizon counts (pg_control_system()).
+    report_cluster = models.BigIntegerField(null=True, blank=True)
+    report_incremental = models.BooleanField(
+        default=False, help_text="only what could have changed since the previous import was redone"
+    )
 
     class Meta:
         ordering = ("-started_at",)
@@ -118,6 +131,14 @@ class Cps3Card(models.Model):
 
 
 class Cps3Exception(models.Model):
+    class Scope(models.TextChoices):
+        """What a row depends on, hence what an import redoes it for (docs/adr/0030)."""
+
+        FILE = "file", "A row of the last file"
+        GROUP = "group", "The cards of one national identifier"
+        CARD = "card", "One card, its holder and its certificates"
+
+    scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.CARD)
     kind = models.CharField(max_length=24, choices=ExceptionKind.choices)
     line = models.PositiveIntegerField(null=True, blank=True, help_text="line in the last file")
     chip_serial = models.CharField(max_length=64, blank=True)

@@ -38,7 +38,7 @@ class _Bar:
 
 
 class Command(BaseCommand):
-    help = "Import the CPS3 inventory (CSV export) and rebuild the reconciliation's exceptions."
+    help = "Import the CPS3 inventory (CSV export) and bring the exceptions report up to date."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
