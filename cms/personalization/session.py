@@ -59,19 +59,24 @@ log = logging.getLogger("cms.personalization")
 # --- session start ----------------------------------------------------------------------------
 
 
-@transaction.atomic
+# In the claim's transaction (no savepoint of its own: an error here rolls the claim back).
+@transaction.atomic(savepoint=False)
 def session_create(
     *, job: PersonalizationJob, station: Station, identity: CardIdentity
 ) -> PersonalizationSession:
     """The session row of a claimed job; a reclaimed job continues its last session's card
-    state (checkpoint, sealed PIN/PUK, dates)."""
+    state (checkpoint, sealed PIN/PUK, dates). ``job`` as the claim left it (its attempts
+    counted)."""
     card = Card.objects.select_related("product", "holder").get(pk=job.card_id)
     product = product_of(card)
+    # Sessions start only on claims: a job claimed for the first time has none to continue.
     previous = (
         PersonalizationSession.objects.filter(job=job)
         .exclude(status=SessionStatus.RUNNING)
         .order_by("-started_at")
         .first()
+        if job.attempts > 1
+        else None
     )
     if previous is not None and previous.sealed_secrets is not None:
         session = PersonalizationSession.objects.create(
