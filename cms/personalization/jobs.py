@@ -25,9 +25,9 @@ from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.live import session_forget
 from cms.services.requests import request_fail, request_queue
 from core.audit import AuditEntry, audit_event_create, audit_events_create
-from core.sql import row_insert
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.roles import Role
+from core.sql import row_insert
 
 SYSTEM = Caller.for_system("personalization")
 
@@ -169,7 +169,6 @@ def _release_audit(job: PersonalizationJob, reason: str) -> None:
         object_id=str(job.pk),
         details={"reason": reason, "card_id": str(job.card_id)},
     )
-
 
 
 def job_lease_expire(*, job_id: UUID) -> bool:
