@@ -51,7 +51,9 @@ class CardIdentity:
 
 
 def jobs_sync() -> int:
-    """Create the jobs of queued requests (and queue failed ones again when stock allows)."""
+    """Create the jobs of queued requests (and queue failed ones again when stock allows), after
+    dropping the sealed secrets no resume will use: every step, whether or not it has work (a
+    claim runs only those that have, ``claims._housekeeping``)."""
     sessions_secrets_sweep()
     requests_failed_requeue()
     return jobs_create()
@@ -191,7 +193,7 @@ def job_lease_expire(*, job_id: UUID) -> bool:
 
 def jobs_expire(*, limit: int = 500) -> int:
     """Put claimed jobs whose lease ran out back in the queue, one short transaction each (the
-    Celery beat sweep and every claim); returns how many. The common case is one query."""
+    Celery beat sweep, and a claim whose housekeeping read found one); returns how many."""
     expired = list(
         PersonalizationJob.objects.filter(
             status=JobStatus.CLAIMED, lease_expires_at__lt=timezone.now()
