@@ -5,8 +5,8 @@
   card; server CPU = thread CPU spent inside the service calls;
 - in process through Django's whole request path (WSGI handler, middleware, token
   authentication, DRF views; no socket), with the token lookups remembered (api.auth_cache) and
-  not, and the SQL statements per card (``--profile FILE``: a cProfile of it;
-  ``--only-in-process``: stop there);
+  not, and the SQL statements per card, the claim's CPU and statements apart (``--profile
+  FILE``: a cProfile of it; ``--only-in-process``: stop there);
 - through pcscd (when root: a private pcscd in its own mount namespace): ``python -m cardsim``, a
   server process (by default gunicorn with one sync worker, as in production; ``--server
   runserver`` for Django's development server, ``--threaded-server`` with a thread and a new
@@ -211,6 +211,8 @@ def in_process_http(
     class ViaDjango:
         cpu = 0.0
         queries = 0
+        claim_cpu = 0.0
+        claim_queries = 0
 
         def __init__(self) -> None:
             self.client = Client(HTTP_AUTHORIZATION=f"Token {station.token}")
@@ -228,15 +230,20 @@ def in_process_http(
                         content_type="application/json",
                     )  # fmt: skip
                 self.queries += len(seen.captured_queries)
+                if path == "station/claim":
+                    self.claim_queries += len(seen.captured_queries)
             finally:
                 if profiler is not None:
                     profiler.disable()
                 self.cpu += time.thread_time() - started
+                if path == "station/claim":
+                    self.claim_cpu += time.thread_time() - started
             return answer.status_code, (answer.json() if answer.content else {})
 
     pool = KeyPool.from_pem_file(KEY_POOL)
     figures = Figures(label, [], [], [], [])
     queries: list[int] = []
+    claims: list[tuple[float, int]] = []
     # No certificate binding here (no front to verify one): the token alone, as in development.
     with override_settings(STATION_CERTIFICATE_BINDING=False, API_AUTH_CACHE_SECONDS=auth_cache):
         for _ in range(cards):
@@ -258,7 +265,12 @@ def in_process_http(
             figures.apdus.append(outcome.apdus)
             figures.cpu_ms.append(api.cpu * 1000)
             queries.append(api.queries)
-    figures.note = f"SQL statements per card {statistics.median(queries):.0f}"
+            claims.append((api.claim_cpu * 1000, api.claim_queries))
+    figures.note = (
+        f"SQL statements per card {statistics.median(queries):.0f}"
+        f" (the claim: {statistics.median(c[0] for c in claims):.1f} ms,"
+        f" {statistics.median(c[1] for c in claims):.0f} statements)"
+    )
     if profiler is not None and profile is not None:
         profiler.dump_stats(str(profile))
     return figures

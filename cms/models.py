@@ -611,6 +611,15 @@ class PersonalizationSession(RelayedSession):
 
     class Meta(RelayedSession.Meta):
         constraints = (one_running_per("job"),)
+        indexes = (
+            # The few ended sessions still holding sealed secrets (a resume may come): what
+            # every claim's housekeeping looks for, without reading every session ever run.
+            models.Index(
+                fields=("job",),
+                condition=Q(sealed_secrets__isnull=False) & ~Q(status="running"),
+                name="cms_session_sealed_kept_idx",
+            ),
+        )
 
     def __str__(self) -> str:
         return f"session {self.pk} ({self.mode}, {self.status})"

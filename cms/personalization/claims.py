@@ -3,28 +3,38 @@ claimed under a lease, and the session started on it, whose first batch is the c
 
 A claim locks candidate job rows with ``SELECT … FOR UPDATE SKIP LOCKED``: two stations asking at
 the same moment never get the same job, and neither waits for the other.
+
+Every claim first does the queue's housekeeping (leases run out, sealed secrets of resumes that
+will not happen, failed requests queued again, queued requests turned into jobs) and looks for a
+new-codes request of the inserted card. One plain SQL statement tells which of them has anything
+to do; only those run (docs/adr/0031-claim-housekeeping-on-demand.md).
 """
 
 from __future__ import annotations
 
-from django.db.models import Q
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
 from django.utils import timezone
 
 from cards.station_protocol import ClaimAnswer
 from cms.choices import CardStatus, RequestStatus
-from cms.models import Card, PersonalizationJob, Station
-from cms.personalization.choices import JobStatus
+from cms.models import Card, NewCodesRequest, PersonalizationJob, PersonalizationSession, Station
+from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.codes import codes_claim
 from cms.personalization.cpu import cpu_start
 from cms.personalization.jobs import (
-    LEASE_EXPIRED,
     SYSTEM,
     CardIdentity,
+    job_reclaim_locked,
     job_release,
-    job_release_locked,
+    jobs_create,
     jobs_expire,
-    jobs_sync,
     lease_duration,
+    requests_failed_requeue,
+    sessions_secrets_sweep,
 )
 from cms.personalization.session import session_begin, session_create
 from cms.services.requests import request_personalization_start
@@ -36,25 +46,154 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> ClaimAn
     """The station's claim: expire lost leases, turn queued requests into jobs, claim one (for the
     inserted card) and start its session; returns the first batch, which card to insert when no
     card is given, or None if there is no job."""
-    jobs_expire()
-    jobs_sync()
-    if identity is not None:
+    serial = identity.chip_serial.upper() if identity is not None else None
+    due = _housekeeping(serial)
+    if identity is not None and due.new_codes:
         # An issued card with a queued new-codes request is served here (it has no job).
         codes = codes_claim(station=station, identity=identity)
         if codes is not None:
             return codes
-    job = job_claim(station=station, identity=identity)
-    if job is None:
-        return None
     if identity is None:
+        job = job_claim(station=station, identity=None)
+        if job is None:
+            return None
         return {"state": "insert_card", "job": str(job.pk), "chip_serial": job.card.chip_serial}
-    cpu_start()
-    session = session_create(job=job, station=station, identity=identity)
+    session = _claim_and_start(station=station, identity=identity)
+    if session is None:
+        return None
     try:
         return session_begin(session, session.card)
     except ApplicationError:
-        job_release(job_id=job.pk, station=station, reason="the session could not start")
+        job_release(job_id=session.job_id, station=station, reason="the session could not start")
         raise
+
+
+# --- housekeeping -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """Which housekeeping step has something to do, and whether the inserted card has a queued
+    new-codes request: each the condition its step (or ``codes_claim``) looks for."""
+
+    expired: bool
+    stale_secrets: bool
+    failed: bool
+    jobless: bool
+    new_codes: bool
+
+
+# Each EXISTS is the step's own query reduced to "is there one": ``jobs_expire``,
+# ``sessions_secrets_sweep``, ``requests_failed_requeue``, ``jobs_create`` and the entry of
+# ``codes_claim``. The steps re-check under their locks; this read only spares them when there is
+# nothing to do (the common case: one statement of a fraction of a millisecond instead of seven
+# built by the ORM). The partial index cms_session_sealed_kept_idx serves the second one.
+_DUE = """
+SELECT
+    EXISTS (
+        SELECT 1 FROM cms_personalizationjob
+        WHERE status = %(job_claimed)s AND lease_expires_at < %(now)s
+    ),
+    EXISTS (
+        SELECT 1 FROM cms_personalizationsession s
+        JOIN cms_personalizationjob j ON j.id = s.job_id
+        JOIN cms_cardrequest r ON r.id = j.request_id
+        WHERE s.sealed_secrets IS NOT NULL AND s.status <> %(session_running)s
+        AND (j.status IN (%(job_done)s, %(job_cancelled)s)
+             OR r.status NOT IN (%(request_queued)s, %(request_personalizing)s))
+    ),
+    EXISTS (SELECT 1 FROM cms_cardrequest WHERE status = %(request_failed)s),
+    EXISTS (
+        SELECT 1 FROM cms_cardrequest r
+        WHERE r.status = %(request_queued)s AND r.card_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM cms_personalizationjob j
+            WHERE j.request_id = r.id AND j.status IN (%(job_queued)s, %(job_claimed)s)
+        )
+    ),
+    %(serial)s::text IS NOT NULL AND EXISTS (
+        SELECT 1 FROM cms_newcodesrequest n JOIN cms_card c ON c.id = n.card_id
+        WHERE c.chip_serial = %(serial)s AND n.status = %(codes_queued)s
+    )
+"""
+
+_DUE_STATUSES = {
+    "job_queued": JobStatus.QUEUED.value,
+    "job_claimed": JobStatus.CLAIMED.value,
+    "job_done": JobStatus.DONE.value,
+    "job_cancelled": JobStatus.CANCELLED.value,
+    "session_running": SessionStatus.RUNNING.value,
+    "request_queued": RequestStatus.QUEUED.value,
+    "request_personalizing": RequestStatus.PERSONALIZING.value,
+    "request_failed": RequestStatus.FAILED.value,
+    "codes_queued": NewCodesRequest.Status.QUEUED.value,
+}
+
+
+def _due(serial: str | None) -> _Due:
+    with connection.cursor() as cursor:
+        cursor.execute(_DUE, {**_DUE_STATUSES, "now": timezone.now(), "serial": serial})
+        row = cursor.fetchone()
+    assert row is not None
+    return _Due(*(bool(flag) for flag in row))
+
+
+def _housekeeping(serial: str | None) -> _Due:
+    """The steps every claim ran (``jobs_expire``, then ``jobs_sync``: secrets sweep, failed
+    requests queued again, jobs created), each only when it has something to do."""
+    due = _due(serial)
+    if due.expired:
+        jobs_expire()
+        # The sessions it interrupted may leave secrets to drop: look again, as the sweep
+        # that followed it did.
+        due = _due(serial)
+    if due.stale_secrets:
+        sessions_secrets_sweep()
+    requeued = requests_failed_requeue() if due.failed else 0
+    if due.jobless or requeued:
+        jobs_create()
+    return due
+
+
+# --- the claim ----------------------------------------------------------------------------------
+
+
+# One statement: the candidate job locked without waiting (SKIP LOCKED: another station's claim
+# is never waited for nor shared), expedited replacements (a lost or stolen card) first, then
+# oldest first, and the claim written to it, returning the row with the status it had (a claimed
+# job is one whose lease ran out) and its request's.
+_CLAIM = """
+WITH candidate AS (
+    SELECT j.id, j.status AS job_status, r.status AS request_status
+    FROM cms_personalizationjob j
+    JOIN cms_cardrequest r ON r.id = j.request_id
+    {card_join}
+    WHERE (j.status = %(queued)s OR (j.status = %(claimed)s AND j.lease_expires_at < %(now)s))
+    AND (j.pool_id IS NULL OR j.pool_id = %(site)s)
+    {card_filter}
+    ORDER BY r.expedited DESC, j.created_at, j.id
+    LIMIT 1
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE cms_personalizationjob AS job
+SET status = %(claimed)s, station_id = %(station)s, lease_expires_at = %(lease)s,
+    attempts = job.attempts + 1, updated_at = %(now)s
+FROM candidate
+WHERE job.id = candidate.id
+RETURNING {columns}, candidate.job_status, candidate.request_status
+"""
+
+
+@functools.cache
+def _claim_sql(*, for_card: bool) -> tuple[str, tuple[str, ...]]:
+    """The claim statement (for one card's job or any), with the job's fields in the order it
+    returns them."""
+    fields = PersonalizationJob._meta.concrete_fields
+    sql = _CLAIM.format(
+        card_join="JOIN cms_card c ON c.id = j.card_id" if for_card else "",
+        card_filter="AND c.chip_serial = %(serial)s" if for_card else "",
+        columns=", ".join(f"job.{field.column}" for field in fields),
+    )
+    return sql, tuple(field.attname for field in fields)
 
 
 # One atomic block whose audit events (the card, the request, the claim) go in with one chain
@@ -67,33 +206,46 @@ def job_claim(*, station: Station, identity: CardIdentity | None) -> Personaliza
     Returns None when there is nothing to do. The request moves to personalizing and its card to
     PERSONALIZING on its first claim; a reclaimed job (lease expired, card reinserted) keeps them.
     """
-    now = timezone.now()
-    candidates = PersonalizationJob.objects.select_for_update(
-        skip_locked=True, of=("self",)
-    ).filter(
-        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.CLAIMED, lease_expires_at__lt=now),
-        Q(pool__isnull=True) | Q(pool_id=station.site_id),
-    )
-    if identity is not None:
-        candidates = candidates.filter(card__chip_serial=identity.chip_serial.upper())
-    # Expedited replacements (a lost or stolen card) first, then oldest first.
-    job = (
-        candidates.select_related("request")
-        .order_by("-request__expedited", "created_at", "pk")
-        .first()
-    )
+    return _job_claim(station, identity)
+
+
+@audit_appends_batched()
+def _claim_and_start(*, station: Station, identity: CardIdentity) -> PersonalizationSession | None:
+    """The claim of the inserted card's job and its session row, in one transaction whose audit
+    events go in with one chain extension: a session that cannot be created leaves the job
+    unclaimed, as it was."""
+    job = _job_claim(station, identity)
     if job is None:
+        return None
+    cpu_start()
+    return session_create(job=job, station=station, identity=identity)
+
+
+def _job_claim(station: Station, identity: CardIdentity | None) -> PersonalizationJob | None:
+    """``job_claim`` inside the caller's atomic block."""
+    now = timezone.now()
+    sql, names = _claim_sql(for_card=identity is not None)
+    params: dict[str, Any] = {
+        "queued": JobStatus.QUEUED.value,
+        "claimed": JobStatus.CLAIMED.value,
+        "now": now,
+        "site": station.site_id,
+        "station": station.pk,
+        "lease": now + lease_duration(),
+        "serial": identity.chip_serial.upper() if identity is not None else None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         if identity is not None:
             _explain_no_job(station, identity)
         return None
-    if job.status == JobStatus.CLAIMED:
-        job_release_locked(job, LEASE_EXPIRED)
-    job.status = JobStatus.CLAIMED
-    job.station = station
-    job.lease_expires_at = now + lease_duration()
-    job.attempts += 1
-    job.save(update_fields=["status", "station", "lease_expires_at", "attempts", "updated_at"])
-    if job.request.status == RequestStatus.QUEUED:  # re-checked under its lock by the service
+    *values, was, request_status = row
+    job = PersonalizationJob.from_db(connection.alias, names, values)
+    if was == JobStatus.CLAIMED:
+        job_reclaim_locked(job)
+    if request_status == RequestStatus.QUEUED:  # re-checked under its lock by the service
         request_personalization_start(request_id=job.request_id, caller=SYSTEM)
     audit_event_create(
         actor=SYSTEM.actor,

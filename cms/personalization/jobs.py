@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from cms.services.requests import request_fail, request_queue
 from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.roles import Role
+from core.sql import row_insert
 
 SYSTEM = Caller.for_system("personalization")
 
@@ -50,35 +51,67 @@ class CardIdentity:
 
 
 def jobs_sync() -> int:
-    """Create the jobs of queued requests (and queue failed ones again when stock allows)."""
+    """Create the jobs of queued requests (and queue failed ones again when stock allows), after
+    dropping the sealed secrets no resume will use: every step, whether or not it has work (a
+    claim runs only those that have, ``claims._housekeeping``)."""
     sessions_secrets_sweep()
+    requests_failed_requeue()
+    return jobs_create()
+
+
+def requests_failed_requeue() -> int:
+    """Queue failed requests again while blank cards last; returns how many were queued."""
     with transaction.atomic():
         failed = list(
             CardRequest.objects.select_for_update(skip_locked=True)
             .filter(status=RequestStatus.FAILED)
             .values_list("pk", flat=True)[:50]
         )
+    requeued = 0
     for request_id in failed:
         try:
             request_queue(request_id=request_id, caller=SYSTEM)
         except Conflict:
             break  # no blank card: the others wait as well
-    with transaction.atomic():
-        queued = (
-            CardRequest.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status__in=(RequestStatus.QUEUED, RequestStatus.PERSONALIZING))
-            .filter(card__isnull=False)
-            .exclude(jobs__status__in=(JobStatus.QUEUED, JobStatus.CLAIMED))
-            .select_related("card")[:200]
+        requeued += 1
+    return requeued
+
+
+# The queued requests holding a card and no open job, oldest first (CardRequest's ordering),
+# locked without waiting: a request another claim is turning into a job is left to it. A
+# request being personalized is not taken: an interrupted job keeps its (queued) job row, and a
+# second job is never made for it.
+_JOBLESS_REQUESTS = """
+    SELECT r.id, COALESCE(r.pool_id, c.pool_id), r.card_id
+    FROM cms_cardrequest r JOIN cms_card c ON c.id = r.card_id
+    WHERE r.status = %s AND NOT EXISTS (
+        SELECT 1 FROM cms_personalizationjob j WHERE j.request_id = r.id AND j.status IN (%s, %s)
+    )
+    ORDER BY r.created_at, r.id
+    LIMIT 200
+    FOR UPDATE OF r SKIP LOCKED
+"""
+
+
+def jobs_create() -> int:
+    """Create the jobs of the queued requests that have none, audited in their transaction;
+    returns how many. Every claim may run this: the select is plain SQL and the INSERT is built
+    once from the model (``core.sql.row_insert``), not by the ORM at each call."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _JOBLESS_REQUESTS,
+            [RequestStatus.QUEUED.value, JobStatus.QUEUED.value, JobStatus.CLAIMED.value],
         )
+        rows = cursor.fetchall()
+        insert = row_insert(PersonalizationJob)
         audited: list[AuditEntry] = []
-        for request in queued:
-            if request.status == RequestStatus.PERSONALIZING:
-                continue  # an interrupted job keeps its (queued) job row; never a second one
-            assert request.card is not None
-            job = PersonalizationJob.objects.create(
-                request=request, card=request.card, pool_id=request.pool_id or request.card.pool_id
-            )
+        for request_id, pool_id, card_id in rows:
+            now = timezone.now()  # one a job, as save() would: the claim's order among them
+            job = PersonalizationJob(
+                request_id=request_id, card_id=card_id, pool_id=pool_id, created_at=now,
+                updated_at=now,
+            )  # fmt: skip
+            cursor.execute(insert.sql, insert.params(job))
             audited.append(
                 AuditEntry(
                     actor=SYSTEM.actor,
@@ -86,9 +119,9 @@ def jobs_sync() -> int:
                     object_type="personalization_job",
                     object_id=str(job.pk),
                     details={
-                        "request_id": str(request.pk),
-                        "card_id": str(job.card_id),
-                        "pool_id": job.pool_id,
+                        "request_id": str(request_id),
+                        "card_id": str(card_id),
+                        "pool_id": pool_id,
                     },
                 )
             )
@@ -108,6 +141,9 @@ def _session_interrupt(job: PersonalizationJob, reason: str) -> None:
         session_forget(session.pk)
 
 
+LEASE_EXPIRED = "lease expired: the station stopped answering"
+
+
 def job_release_locked(job: PersonalizationJob, reason: str) -> None:
     """Back to the queue, its running session interrupted; the caller holds the job row lock."""
     _session_interrupt(job, reason)
@@ -115,6 +151,19 @@ def job_release_locked(job: PersonalizationJob, reason: str) -> None:
     job.station = None
     job.lease_expires_at = None
     job.save(update_fields=["status", "station", "lease_expires_at", "updated_at"])
+    _release_audit(job, reason)
+
+
+def job_reclaim_locked(job: PersonalizationJob) -> None:
+    """A claim took over a job whose lease ran out before the sweep came by (the caller holds
+    the job row lock and has written the new claim to it): what ``job_release_locked`` does,
+    running session interrupted and release audited, without the row's round trip through the
+    queue."""
+    _session_interrupt(job, LEASE_EXPIRED)
+    _release_audit(job, LEASE_EXPIRED)
+
+
+def _release_audit(job: PersonalizationJob, reason: str) -> None:
     audit_event_create(
         actor=SYSTEM.actor,
         action="personalization.job_release",
@@ -122,9 +171,6 @@ def job_release_locked(job: PersonalizationJob, reason: str) -> None:
         object_id=str(job.pk),
         details={"reason": reason, "card_id": str(job.card_id)},
     )
-
-
-LEASE_EXPIRED = "lease expired: the station stopped answering"
 
 
 def job_lease_expire(*, job_id: UUID) -> bool:
@@ -147,7 +193,7 @@ def job_lease_expire(*, job_id: UUID) -> bool:
 
 def jobs_expire(*, limit: int = 500) -> int:
     """Put claimed jobs whose lease ran out back in the queue, one short transaction each (the
-    Celery beat sweep and every claim); returns how many. The common case is one query."""
+    Celery beat sweep, and a claim whose housekeeping read found one); returns how many."""
     expired = list(
         PersonalizationJob.objects.filter(
             status=JobStatus.CLAIMED, lease_expires_at__lt=timezone.now()

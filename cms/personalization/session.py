@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db import DatabaseError, InterfaceError, transaction
+from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from cards.errors import CardError, CardMismatch, RollbackImpossible
@@ -52,6 +52,7 @@ from cms.personalization.stations import station_check, station_for_account
 from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import ApplicationError, Conflict, NotFound
 from core.rows import joined_read, row_update
+from core.sql import row_insert
 
 log = logging.getLogger("cms.personalization")
 
@@ -59,22 +60,27 @@ log = logging.getLogger("cms.personalization")
 # --- session start ----------------------------------------------------------------------------
 
 
-@transaction.atomic
+# In the claim's transaction (no savepoint of its own: an error here rolls the claim back).
+@transaction.atomic(savepoint=False)
 def session_create(
     *, job: PersonalizationJob, station: Station, identity: CardIdentity
 ) -> PersonalizationSession:
     """The session row of a claimed job; a reclaimed job continues its last session's card
-    state (checkpoint, sealed PIN/PUK, dates)."""
+    state (checkpoint, sealed PIN/PUK, dates). ``job`` as the claim left it (its attempts
+    counted)."""
     card = Card.objects.select_related("product", "holder").get(pk=job.card_id)
     product = product_of(card)
+    # Sessions start only on claims: a job claimed for the first time has none to continue.
     previous = (
         PersonalizationSession.objects.filter(job=job)
         .exclude(status=SessionStatus.RUNNING)
         .order_by("-started_at")
         .first()
+        if job.attempts > 1
+        else None
     )
     if previous is not None and previous.sealed_secrets is not None:
-        session = PersonalizationSession.objects.create(
+        session = PersonalizationSession(
             job=job,
             station=station,
             card=card,
@@ -90,7 +96,7 @@ def session_create(
         )
     else:
         today = timezone.localdate()
-        session = PersonalizationSession.objects.create(
+        session = PersonalizationSession(
             job=job,
             station=station,
             card=card,
@@ -102,6 +108,7 @@ def session_create(
             ).to_dict(),
             atr=identity.atr.upper(),
         )
+    _session_insert(session)
     audit_event_create(
         actor=SYSTEM.actor,
         action="personalization.session_start",
@@ -115,6 +122,16 @@ def session_create(
         },
     )
     return session
+
+
+def _session_insert(session: PersonalizationSession) -> None:
+    """``save()``'s INSERT, built once from the model (``core.sql.row_insert``): a claim's CPU."""
+    session.updated_at = timezone.now()  # auto_now, which only save() fills
+    insert = row_insert(PersonalizationSession)
+    with connection.cursor() as cursor:
+        cursor.execute(insert.sql, insert.params(session))
+    session._state.adding = False
+    session._state.db = connection.alias
 
 
 def session_begin(session: PersonalizationSession, card: Card | None = None) -> SessionAnswer:
