@@ -602,6 +602,10 @@ def main() -> None:
         "ports: run it under the machine's pcscd lock), token lookups cached and not",
     )
     parser.add_argument(
+        "--front-auth-cache", type=int, action="append", default=None, metavar="SECONDS",
+        help="--front: only this API_AUTH_CACHE_SECONDS row (repeatable; default: 30 and 0)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", type=Path, default=None,
         help="write a cProfile of the Django request path row to this file",
     )  # fmt: skip
@@ -624,10 +628,16 @@ def main() -> None:
                 " signing workers + beat)",
                 flush=True,
             )
-            for label, seconds in (
+            rows = (
                 ("front: nginx mTLS + gunicorn + Celery", 30),
                 ("  the same, token lookups not cached", 0),
-            ):
+            )
+            if args.front_auth_cache:
+                rows = tuple(
+                    (f"front, API_AUTH_CACHE_SECONDS={seconds}", seconds)
+                    for seconds in args.front_auth_cache
+                )
+            for label, seconds in rows:
                 through_front(args.cards, label, tmp, auth_cache=seconds).show()
                 sys.stdout.flush()
         finally:
