@@ -671,16 +671,16 @@ def main() -> None:
                 " signing workers + beat)",
                 flush=True,
             )
-            rows = (
+            front_rows: tuple[tuple[str, int], ...] = (
                 ("front: nginx mTLS + gunicorn + Celery", 30),
                 ("  the same, token lookups not cached", 0),
             )
             if args.front_auth_cache:
-                rows = tuple(
+                front_rows = tuple(
                     (f"front, API_AUTH_CACHE_SECONDS={seconds}", seconds)
                     for seconds in args.front_auth_cache
                 )
-            for label, seconds in rows:
+            for label, seconds in front_rows:
                 through_front(args.cards, label, tmp, auth_cache=seconds).show()
                 sys.stdout.flush()
         finally:
