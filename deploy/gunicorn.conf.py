@@ -39,7 +39,7 @@ capture_output = True
 # --- Benchmarks only: GUNICORN_CPU_LOG_DIR set, each worker appends one line per request to
 # cpu-<pid>.tsv there: the path, the CPU time (ms) of the thread over the whole request (reading
 # and parsing it, the application, writing the answer), of the application alone, and the worker
-# main loop's CPU so far (accepting, keep-alive). Two clock reads a request; bench/
+# main loop's CPU so far (accepting, keep-alive). A few clock reads a request; bench/
 # personalization.py --front prints from them what gunicorn itself costs (ADR 0033).
 _cpu_log_dir = os.environ.get("GUNICORN_CPU_LOG_DIR", "")
 if _cpu_log_dir:
