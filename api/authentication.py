@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 from urllib.parse import unquote
@@ -51,17 +52,25 @@ class TokenAuthentication(BaseAuthentication):
 def presented_certificate_sha256(meta: dict[str, Any]) -> str | None:
     """SHA-256 (hex) of the client certificate the front verified, or None: no certificate, not
     verified, or headers that do not come from a declared proxy (``CMS_TRUSTED_PROXIES``)."""
+    # Checked on every request: who passed the headers on, and that the front verified them.
     if meta.get("REMOTE_ADDR") not in settings.CMS_TRUSTED_PROXIES:
         return None
     if meta.get("HTTP_X_SSL_CLIENT_VERIFY") != "SUCCESS":
         return None
-    escaped = meta.get("HTTP_X_SSL_CLIENT_CERT", "")
+    return _escaped_pem_sha256(meta.get("HTTP_X_SSL_CLIENT_CERT", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _escaped_pem_sha256(escaped: str) -> str | None:
+    """The SHA-256 of the certificate in nginx's ``$ssl_client_escaped_cert``, or None if it is
+    not one. A pure function of the header's exact text, remembered per process: a station
+    presents the same certificate on every round trip, and parsing it was a tenth of a
+    millisecond a request (docs/adr/0033-front-overhead.md)."""
     try:
         cert = x509.load_pem_x509_certificate(unquote(escaped).encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         return None
-    der = cert.public_bytes(Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
 def _station_certificate_check(request: Request, expected: str | None) -> None:

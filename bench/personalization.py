@@ -214,43 +214,53 @@ def in_process_http(
         claim_cpu = 0.0
         claim_queries = 0
 
-        def __init__(self) -> None:
+        def __init__(self, *, counting: bool = False) -> None:
             self.client = Client(HTTP_AUTHORIZATION=f"Token {station.token}")
+            # Statements (transaction control included) are counted on a card of their own:
+            # CaptureQueriesContext's debug cursor formats and stores every statement, CPU
+            # the server does not spend, so the timed cards run without it.
+            self.counting = counting
 
         def post(
             self, path: str, body: Mapping[str, Any] | None = None
         ) -> tuple[int, dict[str, Any]]:
             started = time.thread_time()
-            if profiler is not None:
+            if profiler is not None and not self.counting:
                 profiler.enable()
             try:
-                with CaptureQueriesContext(connection) as seen:
-                    answer = self.client.post(
-                        f"/api/v1/{path}", data=json.dumps(body or {}),
-                        content_type="application/json",
-                    )  # fmt: skip
-                self.queries += len(seen.captured_queries)
-                if path == "station/claim":
-                    self.claim_queries += len(seen.captured_queries)
+                if self.counting:
+                    with CaptureQueriesContext(connection) as seen:
+                        answer = self._post(path, body)
+                    self.queries += len(seen.captured_queries)
+                    if path == "station/claim":
+                        self.claim_queries += len(seen.captured_queries)
+                else:
+                    answer = self._post(path, body)
             finally:
-                if profiler is not None:
+                if profiler is not None and not self.counting:
                     profiler.disable()
                 self.cpu += time.thread_time() - started
                 if path == "station/claim":
                     self.claim_cpu += time.thread_time() - started
             return answer.status_code, (answer.json() if answer.content else {})
 
+        def _post(self, path: str, body: Mapping[str, Any] | None) -> Any:
+            return self.client.post(
+                f"/api/v1/{path}", data=json.dumps(body or {}), content_type="application/json"
+            )
+
     pool = KeyPool.from_pem_file(KEY_POOL)
     figures = Figures(label, [], [], [], [])
     queries: list[int] = []
-    claims: list[tuple[float, int]] = []
+    claims: list[float] = []
+    claim_queries = 0
     # No certificate binding here (no front to verify one): the token alone, as in development.
     with override_settings(STATION_CERTIFICATE_BINDING=False, API_AUTH_CACHE_SECONDS=auth_cache):
-        for _ in range(cards):
+        for n in range(cards + 1):  # the last card counts the statements, untimed
             card = Card.blank("cps4", keygen=pool)
             assert card.desfire_chip is not None and card.contactless is not None
             scene.queue(card.serial.hex(), card.desfire_chip.state.uid.hex())
-            api = ViaDjango()
+            api = ViaDjango(counting=n == cards)
             link = CardLink(
                 card.contact.atr,
                 InProcessReader(card.contact),
@@ -259,17 +269,20 @@ def in_process_http(
             )
             started = time.perf_counter()
             outcome = personalize(api, link)
-            figures.wall_s.append(time.perf_counter() - started)
+            wall = time.perf_counter() - started
             assert outcome.state == "done", outcome.message
+            if api.counting:
+                queries.append(api.queries)
+                claim_queries = api.claim_queries
+                continue
+            figures.wall_s.append(wall)
             figures.trips.append(outcome.round_trips)
             figures.apdus.append(outcome.apdus)
             figures.cpu_ms.append(api.cpu * 1000)
-            queries.append(api.queries)
-            claims.append((api.claim_cpu * 1000, api.claim_queries))
+            claims.append(api.claim_cpu * 1000)
     figures.note = (
         f"SQL statements per card {statistics.median(queries):.0f}"
-        f" (the claim: {statistics.median(c[0] for c in claims):.1f} ms,"
-        f" {statistics.median(c[1] for c in claims):.0f} statements)"
+        f" (the claim: {statistics.median(claims):.1f} ms, {claim_queries} statements)"
     )
     if profiler is not None and profile is not None:
         profiler.dump_stats(str(profile))
@@ -440,6 +453,8 @@ class FrontFigures:
     nginx_ms: list[float]
     trips: list[int]
     wall_s: list[float]
+    django_ms: list[float]
+    gunicorn_own_ms: list[float]
 
     def show(self) -> None:
         web = statistics.median(self.web_ms)
@@ -452,8 +467,22 @@ class FrontFigures:
             f"(x{server / TARGET_CPU_MS:.2f} of target {TARGET_CPU_MS:.0f}): gunicorn {web:5.1f}, "
             f"Celery {statistics.median(self.workers_ms):5.1f}; nginx "
             f"{statistics.median(self.nginx_ms):4.1f} ms  "
-            f"{3600 / statistics.mean(self.wall_s):6.0f} cards/h/station"
+            f"{3600 / statistics.mean(self.wall_s):6.0f} cards/h/station\n"
+            f"{'':<44} of gunicorn's: Django {statistics.median(self.django_ms):5.1f} ms, "
+            f"gunicorn itself {statistics.median(self.gunicorn_own_ms):4.1f} ms (reading, "
+            f"parsing and writing the requests, its main loop)"
         )
+
+
+def _cpu_log(directory: Path) -> list[tuple[float, float, float]]:
+    """deploy/gunicorn.conf.py's GUNICORN_CPU_LOG_DIR lines, one per request (one worker):
+    (thread CPU over the request, of the application alone, the main loop's so far), in ms."""
+    rows = []
+    for path in sorted(directory.glob("cpu-*.tsv")):
+        for line in path.read_text().splitlines():
+            _path, request, application, main = line.split("\t")
+            rows.append((float(request), float(application), float(main)))
+    return rows
 
 
 def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> FrontFigures:
@@ -463,16 +492,23 @@ def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> Fron
     and the Celery workers and beat (every thread of the master and its children, from /proc)
     from the card's insertion until it is issued and the workers are idle again, less their
     idle rate (polling Redis, beat's ticks) measured just before over that time; nginx's is
-    shown apart (TLS, mutual TLS, proxying)."""
+    shown apart (TLS, mutual TLS, proxying). gunicorn's CPU is split with its per-request CPU
+    log (deploy/gunicorn.conf.py): the application (Django) and gunicorn itself."""
     from cardsim.card import Card, blank_state, save_state
     from ops.topology import Topology
 
     work = tmp / f"front-{auth_cache}"
+    cpu_log = work / "gunicorn-cpu"
+    cpu_log.mkdir(parents=True)
     topology = Topology(
         work / "topology",
-        knobs={"TOPOLOGY_WEB_REPLICAS": "1", "TOPOLOGY_AUTH_CACHE": str(auth_cache)},
+        knobs={
+            "TOPOLOGY_WEB_REPLICAS": "1",
+            "TOPOLOGY_AUTH_CACHE": str(auth_cache),
+            "GUNICORN_CPU_LOG_DIR": str(cpu_log),
+        },
     )
-    figures = FrontFigures(label, [], [], [], [], [])
+    figures = FrontFigures(label, [], [], [], [], [], [], [])
     pcscd: Pcscd | None = None
     sim: Simulator | None = None
     procs: list[subprocess.Popen[Any]] = []
@@ -546,6 +582,7 @@ def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> Fron
             background = idle()
             nginx_pid = int((run / "nginx.pid").read_text().strip())
             before = cpu(web), cpu(workers), _cpu_seconds(nginx_pid)
+            requests_before = _cpu_log(cpu_log)
             started = time.perf_counter()
             sim.call("insert", state=str(path))
 
@@ -565,6 +602,7 @@ def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> Fron
             _wait(lambda: line in Path(log.name).read_text(), "the station's report")  # noqa: B023
             idle()
             after = cpu(web), cpu(workers), _cpu_seconds(nginx_pid)
+            requests = _cpu_log(cpu_log)
             spent = time.perf_counter() - started
             found = re.search(
                 rf"card {serial}: done \((\d+) round trips", Path(log.name).read_text()
@@ -576,6 +614,12 @@ def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> Fron
             figures.web_ms.append((after[0] - before[0] - background[0] * spent) * 1000)
             figures.workers_ms.append((after[1] - before[1] - background[1] * spent) * 1000)
             figures.nginx_ms.append((after[2] - before[2]) * 1000)
+            card = requests[len(requests_before) :]
+            main_loop = card[-1][2] - (requests_before[-1][2] if requests_before else 0.0)
+            figures.django_ms.append(sum(application for _, application, _ in card))
+            figures.gunicorn_own_ms.append(
+                sum(request - application for request, application, _ in card) + main_loop
+            )
             figures.trips.append(int(found.group(1)))
             figures.wall_s.append(wall)
             sim.call("remove")
@@ -614,6 +658,10 @@ def main() -> None:
         "ports: run it under the machine's pcscd lock), token lookups cached and not",
     )
     parser.add_argument(
+        "--front-auth-cache", type=int, action="append", default=None, metavar="SECONDS",
+        help="--front: only this API_AUTH_CACHE_SECONDS row (repeatable; default: 30 and 0)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", type=Path, default=None,
         help="write a cProfile of the Django request path row to this file",
     )  # fmt: skip
@@ -636,10 +684,16 @@ def main() -> None:
                 " signing workers + beat)",
                 flush=True,
             )
-            for label, seconds in (
+            front_rows: tuple[tuple[str, int], ...] = (
                 ("front: nginx mTLS + gunicorn + Celery", 30),
                 ("  the same, token lookups not cached", 0),
-            ):
+            )
+            if args.front_auth_cache:
+                front_rows = tuple(
+                    (f"front, API_AUTH_CACHE_SECONDS={seconds}", seconds)
+                    for seconds in args.front_auth_cache
+                )
+            for label, seconds in front_rows:
                 through_front(args.cards, label, tmp, auth_cache=seconds).show()
                 sys.stdout.flush()
         finally:

@@ -182,7 +182,11 @@ def private_pcscd(work: Path, *, timeout: float = 15.0) -> Pcscd:
         f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n"
     )
     sock = run_dir / "pcscd.comm"
-    script = f'mount --bind "{run_dir}" /run/pcscd && exec pcscd --foreground --config "{conf}"'
+    # /run/pcscd exists only once a system pcscd ran: the mount point is made if missing
+    script = (
+        f'mkdir -p /run/pcscd && mount --bind "{run_dir}" /run/pcscd'
+        f' && exec pcscd --foreground --config "{conf}"'
+    )
     with (work / "pcscd.log").open("wb") as log:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own paths
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],  # noqa: S607

@@ -21,9 +21,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = 75
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
-# a worker recycled now and then bounds any slow leak
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
-max_requests_jitter = 1000
+# A worker recycled now and then bounds any slow leak, but each recycle costs a new worker's
+# start (about 2 s of CPU: imports, then the card master and CA keys unlocked on first use) and
+# the personalization sessions in flight resume from their checkpoints: rarely (ADR 0033).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 # X-Forwarded-* from nginx only (the same list Django trusts for the client certificate)
 forwarded_allow_ips = os.environ.get("CMS_TRUSTED_PROXIES", "127.0.0.1")
 accesslog = None  # nginx logs every request
@@ -32,3 +34,45 @@ control_socket_disable = True
 errorlog = "-"
 # the application's own log lines (stderr) go to the error log too, also when daemonized
 capture_output = True
+
+
+# --- Benchmarks only: GUNICORN_CPU_LOG_DIR set, each worker appends one line per request to
+# cpu-<pid>.tsv there: the path, the CPU time (ms) of the thread over the whole request (reading
+# and parsing it, the application, writing the answer), of the application alone, and the worker
+# main loop's CPU so far (accepting, keep-alive). A few clock reads a request; bench/
+# personalization.py --front prints from them what gunicorn itself costs (ADR 0033).
+_cpu_log_dir = os.environ.get("GUNICORN_CPU_LOG_DIR", "")
+if _cpu_log_dir:
+    import threading
+    import time
+
+    def post_worker_init(worker):  # type: ignore[no-untyped-def]
+        main_clock = time.pthread_getcpuclockid(threading.get_ident())
+        path = os.path.join(_cpu_log_dir, f"cpu-{os.getpid()}.tsv")
+        log = open(path, "a", buffering=1)  # noqa: SIM115 - open for the worker's lifetime
+        lock = threading.Lock()
+        current = threading.local()
+        handle, application = worker.handle, worker.wsgi
+
+        def timed_application(environ, start_response):  # type: ignore[no-untyped-def]
+            started = time.thread_time()
+            try:
+                return application(environ, start_response)
+            finally:
+                current.application = time.thread_time() - started
+                current.path = environ.get("PATH_INFO", "")
+
+        def timed_handle(conn):  # type: ignore[no-untyped-def]
+            current.application, current.path = 0.0, ""
+            started = time.thread_time()
+            try:
+                return handle(conn)
+            finally:
+                spent = time.thread_time() - started
+                main = time.clock_gettime(main_clock)
+                if current.path:  # not a keep-alive connection closed without a request
+                    line = f"{current.path}\t{spent * 1e3:.3f}\t{current.application * 1e3:.3f}"
+                    with lock:
+                        log.write(f"{line}\t{main * 1e3:.3f}\n")
+
+        worker.handle, worker.wsgi = timed_handle, timed_application

@@ -1,16 +1,24 @@
 """HTTP(S) to the CMS with the station's token; retries with backoff while the CMS is away.
 
-Only ``urllib`` from the standard library: the station holds no framework and no keys. A CMS
-restart shows as refused connections or 502/503/504 for a while; the client waits (exponential
-backoff, capped) instead of failing the card.
+Only the standard library: the station holds no framework and no keys. A CMS restart shows as
+refused connections or 502/503/504 for a while; the client waits (exponential backoff, capped)
+instead of failing the card.
+
+One connection is kept from call to call (``http.client``): the front's mutual-TLS handshake
+once, not on every round trip (it was most of nginx's CPU per card; docs/adr/0033). Where the
+environment names a proxy for the CMS, or the CMS answers a redirect, the call goes through
+``urllib.request`` as it always did.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import ipaddress
 import json
 import logging
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,6 +30,7 @@ from typing import Any
 log = logging.getLogger("personalization_station.client")
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class ApiError(Exception):
@@ -110,6 +119,13 @@ class CmsClient:
         self.timeout = timeout
         self._context = tls_context(ca_file=ca_file, client_cert=client_cert)
         self.calls = 0
+        self._connection: http.client.HTTPConnection | None = None
+        self._connection_lock = threading.Lock()
+        parts = urllib.parse.urlsplit(self.base)
+        # a proxy from the environment (urllib's rules): every call goes through urllib
+        self._direct = parts.scheme not in urllib.request.getproxies() or bool(
+            urllib.request.proxy_bypass(parts.hostname or "")
+        )
 
     def __repr__(self) -> str:
         return f"CmsClient({self.base!r})"
@@ -132,6 +148,61 @@ class CmsClient:
         url = self.base + path  # the scheme was checked in __init__
         return urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
 
+    def close(self) -> None:
+        """Close the kept connection (the next call opens one)."""
+        with self._connection_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _open(self) -> http.client.HTTPConnection:
+        parts = urllib.parse.urlsplit(self.base)
+        host, port = parts.hostname or "", parts.port
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=self._context
+            )
+        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+
+    def _on_connection(self, request: urllib.request.Request) -> tuple[int, str, bytes] | None:
+        """(status, reason, body) of ``request`` sent on the kept connection; None: send it
+        with urllib (a proxy, or a redirect to follow as urllib does). A connection the server
+        closed while it was kept (idle too long) is opened again and the request sent once more,
+        as the server never read it; any other failure is the caller's (OSError, as urllib's)."""
+        if not self._direct:
+            return None
+        target = urllib.parse.urlsplit(request.full_url)
+        path = target.path + (f"?{target.query}" if target.query else "")
+        headers = {**request.headers, "Connection": "keep-alive"}
+        with self._connection_lock:
+            for attempt in (1, 2):
+                reused = self._connection is not None
+                if self._connection is None:
+                    self._connection = self._open()
+                try:
+                    self._connection.request(
+                        request.get_method(), path, body=request.data, headers=headers
+                    )
+                    response = self._connection.getresponse()
+                    raw = response.read()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    self._connection.close()
+                    self._connection = None
+                    if reused and attempt == 1:
+                        continue
+                    raise
+                except BaseException:
+                    self._connection.close()
+                    self._connection = None
+                    raise
+                if response.will_close:
+                    self._connection.close()
+                    self._connection = None
+                if response.status in REDIRECT_STATUSES:
+                    return None
+                return response.status, response.reason, raw
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _call(self, method: str, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         waited = 0.0
         delay = self.backoff.first
@@ -139,6 +210,18 @@ class CmsClient:
             self.calls += 1
             try:
                 request = self._request(method, path, body)
+                try:
+                    answered = self._on_connection(request)
+                except OSError as exc:  # as urllib reports it: retried below
+                    raise urllib.error.URLError(exc) from exc
+                if answered is not None:
+                    status, reason, raw = answered
+                    if status >= 400:  # handled below as urllib's
+                        raise urllib.error.HTTPError(
+                            request.full_url, status, reason, http.client.HTTPMessage(),
+                            io.BytesIO(raw),
+                        )  # fmt: skip
+                    return status, (json.loads(raw) if raw else {})
                 with urllib.request.urlopen(  # noqa: S310 - the configured CMS URL
                     request, timeout=self.timeout, context=self._context
                 ) as response:
