@@ -392,6 +392,14 @@ def test_the_bulk_load_checks_and_types_every_field_as_the_upsert_does(
             sign_status="revoked",
         ),
         row(national_id="1" * 12),  # no such holder
+        # No certificate in a slot: its other fields are not read (a stray not-after is no fault).
+        row(
+            national_id="2" * 12,
+            auth_serial="",
+            auth_not_after="n/a",
+            sign_serial="",
+            sign_not_after="2030-01-01",
+        ),
         # One row per fault.
         row(national_id=" "),
         row(last_name=""),
@@ -419,7 +427,7 @@ def test_the_bulk_load_checks_and_types_every_field_as_the_upsert_does(
     monkeypatch.setattr(inventory, "BULK_MIN_ROWS", 10**9)
     upserted = _import(content)
     assert _inventory() == cards and _report() == report
-    assert (bulk.inserted, bulk.rejected) == (upserted.inserted, upserted.rejected) == (5, 15)
+    assert (bulk.inserted, bulk.rejected) == (upserted.inserted, upserted.rejected) == (6, 15)
     invalid = [r for r in report if r[0] == "invalid_row"]
     assert len({detail for *_, detail in invalid}) == 12  # every reason, once each
     edge = Cps3Card.objects.get(chip_serial="8025000000000003")
