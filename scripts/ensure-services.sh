@@ -44,7 +44,9 @@ start_pcscd() {
   [ "$(id -u)" -eq 0 ] || { echo "pcscd is not running and only root can start it" >&2; return 1; }
   echo "starting pcscd (vpcd readers on 127.0.0.1:35963 and 35964)"
   rm -f /run/pcscd/pcscd.comm
-  pcscd  # daemonizes; no --auto-exit, so it stays up between tests
+  # Daemonizes; no --auto-exit, so it stays up between tests. The caller's descriptors beyond the
+  # standard three are closed: a daemon that kept one (a lock the caller holds) would hold it on.
+  pcscd 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
   wait_for "pcscd socket" test -S /run/pcscd/pcscd.comm
 }
 
