@@ -285,7 +285,10 @@ def card_certificate_issue(
     holder: Holder,
     actor: Actor,
 ) -> Certificate:
-    """Certify the key of a card slot, on hold until the card is activated, and link it."""
+    """Certify the key of a card slot, on hold until the card is activated, and link it.
+
+    In the caller's atomic block, which lets every error leave it (its two callers, the
+    certificates of a personalization and of a renewal, catch none): no savepoint (ADR 0034)."""
     certificate = pki_services.certificate_issue(
         authority=authority,
         profile=profile,
@@ -293,6 +296,7 @@ def card_certificate_issue(
         holder=holder,
         on_hold=True,
         actor=actor,
+        savepoint=False,
     )
     CardCertificate.objects.create(card=card, slot=slot, certificate=certificate)
     return certificate

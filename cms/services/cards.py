@@ -19,7 +19,7 @@ from cms import effects, lifecycle
 from cms.callers import Caller
 from cms.choices import ApprovalStatus, CardStatus, RevokeReason
 from cms.lifecycle import Effect, Transition
-from cms.models import Card, CardTransitionApproval, Holder, PinMailer
+from cms.models import IN_SERVICE, Card, CardTransitionApproval, Holder, PinMailer
 from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.models import AuditEvent
@@ -155,7 +155,10 @@ def _apply(
     if Effect.SUPERSEDE_REPLACED_CARD in transition.effects:
         superseded = _supersede_replaced(card=card, caller=caller)
     try:
-        with transaction.atomic():
+        # A savepoint only where the UPDATE can break a constraint (ADR 0034): the one card in
+        # service per holder and type, or a number changing hands; the error is turned into a
+        # Conflict that a caller may catch and go on from.
+        with transaction.atomic(savepoint=_may_conflict(card, update)):
             card.save(update_fields=update)
     except IntegrityError:
         raise Conflict(
@@ -185,6 +188,12 @@ def _apply(
         details=details,
     )
     return card
+
+
+def _may_conflict(card: Card, update: list[str]) -> bool:
+    """Whether saving ``update`` on ``card`` can break one of its unique constraints: the card
+    comes into service (one per holder and type) or its holder or number change."""
+    return card.status in IN_SERVICE or "holder" in update or "card_number" in update
 
 
 def _refuse_the_mailer_printer(card: Card, caller: Caller) -> None:
@@ -246,7 +255,34 @@ def card_transition(
 ) -> TransitionOutcome:
     """Apply a transition of the lifecycle table to a card (or, for a dual-control transition
     asked by a person, record it until a second person approves). ``valid_until``: the end
-    date written on a card being issued (its registry expiry)."""
+    date written on a card being issued (its registry expiry).
+
+    Its own savepoint when called inside an atomic block: a caller may catch its error and go
+    on with the transaction. Services that let every error leave their block call
+    :func:`card_transition_within` instead."""
+    return card_transition_within(
+        card_id=card_id,
+        transition=transition,
+        caller=caller,
+        reason=reason,
+        holder=holder,
+        valid_until=valid_until,
+    )
+
+
+@transaction.atomic(savepoint=False)
+def card_transition_within(
+    *,
+    card_id: UUID,
+    transition: str,
+    caller: Caller,
+    reason: str | None = None,
+    holder: Holder | None = None,
+    valid_until: dt.date | None = None,
+) -> TransitionOutcome:
+    """:func:`card_transition` inside the caller's atomic block, without a savepoint of its own
+    (ADR 0034): an error rolls back to the caller's nearest savepoint, or the whole transaction,
+    so the caller must not catch it and go on. Saves two statements a call."""
     revoke_reason = _reason(reason)
     card = _locked_card(card_id)
     if transition not in lifecycle.BY_NAME:

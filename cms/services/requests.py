@@ -17,7 +17,7 @@ from cms import lifecycle
 from cms.callers import Caller
 from cms.choices import CardStatus, HolderStatus, ProductStatus, RequestKind, RequestStatus
 from cms.models import IN_SERVICE, Card, CardRequest, Holder, Product, SitePool
-from cms.services.cards import card_transition
+from cms.services.cards import card_transition_within
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound, PolicyViolation
 
@@ -244,7 +244,7 @@ def request_queue(*, request_id: UUID, caller: Caller) -> CardRequest:
     holder = Holder.objects.get(pk=request.holder_id)
     # The allocation itself is the stock service's step (a system transition), on the person's
     # behalf: the audit names them.
-    card_transition(
+    card_transition_within(
         card_id=card.pk, transition="allocate", caller=_stock_service(caller), holder=holder
     )
     request.card = card
@@ -254,21 +254,25 @@ def request_queue(*, request_id: UUID, caller: Caller) -> CardRequest:
     return request
 
 
-@transaction.atomic
+# No savepoint of its own nor its card's (ADR 0034): its one caller, the station's claim, lets
+# every error roll the claim back.
+@transaction.atomic(savepoint=False)
 def request_personalization_start(*, request_id: UUID, caller: Caller) -> CardRequest:
     request = _locked(request_id)
     if request.status == RequestStatus.PERSONALIZING:
         return request
     _check("start", request, caller)
     assert request.card_id is not None  # a queued request holds its card
-    card_transition(card_id=request.card_id, transition="personalize", caller=caller)
+    card_transition_within(card_id=request.card_id, transition="personalize", caller=caller)
     request.status = RequestStatus.PERSONALIZING
     request.save(update_fields=["status"])
     _audit(request, caller, "start", card_id=str(request.card_id))
     return request
 
 
-@transaction.atomic
+# No savepoint of its own nor its card's (ADR 0034): its one caller, the personalization's
+# commit, lets every error roll the commit back.
+@transaction.atomic(savepoint=False)
 def request_complete(
     *, request_id: UUID, caller: Caller, valid_until: dt.date | None = None
 ) -> CardRequest:
@@ -279,9 +283,10 @@ def request_complete(
         return request
     _check("complete", request, caller)
     assert request.card_id is not None
-    card_transition(
+    outcome = card_transition_within(
         card_id=request.card_id, transition="issue", caller=caller, valid_until=valid_until
     )
+    request.card = outcome.card  # locked and issued: what comes next (the mailer) reads it
     request.status = RequestStatus.DONE
     request.completed_at = timezone.now()
     request.save(update_fields=["status", "completed_at"])
@@ -300,7 +305,9 @@ def request_fail(*, request_id: UUID, caller: Caller, spoiled: bool, note: str =
     if request.card_id is None:
         raise BadInput("A request being personalized holds a card.")
     card_id = request.card_id
-    card_transition(card_id=card_id, transition="spoil" if spoiled else "wipe", caller=caller)
+    card_transition_within(
+        card_id=card_id, transition="spoil" if spoiled else "wipe", caller=caller
+    )
     request.card = None
     request.status = RequestStatus.FAILED
     request.decision_note = note[:500]

@@ -35,11 +35,15 @@ def certificate_issue(
     holder: names.Holder | None = None,
     common_name: str | None = None,
     on_hold: bool = False,
+    savepoint: bool = True,
 ) -> Certificate:
     """Issue a certificate from a public key (on-card generation) or from a CSR.
 
     ``on_hold=True`` issues it already suspended (certificateHold) until activation. One
     transaction, one commit: the row, its audit event and its pre-signed OCSP answer.
+    ``savepoint=False`` when called inside an atomic block that lets every error of this call
+    leave it (nothing catches it and goes on with the transaction): no savepoint of its own,
+    two statements fewer (ADR 0034); an error then rolls back to the caller's nearest savepoint.
     """
     if (public_key is None) == (csr is None):
         raise BadInput("give exactly one of a public key or a CSR")
@@ -76,7 +80,7 @@ def certificate_issue(
                 raise ProfileViolation("subject.common_name", "a common name is required")
             subject = None
             subject_cn = cn
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             # One query: the share lock (a CRL sees this row entirely or not at all) also reads
             # the stamp that validates the per-process CA context.
             ca = authorities.authority_lock_shared(short_name=authority)
