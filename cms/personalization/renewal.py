@@ -231,10 +231,27 @@ def renewal_exchange(
         return _advance(renewal, live, reply)
 
 
+def _still_running(renewal: CardRenewal) -> bool:
+    """Lock the renewal's row (in the caller's atomic block, before the card's, as
+    ``renewal_abandon`` does) and read its status again: a person may have abandoned it while
+    this round trip was under way. Every write of the program's effects checks it first."""
+    renewal.status = (
+        CardRenewal.objects.select_for_update().values_list("status", flat=True).get(pk=renewal.pk)
+    )
+    return renewal.status == CardRenewal.Status.RUNNING
+
+
+def _refuse_unless_running(renewal: CardRenewal) -> None:
+    if not _still_running(renewal):
+        raise Conflict(f"Renewal {renewal.pk} is {renewal.status} (abandoned): it stops here.")
+
+
 def _interrupt(renewal: CardRenewal, reason: str) -> None:
-    renewal.status = CardRenewal.Status.INTERRUPTED
-    renewal.error = reason[:500]
     with transaction.atomic():
+        if not _still_running(renewal):
+            return  # abandoned meanwhile: its end stays
+        renewal.status = CardRenewal.Status.INTERRUPTED
+        renewal.error = reason[:500]
         renewal.save(update_fields=["status", "error", "updated_at"])
         _audit("card.renewal_interrupt", renewal, phase=renewal.phase, reason=reason[:200])
 
@@ -271,11 +288,12 @@ def _advance(
         _LIVE.forget(renewal.pk)
         result: RenewalResult = stop.value
         with transaction.atomic():
-            renewal.status = CardRenewal.Status.DONE
-            renewal.ended_at = timezone.now()
-            renewal.error = ""
-            renewal.save(update_fields=["status", "ended_at", "error", "updated_at"])
-            _audit("card.renewal_end", renewal, bank=result.bank)
+            if _still_running(renewal):
+                renewal.status = CardRenewal.Status.DONE
+                renewal.ended_at = timezone.now()
+                renewal.error = ""
+                renewal.save(update_fields=["status", "ended_at", "error", "updated_at"])
+                _audit("card.renewal_end", renewal, bank=result.bank)
         return renewal_outcome(renewal)
     except CardMismatch as exc:
         _LIVE.forget(renewal.pk)
@@ -291,6 +309,7 @@ def _advance(
 
 @transaction.atomic
 def _certify(renewal: CardRenewal, request: CertificateRequest) -> CertificateReply:
+    _refuse_unless_running(renewal)
     card = (
         Card.objects.select_for_update(of=("self",))
         .select_related("holder")
@@ -325,6 +344,7 @@ def _certify(renewal: CardRenewal, request: CertificateRequest) -> CertificateRe
 def _checkpoint(renewal: CardRenewal, checkpoint: Checkpoint) -> None:
     """Store the checkpoint; ``verified`` and ``committed`` carry their registry effects in the
     same transaction."""
+    _refuse_unless_running(renewal)
     card = Card.objects.select_for_update(of=("self",)).get(pk=renewal.card_id)
     details: dict[str, object] = {"phase": checkpoint.phase}
     if checkpoint.phase == "verified":

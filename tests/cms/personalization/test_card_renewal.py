@@ -190,3 +190,44 @@ def test_an_abandoned_renewal_revokes_its_pending_certificates_and_the_card_keep
     assert shown == {slot: bytes(old[slot].der) for slot in ("auth", "sign")}
     assert {c.status for c in _current(card_row).values()} == {"valid"}
     assert AuditEvent.objects.filter(action="card.renewal_abandon").count() == 1
+
+
+@pytest.mark.parametrize("step", ["certify", "verified"])
+def test_a_renewal_abandoned_during_a_round_trip_stops_before_its_next_effect(
+    scene, virtual_card, settings, monkeypatch, step
+):
+    """An operator abandons the renewal while the server is inside a round trip (just before it
+    issues the new certificates, or before it releases them at ``verified``): the round trip's
+    write refuses, the renewal stays abandoned, and the card keeps its pair."""
+    from cms.models import CardCertificate, CardRenewal
+    from cms.personalization import renewal as renewal_module
+    from personalization_station.relay import renew
+
+    card_row = _active(scene, virtual_card)
+    pin = _pin_of(card_row)
+    old = _current(card_row)
+    when = _invite(card_row, settings)
+    name = "_certify" if step == "certify" else "_checkpoint"
+    original = getattr(renewal_module, name)
+
+    def abandoned_first(renewal, request):
+        if step == "certify" or request.phase == "verified":
+            renewal_module.renewal_abandon(renewal_id=renewal.pk)
+        return original(renewal, request)
+
+    monkeypatch.setattr(renewal_module, name, abandoned_first)
+    with time_machine.travel(when, tick=False):
+        from cms.tasks import expiry_sweep_task
+
+        assert expiry_sweep_task()["invited"] == 1
+        outcome = renew(_station_now(scene), link_of(virtual_card), pin=lambda: pin)
+    assert outcome.state != "done"
+    assert CardRenewal.objects.get(card=card_row).status == "failed"
+    assert not CardCertificate.objects.filter(card=card_row, slot__endswith=".next").exists()
+    assert {slot: c.pk for slot, c in _current(card_row).items()} == {
+        slot: c.pk for slot, c in old.items()
+    }
+    assert {c.status for c in _current(card_row).values()} == {"valid"}
+    virtual_card.insert()
+    shown = working_pair(virtual_card, pin.encode())
+    assert shown == {slot: bytes(old[slot].der) for slot in ("auth", "sign")}
