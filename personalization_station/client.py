@@ -17,6 +17,7 @@ import io
 import ipaddress
 import json
 import logging
+import select
 import ssl
 import threading
 import time
@@ -30,7 +31,6 @@ from typing import Any
 log = logging.getLogger("personalization_station.client")
 
 RETRY_STATUSES = frozenset({502, 503, 504})
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class ApiError(Exception):
@@ -166,42 +166,35 @@ class CmsClient:
 
     def _on_connection(self, request: urllib.request.Request) -> tuple[int, str, bytes] | None:
         """(status, reason, body) of ``request`` sent on the kept connection; None: send it
-        with urllib (a proxy, or a redirect to follow as urllib does). A connection the server
-        closed while it was kept (idle too long) is opened again and the request sent once more,
-        as the server never read it; any other failure is the caller's (OSError, as urllib's)."""
+        with urllib (a proxy in the environment). A kept connection the server has closed (idle
+        too long) is seen before anything is sent on it, and a new one opened: a request that
+        was sent is never sent again here; a failure after it is the caller's (OSError, as
+        urllib's), which retries it with a warning."""
         if not self._direct:
             return None
         target = urllib.parse.urlsplit(request.full_url)
         path = target.path + (f"?{target.query}" if target.query else "")
         headers = {**request.headers, "Connection": "keep-alive"}
         with self._connection_lock:
-            for attempt in (1, 2):
-                reused = self._connection is not None
-                if self._connection is None:
-                    self._connection = self._open()
-                try:
-                    self._connection.request(
-                        request.get_method(), path, body=request.data, headers=headers
-                    )
-                    response = self._connection.getresponse()
-                    raw = response.read()
-                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                    self._connection.close()
-                    self._connection = None
-                    if reused and attempt == 1:
-                        continue
-                    raise
-                except BaseException:
-                    self._connection.close()
-                    self._connection = None
-                    raise
-                if response.will_close:
-                    self._connection.close()
-                    self._connection = None
-                if response.status in REDIRECT_STATUSES:
-                    return None
-                return response.status, response.reason, raw
-        raise AssertionError("unreachable")  # pragma: no cover
+            if self._connection is not None and _dropped(self._connection):
+                self._connection.close()
+                self._connection = None
+            if self._connection is None:
+                self._connection = self._open()
+            try:
+                self._connection.request(
+                    request.get_method(), path, body=request.data, headers=headers
+                )
+                response = self._connection.getresponse()
+                raw = response.read()
+            except BaseException:
+                self._connection.close()
+                self._connection = None
+                raise
+            if response.will_close:
+                self._connection.close()
+                self._connection = None
+            return response.status, response.reason, raw
 
     def _call(self, method: str, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         waited = 0.0
@@ -216,15 +209,16 @@ class CmsClient:
                     raise urllib.error.URLError(exc) from exc
                 if answered is not None:
                     status, reason, raw = answered
-                    if status >= 400:  # handled below as urllib's
+                    if status >= 300:  # handled below as urllib's (a redirect: refused)
                         raise urllib.error.HTTPError(
                             request.full_url, status, reason, http.client.HTTPMessage(),
                             io.BytesIO(raw),
                         )  # fmt: skip
                     return status, (json.loads(raw) if raw else {})
-                with urllib.request.urlopen(  # noqa: S310 - the configured CMS URL
-                    request, timeout=self.timeout, context=self._context
-                ) as response:
+                opener = urllib.request.build_opener(
+                    urllib.request.HTTPSHandler(context=self._context), _RedirectRefused
+                )
+                with opener.open(request, timeout=self.timeout) as response:
                     raw = response.read()
                     return response.status, (json.loads(raw) if raw else {})
             except urllib.error.HTTPError as exc:
@@ -246,3 +240,21 @@ class CmsClient:
             self.backoff.sleep(delay)
             waited += delay
             delay = min(delay * 2, self.backoff.cap)
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether the server closed a kept connection: its socket reads as ready (end of stream)
+    while no answer is awaited."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+class _RedirectRefused(urllib.request.HTTPRedirectHandler):
+    """The station API never redirects: a redirect is an error, not followed (urllib would send
+    the request and its token again, to wherever ``Location`` points)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None

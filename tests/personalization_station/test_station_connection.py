@@ -33,10 +33,19 @@ class _Cms(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
+        if "location" in payload:
+            self.send_header("Location", payload["location"])
         self.end_headers()
         self.wfile.write(raw)
         if self.close_after:  # as a front closes a connection kept idle too long
             self.close_connection = True
+
+    def do_GET(self) -> None:  # where a followed redirect would land
+        self.seen.append({"path": self.path, "auth": self.headers["Authorization"]})
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -122,3 +131,41 @@ def test_with_a_proxy_in_the_environment_calls_go_through_urllib(monkeypatch) ->
     assert CmsClient("https://cms.example", "tok")._direct is False
     monkeypatch.setenv("no_proxy", "cms.example")
     assert CmsClient("https://cms.example", "tok")._direct is True
+
+
+@pytest.mark.parametrize("through_urllib", [False, True])
+def test_a_redirect_is_refused_not_followed_nor_sent_again(
+    cms: tuple[str, type[_Cms]], through_urllib: bool
+) -> None:
+    """The station API never redirects: a 3xx is an error; the request is sent once, and the
+    token does not go to the address the redirect names."""
+    url, handler = cms
+    client = CmsClient(url, "tok", backoff=_no_wait([]))
+    client._direct = not through_urllib  # what a proxy in the environment decides
+    handler.answers.append((302, {"location": f"{url}/elsewhere"}))
+    with pytest.raises(ApiError) as refused:
+        client.post("station/claim", {"n": 1})
+    assert refused.value.status == 302
+    assert [s["body"] for s in handler.seen] == [{"n": 1}]
+
+
+def test_a_request_the_server_read_then_dropped_is_not_sent_again_silently(
+    cms: tuple[str, type[_Cms]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection that breaks after the request went out is not replayed on the quiet: the
+    retry, if any, is the visible one, with its warning."""
+    url, handler = cms
+    waits: list[float] = []
+    client = CmsClient(url, "tok", backoff=_no_wait(waits))
+    assert client.post("station/claim")[0] == 200
+    drop = handler.do_POST
+
+    def read_then_drop(self: _Cms) -> None:
+        type(self).do_POST = drop
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.close_connection = True  # no answer
+
+    handler.do_POST = read_then_drop  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="personalization_station"):
+        assert client.post("station/claim")[0] == 200
+    assert len(waits) == 1 and "CMS unreachable" in caplog.text
