@@ -155,6 +155,13 @@ def cps3_import(
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
             if not cursor.fetchone()[0]:
                 raise Conflict("Another CPS3 import is running; try again when it has finished.")
+            # No other write to the inventory or its report while the import runs (writers in
+            # flight are waited for, reads go on): a card written meanwhile by anyone else would
+            # escape both this import's report and, its horizon recorded, the next incremental one
+            # (docs/adr/0030).
+            cursor.execute(
+                "LOCK TABLE cps3_cps3card, cps3_cps3exception IN SHARE ROW EXCLUSIVE MODE"
+            )
             cursor.execute("TRUNCATE cps3_staging RESTART IDENTITY")
         pg = connection.connection
         assert pg is not None
