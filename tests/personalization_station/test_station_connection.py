@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from personalization_station.client import ApiError, Backoff, CmsClient
+from personalization_station.client import ApiError, Backoff, CmsClient, _dropped
 
 
 class _Cms(BaseHTTPRequestHandler):
@@ -94,6 +95,12 @@ def test_a_connection_the_server_closed_is_opened_again_without_waiting(
     handler.close_after = True
     assert client.post("station/claim")[0] == 200  # answered, then closed by the server
     handler.close_after = False
+    # The close reaches the client a moment later (the server's thread); once it has, the next
+    # call sees it before sending. (A close racing a send is the outer retry's, with its warning.)
+    deadline = time.monotonic() + 5
+    while client._connection is not None and not _dropped(client._connection):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert client.post("station/claim")[0] == 200
     assert waits == []
     assert len(handler.seen) == 3
