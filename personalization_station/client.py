@@ -167,9 +167,9 @@ class CmsClient:
     def _on_connection(self, request: urllib.request.Request) -> tuple[int, str, bytes] | None:
         """(status, reason, body) of ``request`` sent on the kept connection; None: send it
         with urllib (a proxy in the environment). A kept connection the server has closed (idle
-        too long) is seen before anything is sent on it, and a new one opened: a request that
-        was sent is never sent again here; a failure after it is the caller's (OSError, as
-        urllib's), which retries it with a warning."""
+        too long) is seen before anything is sent on it, and a new one opened; a close that
+        crosses the send is sent once more on a new connection (logged); any other failure is
+        the caller's (OSError, as urllib's), which retries it with a warning."""
         if not self._direct:
             return None
         target = urllib.parse.urlsplit(request.full_url)
@@ -179,22 +179,33 @@ class CmsClient:
             if self._connection is not None and _dropped(self._connection):
                 self._connection.close()
                 self._connection = None
-            if self._connection is None:
-                self._connection = self._open()
-            try:
-                self._connection.request(
-                    request.get_method(), path, body=request.data, headers=headers
-                )
-                response = self._connection.getresponse()
-                raw = response.read()
-            except BaseException:
-                self._connection.close()
-                self._connection = None
-                raise
-            if response.will_close:
-                self._connection.close()
-                self._connection = None
-            return response.status, response.reason, raw
+            for attempt in (1, 2):
+                reused = self._connection is not None
+                if self._connection is None:
+                    self._connection = self._open()
+                try:
+                    self._connection.request(
+                        request.get_method(), path, body=request.data, headers=headers
+                    )
+                    response = self._connection.getresponse()
+                    raw = response.read()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    self._connection.close()
+                    self._connection = None
+                    if reused and attempt == 1:
+                        # the server's close crossed the send (seen too late above)
+                        log.info("kept connection closed by the CMS; sent again on a new one")
+                        continue
+                    raise
+                except BaseException:
+                    self._connection.close()
+                    self._connection = None
+                    raise
+                if response.will_close:
+                    self._connection.close()
+                    self._connection = None
+                return response.status, response.reason, raw
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(self, method: str, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         waited = 0.0
