@@ -485,7 +485,9 @@ def _cpu_log(directory: Path) -> list[tuple[float, float, float]]:
     return rows
 
 
-def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> FrontFigures:
+def through_front(
+    cards: int, label: str, tmp: Path, *, auth_cache: int, profile: Path | None = None
+) -> FrontFigures:
     """The production topology (scripts/topology.sh: nginx on TLS, the station on mutual TLS, one
     gunicorn replica, Celery workers for default and signing, beat, Redis, PostgreSQL) and a
     station process on a private pcscd. Server CPU per card = CPU time of the gunicorn replica
@@ -506,6 +508,7 @@ def through_front(cards: int, label: str, tmp: Path, *, auth_cache: int) -> Fron
             "TOPOLOGY_WEB_REPLICAS": "1",
             "TOPOLOGY_AUTH_CACHE": str(auth_cache),
             "GUNICORN_CPU_LOG_DIR": str(cpu_log),
+            **({"GUNICORN_PROFILE_FILE": str(profile.resolve())} if profile is not None else {}),
         },
     )
     figures = FrontFigures(label, [], [], [], [], [], [], [])
@@ -663,7 +666,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--profile", type=Path, default=None,
-        help="write a cProfile of the Django request path row to this file",
+        help="write a cProfile of the Django request path row (with --front: of gunicorn's"
+        " application) to this file",
     )  # fmt: skip
     parser.add_argument(
         "--only-in-process", action="store_true", help="the two in-process rows only (profiling)"
@@ -694,7 +698,9 @@ def main() -> None:
                     for seconds in args.front_auth_cache
                 )
             for label, seconds in front_rows:
-                through_front(args.cards, label, tmp, auth_cache=seconds).show()
+                through_front(
+                    args.cards, label, tmp, auth_cache=seconds, profile=args.profile
+                ).show()
                 sys.stdout.flush()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

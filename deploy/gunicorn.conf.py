@@ -41,8 +41,13 @@ capture_output = True
 # and parsing it, the application, writing the answer), of the application alone, and the worker
 # main loop's CPU so far (accepting, keep-alive). A few clock reads a request; bench/
 # personalization.py --front prints from them what gunicorn itself costs (ADR 0033).
+# GUNICORN_PROFILE_FILE set too: the application's CPU is also profiled (cProfile on the thread
+# clock) from the worker's 51st request on (past its warm-up), the statistics rewritten to that
+# file (one worker) every 50 requests.
 _cpu_log_dir = os.environ.get("GUNICORN_CPU_LOG_DIR", "")
+_profile_file = os.environ.get("GUNICORN_PROFILE_FILE", "")
 if _cpu_log_dir:
+    import cProfile
     import threading
     import time
 
@@ -53,14 +58,26 @@ if _cpu_log_dir:
         lock = threading.Lock()
         current = threading.local()
         handle, application = worker.handle, worker.wsgi
+        profiler = cProfile.Profile(time.thread_time) if _profile_file else None
+        profiled = [0]
 
         def timed_application(environ, start_response):  # type: ignore[no-untyped-def]
             started = time.thread_time()
+            profiled[0] += 1
+            profiling = profiler is not None and profiled[0] > 50
+            if profiler is not None and profiling:
+                lock.acquire()  # one thread profiled at a time
+                profiler.enable()
             try:
                 return application(environ, start_response)
             finally:
                 current.application = time.thread_time() - started
                 current.path = environ.get("PATH_INFO", "")
+                if profiler is not None and profiling:
+                    profiler.disable()
+                    if profiled[0] % 50 == 0:
+                        profiler.dump_stats(_profile_file)
+                    lock.release()
 
         def timed_handle(conn):  # type: ignore[no-untyped-def]
             current.application, current.path = 0.0, ""

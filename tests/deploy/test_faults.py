@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,20 +62,32 @@ def test_postgresql_restarted_during_a_personalization(
         [*base, "run", "--reader", CONTACT_READER, "--once", "--retry-seconds", "120"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    said: list[str] = []  # the station's lines, read as they come (a failure shows them)
+    reader = threading.Thread(target=lambda: said.extend(station.stdout or ()), daemon=True)
+    reader.start()
+
+    def running() -> bool:
+        if station.poll() is not None:
+            reader.join(5)
+            raise AssertionError("the station stopped before its session ran:\n" + "".join(said))
+        query = "SELECT count(*) FROM cms_personalizationsession WHERE status='running' AND seq>=3"
+        return topology.psql(query) == "1"
+
     try:
         # the session is under way (past identification: keys are being generated on the card)
-        _wait(
-            lambda: (
-                topology.psql(
-                    "SELECT count(*) FROM cms_personalizationsession WHERE status = 'running' "
-                    "AND seq >= 3"
-                )
-                == "1"
-            ),
-            "a running session",
-        )
+        try:
+            _wait(running, "a running session")
+        except AssertionError as exc:
+            sessions = topology.psql(
+                "SELECT status, seq, error FROM cms_personalizationsession ORDER BY started_at"
+            )
+            raise AssertionError(
+                f"{exc}\nsessions:\n{sessions}\nstation:\n{''.join(said)}"
+            ) from exc
         topology.script("restart", "postgres")
-        out, _ = station.communicate(timeout=300)
+        station.wait(timeout=300)
+        reader.join(5)
+        out = "".join(said)
     finally:
         if station.poll() is None:
             station.kill()
