@@ -109,8 +109,16 @@ class CommandApdu:
     extended: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            _check_byte(name.upper(), getattr(self, name))
+        # One chained comparison for the usual, valid case (a program builds a few hundred APDUs
+        # per card: issue 12); the per-field checks only run to name the field that is wrong.
+        if not (
+            0 <= self.cla <= 0xFF
+            and 0 <= self.ins <= 0xFF
+            and 0 <= self.p1 <= 0xFF
+            and 0 <= self.p2 <= 0xFF
+        ):
+            for name in ("cla", "ins", "p1", "p2"):
+                _check_byte(name.upper(), getattr(self, name))
         if len(self.data) > MAX_EXTENDED:
             raise ValueError(f"command data of {len(self.data)} bytes exceeds 65535")
         if self.le is not None and not 1 <= self.le <= MAX_EXTENDED_LE:
@@ -132,20 +140,21 @@ class CommandApdu:
 
     def encode(self) -> bytes:
         """The APDU bytes as they go on the wire."""
-        out = bytearray(self.header)
+        data, le = self.data, self.le
+        out = bytearray((self.cla, self.ins, self.p1, self.p2))
         ext = self.is_extended
-        if self.data:
+        if data:
             if ext:
-                out += b"\x00" + len(self.data).to_bytes(2, "big")
+                out += b"\x00" + len(data).to_bytes(2, "big")
             else:
-                out.append(len(self.data))
-            out += self.data
-        if self.le is not None:
+                out.append(len(data))
+            out += data
+        if le is not None:
             if ext:
-                le = 0 if self.le == MAX_EXTENDED_LE else self.le
-                out += (b"" if self.data else b"\x00") + le.to_bytes(2, "big")
+                le = 0 if le == MAX_EXTENDED_LE else le
+                out += (b"" if data else b"\x00") + le.to_bytes(2, "big")
             else:
-                out.append(0 if self.le == MAX_SHORT_LE else self.le)
+                out.append(0 if le == MAX_SHORT_LE else le)
         return bytes(out)
 
     def __bytes__(self) -> bytes:

@@ -12,6 +12,7 @@ Public names are a contract with ``cardsim``: add, never rename.
 
 from __future__ import annotations
 
+import hmac
 import zlib
 from typing import NamedTuple
 
@@ -111,27 +112,31 @@ def xor(a: bytes, b: bytes) -> bytes:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     """Compare two MACs or cryptograms without leaking the position of the first difference."""
-    if len(a) != len(b):
-        return False
-    diff = 0
-    for x, y in zip(a, b, strict=True):
-        diff |= x ^ y
-    return diff == 0
+    return hmac.compare_digest(a, b)
 
 
 class AesKey:
     """An AES key prepared once for the many operations of a secure-messaging session: its
-    cipher object (key checked once), an ECB encryptor kept open (ECB has no chaining: whole
-    blocks in, the same number out, nothing held back) and a CMAC context copied for each MAC
-    (no cipher set up per call: issue 12). The functions below take it wherever they take a key;
-    results are byte for byte those of the bare key (tests/cards/test_crypto.py)."""
+    cipher object (key checked once), ECB and CBC contexts kept open and a CMAC context copied
+    for each MAC (no cipher set up per call: issue 12). The functions below take it wherever
+    they take a key; results are byte for byte those of the bare key (tests/cards/test_crypto.py).
 
-    __slots__ = ("_algorithm", "_cmac", "_ecb")
+    The kept contexts make it single-threaded, like the SCP03 session that owns it.
+    """
+
+    __slots__ = ("_algorithm", "_cbc", "_cbc_last", "_cmac", "_ecb", "_ecb_dec")
 
     def __init__(self, key: bytes) -> None:
         _check_key(key)
         self._algorithm = algorithms.AES(key)
+        # ECB has no chaining: whole blocks in, the same number out, nothing held back.
         self._ecb = Cipher(self._algorithm, modes.ECB()).encryptor()  # noqa: S305 - see ecb_encrypt
+        self._ecb_dec = Cipher(self._algorithm, modes.ECB()).decryptor()  # noqa: S305 - CBC decrypt
+        # One CBC encryptor for every message: its chaining value is the last ciphertext block it
+        # gave (``_cbc_last``); a message under another IV starts with its first block XORed
+        # with that block and the IV, which is exactly CBC under the IV (see cbc_encrypt).
+        self._cbc = Cipher(self._algorithm, modes.CBC(bytes(BLOCK))).encryptor()
+        self._cbc_last = 0
         self._cmac = CMAC(self._algorithm)
 
     def __repr__(self) -> str:
@@ -145,15 +150,25 @@ class AesKey:
         _check_blocks(data, "CBC input")
         if len(iv) != BLOCK:
             raise CryptoError(f"IV must be 16 bytes, got {len(iv)}")
-        enc = Cipher(self._algorithm, modes.CBC(iv)).encryptor()
-        return enc.update(data) + enc.finalize()
+        if not data:
+            return b""
+        # The open context computes E(chain XOR P1); with P1' = P1 XOR IV XOR chain that is
+        # E(IV XOR P1), the first block of CBC under IV; the following blocks chain as usual.
+        first = int.from_bytes(data[:BLOCK], "big") ^ int.from_bytes(iv, "big") ^ self._cbc_last
+        out = self._cbc.update(first.to_bytes(BLOCK, "big") + data[BLOCK:])
+        self._cbc_last = int.from_bytes(out[-BLOCK:], "big")
+        return out
 
     def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
         _check_blocks(data, "CBC input")
         if len(iv) != BLOCK:
             raise CryptoError(f"IV must be 16 bytes, got {len(iv)}")
-        dec = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
-        return dec.update(data) + dec.finalize()
+        if not data:
+            return b""
+        # P_i = D(C_i) XOR C_(i-1) with C_0 = IV: every block deciphered at once, then one XOR.
+        deciphered = int.from_bytes(self._ecb_dec.update(data), "big")
+        previous = int.from_bytes(iv + data[:-BLOCK], "big")
+        return (deciphered ^ previous).to_bytes(len(data), "big")
 
     def cmac(self, data: bytes) -> bytes:
         mac = self._cmac.copy()

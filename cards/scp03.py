@@ -22,9 +22,10 @@ Conventions fixed here (the card side follows them):
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import NamedTuple
 
@@ -60,6 +61,17 @@ class SecurityLevel(IntFlag):
 
 VALID_LEVELS = frozenset({0x01, 0x03, 0x11, 0x13, 0x33})
 """The levels GP defines: C-MAC; + C-DEC; C-MAC + R-MAC; + C-DEC; + R-ENC."""
+
+# The level bits as plain ints: IntFlag operators cost a Python call each, on every command.
+_C_DECRYPTION = int(SecurityLevel.C_DECRYPTION)
+_R_MAC = int(SecurityLevel.R_MAC)
+_R_ENCRYPTION = int(SecurityLevel.R_ENCRYPTION)
+
+
+@functools.cache
+def _sm_cla(channel: int, proprietary: bool) -> int:
+    """The CLA of a wrapped command (SM indication set) on ``channel``, before the chaining bit."""
+    return with_secure_messaging(make_cla(channel, proprietary=proprietary))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +243,7 @@ class Scp03Host:
         assert self._prepared is not None
         full = crypto.scp03_c_mac(self._prepared.s_mac, bytes(16), mac_input)
         self._chain = full
-        self.level = level
+        self.level = int(level)
         self._counter = 1
         self.closed = False
         return CommandApdu(cla, 0x82, level, 0x00, host_cryptogram + full[:8])
@@ -262,10 +274,10 @@ class Scp03Host:
         session = self._require_open(command)
         counter = self._counter
         self._counter += 1
-        cla = with_secure_messaging(make_cla(self.channel, proprietary=bool(apdu.cla & 0x80)))
+        cla = _sm_cla(self.channel, bool(apdu.cla & 0x80))
         cla |= apdu.cla & 0x10  # keep the chaining bit
         data = apdu.data
-        if self.level & SecurityLevel.C_DECRYPTION and data:
+        if self.level & _C_DECRYPTION and data:
             data = crypto.scp03_encrypt_command_data(session.s_enc, counter, data)
         provisional = CommandApdu(
             cla, apdu.ins, apdu.p1, apdu.p2, data + bytes(8), extended=apdu.extended
@@ -285,7 +297,7 @@ class Scp03Host:
         session = self._require_open(command)
         if not self.authenticated:
             raise ProtocolError(command, "EXTERNAL AUTHENTICATE was not accepted")
-        if not wrapped.level & SecurityLevel.R_MAC:
+        if not wrapped.level & _R_MAC:
             return response
         if response.sw in (0x6987, 0x6988):
             self.closed = True
@@ -303,10 +315,10 @@ class Scp03Host:
         if not crypto.constant_time_equal(expected, mac):
             self.closed = True
             raise MacError(command, "R-MAC does not verify")
-        if wrapped.level & SecurityLevel.R_ENCRYPTION and body:
+        if wrapped.level & _R_ENCRYPTION and body:
             try:
                 body = crypto.scp03_decrypt_response_data(session.s_enc, wrapped.counter, body)
             except CryptoError as exc:
                 self.closed = True
                 raise MalformedResponse(command, f"R-ENC data does not decrypt: {exc}") from exc
-        return replace(response, data=body)
+        return ResponseApdu(body, response.sw)
