@@ -8,6 +8,7 @@ the station's diagnostics); personalization programs use the builders sans I/O.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cards import tlv
@@ -132,8 +133,11 @@ class FileControl:
     """Compact security attributes (tag ``8C``): access mode byte then one SC byte per bit set."""
 
 
+@functools.lru_cache(maxsize=256)
 def build_fcp(control: FileControl) -> bytes:
-    """Encode an FCP template ``62`` (tags 80, 82, 83, 84, 8A, 8C in that order)."""
+    """Encode an FCP template ``62`` (tags 80, 82, 83, 84, 8A, 8C in that order).
+
+    Remembered: a product's files are the same on every card it personalizes (issue 12)."""
     items: list[tlv.Tlv] = []
     if control.size is not None:
         items.append(tlv.Tlv(0x80, control.size.to_bytes(2, "big")))

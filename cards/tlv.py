@@ -26,13 +26,22 @@ __all__ = [
 ]
 
 
+_TAGS: dict[int, bytes] = {}
+"""Tags already encoded and checked: a card program encodes the same few tags thousands of times."""
+
+
 def encode_tag(tag: int) -> bytes:
     """The encoded bytes of a tag given as its integer value (``0x7F49`` → ``7F 49``)."""
+    raw = _TAGS.get(tag)
+    if raw is not None:
+        return raw
     if tag < 0:
         raise TlvError(f"negative tag {tag}")
     length = max(1, (tag.bit_length() + 7) // 8)
     raw = tag.to_bytes(length, "big")
     _check_tag_bytes(raw)
+    if len(_TAGS) < 1024:  # bounded: tags come from code, but decode hands back any tag
+        _TAGS[tag] = raw
     return raw
 
 
@@ -98,7 +107,7 @@ class Tlv:
 
 def encode(tag: int, value: bytes | Iterable[Tlv]) -> bytes:
     """Encode one data object; ``value`` is raw bytes or the children of a constructed object."""
-    raw = value if isinstance(value, bytes | bytearray) else b"".join(t.encode() for t in value)
+    raw = value if isinstance(value, bytes | bytearray) else b"".join([t.encode() for t in value])
     return encode_tag(tag) + encode_length(len(raw)) + bytes(raw)
 
 

@@ -314,6 +314,7 @@ class _Runner:
         self.certificates: dict[str, bytes] = dict(inputs.certificates or {})
         self.desfire_uid = b""
         self.card_serial = b""
+        self._ef_contents: tuple[tuple[EfSpec, tuple[int, ...], bytes], ...] | None = None
 
     def done(self, phase: str) -> bool:
         return phase in self.progress.completed
@@ -405,7 +406,13 @@ class _Runner:
     # --- expected file contents ------------------------------------------------------------
 
     def ef_contents(self) -> list[tuple[EfSpec, tuple[int, ...], bytes]]:
-        """Every EF the program writes: spec, path from the MF, content."""
+        """Every EF the program writes: spec, path from the MF, content (rendered once: the
+        structure is written and read back from the same contents)."""
+        if self._ef_contents is None:
+            self._ef_contents = tuple(self._render_ef_contents())
+        return list(self._ef_contents)
+
+    def _render_ef_contents(self) -> list[tuple[EfSpec, tuple[int, ...], bytes]]:
         serial = self.inputs.stock.card_serial
         rendered = pkcs15.render(self.product, serial)
         out: list[tuple[EfSpec, tuple[int, ...], bytes]] = []
