@@ -23,6 +23,7 @@ __all__ = [
     "ClassByte",
     "CommandApdu",
     "ResponseApdu",
+    "lc_field",
     "make_cla",
     "parse_cla",
     "with_channel",
@@ -91,6 +92,13 @@ def with_secure_messaging(cla: int) -> int:
     )
 
 
+def lc_field(length: int, *, extended: bool) -> bytes:
+    """The Lc field of a command with ``length`` data bytes: one byte, or ``00`` + two bytes."""
+    if extended:
+        return b"\x00" + length.to_bytes(2, "big")
+    return bytes((length,))
+
+
 def _check_byte(name: str, value: int) -> None:
     if not 0 <= value <= 0xFF:
         raise ValueError(f"{name} {value} is not a byte")
@@ -144,10 +152,7 @@ class CommandApdu:
         out = bytearray((self.cla, self.ins, self.p1, self.p2))
         ext = self.is_extended
         if data:
-            if ext:
-                out += b"\x00" + len(data).to_bytes(2, "big")
-            else:
-                out.append(len(data))
+            out += lc_field(len(data), extended=ext)
             out += data
         if le is not None:
             if ext:

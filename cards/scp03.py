@@ -30,7 +30,16 @@ from enum import IntFlag
 from typing import NamedTuple
 
 from cards import crypto
-from cards.apdu import MAX_SHORT_LE, CommandApdu, ResponseApdu, make_cla, with_secure_messaging
+from cards.apdu import (
+    MAX_EXTENDED,
+    MAX_SHORT_DATA,
+    MAX_SHORT_LE,
+    CommandApdu,
+    ResponseApdu,
+    lc_field,
+    make_cla,
+    with_secure_messaging,
+)
 from cards.errors import (
     AuthenticationError,
     CryptoError,
@@ -279,10 +288,16 @@ class Scp03Host:
         data = apdu.data
         if self.level & _C_DECRYPTION and data:
             data = crypto.scp03_encrypt_command_data(session.s_enc, counter, data)
-        provisional = CommandApdu(
-            cla, apdu.ins, apdu.p1, apdu.p2, data + bytes(8), extended=apdu.extended
+        # The MAC input: the wrapped APDU without its MAC and Le, Lc' counting the MAC (its
+        # length form chosen as for that APDU without Le).
+        lc = len(data) + 8
+        if lc > MAX_EXTENDED:
+            raise ValueError(f"command data of {lc} bytes exceeds 65535")
+        mac_input = (
+            bytes((cla, apdu.ins, apdu.p1, apdu.p2))
+            + lc_field(lc, extended=apdu.extended or lc > MAX_SHORT_DATA)
+            + data
         )
-        mac_input = provisional.encode()[:-8]
         full = crypto.scp03_c_mac(session.s_mac, self._chain, mac_input)
         self._chain = full
         wrapped = CommandApdu(

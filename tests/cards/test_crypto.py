@@ -261,6 +261,22 @@ def test_a_prepared_key_gives_what_its_bytes_give(
         crypto.AesKey(bytes(15))
 
 
+def test_a_prepared_key_chains_cbc_across_messages_and_ivs() -> None:
+    key = bytes(range(16))
+    prepared = crypto.AesKey(key)
+    assert crypto.aes_cbc_encrypt(prepared, bytes(16), b"") == b""
+    assert crypto.aes_cbc_decrypt(prepared, bytes(16), b"") == b""
+    for i in range(1, 5):  # each message under its own IV, as SCP03 and EV2 use them
+        iv, data = bytes([i]) * 16, bytes([0x30 + i]) * (16 * i)
+        encrypted = crypto.aes_cbc_encrypt(prepared, iv, data)
+        assert encrypted == crypto.aes_cbc_encrypt(key, iv, data)
+        assert crypto.aes_cbc_decrypt(prepared, iv, encrypted) == data
+    with pytest.raises(CryptoError):
+        crypto.aes_cbc_encrypt(prepared, bytes(15), bytes(16))
+    with pytest.raises(CryptoError):
+        crypto.aes_cbc_decrypt(prepared, bytes(16), bytes(15))
+
+
 # --- padding and primitives --------------------------------------------------------------------
 @given(st.binary(max_size=100))
 def test_iso9797_padding_round_trip(data: bytes) -> None:

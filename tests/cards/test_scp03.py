@@ -143,6 +143,14 @@ def test_wrap_unwrap_round_trip(
             assert out == response
 
 
+def test_a_command_too_long_to_carry_its_mac_is_refused_before_the_mac() -> None:
+    host, _ = _session(0x11)
+    chain = host._chain
+    with pytest.raises(ValueError, match="65538 bytes exceeds 65535"):
+        host.wrap(CommandApdu(0x00, 0xD6, 0x00, 0x00, bytes(65530)))
+    assert host._chain == chain  # the next command's MAC still chains on the last one sent
+
+
 def test_rmac_failure_raises_and_closes_the_session() -> None:
     host, card = _session(0x33)
     wrapped = host.wrap(CommandApdu(0x00, 0xB0, 0, 0, le=16), "READ BINARY")
