@@ -315,6 +315,8 @@ class _Runner:
         self.desfire_uid = b""
         self.card_serial = b""
         self._ef_contents: tuple[tuple[EfSpec, tuple[int, ...], bytes], ...] | None = None
+        # The keys of the certificates checked in this run, for the final signature check.
+        self._certified: dict[str, rsa.RSAPublicKey] = {}
 
     def done(self, phase: str) -> bool:
         return phase in self.progress.completed
@@ -539,6 +541,13 @@ class _Runner:
             if len(der) > slot_ef_size(self.product, slot.certificate_fid):
                 raise ProgramError(f"certificate for {slot.name} does not fit its EF")
             self.certificates[slot.name] = der
+            self._certified[slot.name] = public
+
+    def certificate_key(self, slot_name: str) -> rsa.RSAPublicKey:
+        """The key of a certificate given as input (a run resumed after they were written)."""
+        public = x509.load_der_x509_certificate(self.certificates[slot_name]).public_key()
+        assert isinstance(public, rsa.RSAPublicKey)
+        return public
 
     def secrets_items(self) -> list[Item]:
         product = self.product
@@ -675,8 +684,7 @@ class _Runner:
         for slot_name, item in signatures:
             if not slot_name:
                 continue
-            public = x509.load_der_x509_certificate(self.certificates[slot_name]).public_key()
-            assert isinstance(public, rsa.RSAPublicKey)
+            public = self._certified.get(slot_name) or self.certificate_key(slot_name)
             try:
                 public.verify(item.value, nonce, padding.PKCS1v15(), hashes.SHA256())
             except InvalidSignature:
@@ -915,9 +923,7 @@ class _Runner:
         )
         if not self.public_keys:
             for slot in self.product.key_slots:
-                public = x509.load_der_x509_certificate(self.certificates[slot.name]).public_key()
-                assert isinstance(public, rsa.RSAPublicKey)
-                numbers = public.public_numbers()
+                numbers = self.certificate_key(slot.name).public_numbers()
                 self.public_keys[slot.name] = RsaPublicKey(numbers.n, numbers.e)
         return Cps4Result(
             card_serial=self.card_serial,
