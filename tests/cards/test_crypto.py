@@ -275,6 +275,8 @@ def test_a_prepared_key_chains_cbc_across_messages_and_ivs() -> None:
         crypto.aes_cbc_encrypt(prepared, bytes(15), bytes(16))
     with pytest.raises(CryptoError):
         crypto.aes_cbc_decrypt(prepared, bytes(16), bytes(15))
+    with pytest.raises(CryptoError, match="IV"):
+        crypto.aes_cbc_decrypt(prepared, bytes(17), bytes(16))
 
 
 # --- padding and primitives --------------------------------------------------------------------

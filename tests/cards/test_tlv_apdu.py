@@ -108,6 +108,10 @@ def test_tlv_malformed(raw: bytes) -> None:
 
 
 def test_tlv_bad_arguments() -> None:
+    for _ in range(2):  # a refused tag stays refused: only good tags are remembered
+        with pytest.raises(TlvError, match="continuation"):
+            tlv.encode_tag(0x5F81)
+        assert tlv.encode_tag(0x5F20) == H("5F20")
     with pytest.raises(TlvError):
         tlv.encode_tag(-1)
     with pytest.raises(TlvError, match="padding"):
@@ -182,6 +186,15 @@ def test_apdu_cases_on_the_wire() -> None:
 def test_command_apdu_malformed(raw: bytes) -> None:
     with pytest.raises(ValueError):
         CommandApdu.decode(raw)
+
+
+@pytest.mark.parametrize("field", ["cla", "ins", "p1", "p2"])
+@pytest.mark.parametrize("value", [-1, 0x100])
+def test_command_apdu_names_the_header_byte_out_of_range(field: str, value: int) -> None:
+    fields = {"cla": 0x80, "ins": 0xCA, "p1": 0x9F, "p2": 0x7F, field: value}
+    with pytest.raises(ValueError, match=f"^{field.upper()} {value} is not a byte$"):
+        CommandApdu(**fields)
+    assert CommandApdu(0x80, 0xCA, 0x9F, 0x7F).header == H("80CA9F7F")
 
 
 def test_command_apdu_rejects_bad_fields() -> None:
