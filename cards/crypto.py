@@ -16,7 +16,7 @@ import hmac
 import zlib
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from cards.errors import CryptoError, PaddingError
@@ -118,10 +118,11 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
 class AesKey:
     """An AES key prepared once for the many operations of a secure-messaging session: its
     cipher object (key checked once), ECB and CBC contexts kept open and a CMAC context copied
-    for each MAC (no cipher set up per call: issue 12). The functions below take it wherever
-    they take a key; results are byte for byte those of the bare key (tests/cards/test_crypto.py).
+    for each MAC (no cipher set up per call: issue 12), each made on its first use (a MAC key
+    needs only the CMAC). The functions below take it wherever they take a key; results are
+    byte for byte those of the bare key (tests/cards/test_crypto.py).
 
-    The kept contexts make it single-threaded, like the SCP03 session that owns it.
+    The kept contexts make it single-threaded, like the session that owns it.
     """
 
     __slots__ = ("_algorithm", "_cbc", "_cbc_last", "_cmac", "_ecb", "_ecb_dec")
@@ -129,21 +130,23 @@ class AesKey:
     def __init__(self, key: bytes) -> None:
         _check_key(key)
         self._algorithm = algorithms.AES(key)
-        # ECB has no chaining: whole blocks in, the same number out, nothing held back.
-        self._ecb = Cipher(self._algorithm, modes.ECB()).encryptor()  # noqa: S305 - see ecb_encrypt
-        self._ecb_dec = Cipher(self._algorithm, modes.ECB()).decryptor()  # noqa: S305 - CBC decrypt
+        self._ecb: CipherContext | None = None
+        self._ecb_dec: CipherContext | None = None
         # One CBC encryptor for every message: its chaining value is the last ciphertext block it
         # gave (``_cbc_last``); a message under another IV starts with its first block XORed
         # with that block and the IV, which is exactly CBC under the IV (see cbc_encrypt).
-        self._cbc = Cipher(self._algorithm, modes.CBC(bytes(BLOCK))).encryptor()
+        self._cbc: CipherContext | None = None
         self._cbc_last = 0
-        self._cmac = CMAC(self._algorithm)
+        self._cmac: CMAC | None = None
 
     def __repr__(self) -> str:
         return "AesKey(<hidden>)"
 
     def ecb_encrypt(self, data: bytes) -> bytes:
         _check_blocks(data, "ECB input")
+        if self._ecb is None:
+            # ECB has no chaining: whole blocks in, the same number out, nothing held back.
+            self._ecb = Cipher(self._algorithm, modes.ECB()).encryptor()  # noqa: S305 - IVs, KDF
         return self._ecb.update(data)
 
     def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
@@ -152,6 +155,8 @@ class AesKey:
             raise CryptoError(f"IV must be 16 bytes, got {len(iv)}")
         if not data:
             return b""
+        if self._cbc is None:
+            self._cbc = Cipher(self._algorithm, modes.CBC(bytes(BLOCK))).encryptor()
         # The open context computes E(chain XOR P1); with P1' = P1 XOR IV XOR chain that is
         # E(IV XOR P1), the first block of CBC under IV; the following blocks chain as usual.
         first = int.from_bytes(data[:BLOCK], "big") ^ int.from_bytes(iv, "big") ^ self._cbc_last
@@ -165,12 +170,16 @@ class AesKey:
             raise CryptoError(f"IV must be 16 bytes, got {len(iv)}")
         if not data:
             return b""
+        if self._ecb_dec is None:
+            self._ecb_dec = Cipher(self._algorithm, modes.ECB()).decryptor()  # noqa: S305 - CBC
         # P_i = D(C_i) XOR C_(i-1) with C_0 = IV: every block deciphered at once, then one XOR.
         deciphered = int.from_bytes(self._ecb_dec.update(data), "big")
         previous = int.from_bytes(iv + data[:-BLOCK], "big")
         return (deciphered ^ previous).to_bytes(len(data), "big")
 
     def cmac(self, data: bytes) -> bytes:
+        if self._cmac is None:
+            self._cmac = CMAC(self._algorithm)
         mac = self._cmac.copy()
         mac.update(data)
         return mac.finalize()
@@ -458,7 +467,7 @@ def ev2_truncate_mac(mac: bytes) -> bytes:
     return mac[1::2]
 
 
-def ev2_mac(mac_key: bytes, message: bytes) -> bytes:
+def ev2_mac(mac_key: Key, message: bytes) -> bytes:
     """Truncated 8-byte EV2 MAC of a message."""
     return ev2_truncate_mac(aes_cmac(mac_key, message))
 
@@ -475,37 +484,37 @@ def _check_ti(ti: bytes) -> None:
 
 
 def ev2_command_mac(
-    mac_key: bytes, cmd: int, cmd_ctr: int, ti: bytes, header_and_data: bytes
+    mac_key: Key, cmd: int, cmd_ctr: int, ti: bytes, header_and_data: bytes
 ) -> bytes:
     """Command MAC: MACt(CMAC(SesAuthMACKey, Cmd ‖ CmdCtr(LE) ‖ TI ‖ header ‖ data))."""
     _check_ti(ti)
     return ev2_mac(mac_key, bytes([cmd]) + _ctr(cmd_ctr) + ti + header_and_data)
 
 
-def ev2_response_mac(mac_key: bytes, status: int, cmd_ctr: int, ti: bytes, data: bytes) -> bytes:
+def ev2_response_mac(mac_key: Key, status: int, cmd_ctr: int, ti: bytes, data: bytes) -> bytes:
     """Response MAC: MACt(CMAC(SesAuthMACKey, status ‖ CmdCtr ‖ TI ‖ data)); pass CmdCtr+1."""
     _check_ti(ti)
     return ev2_mac(mac_key, bytes([status]) + _ctr(cmd_ctr) + ti + data)
 
 
-def ev2_command_iv(enc_key: bytes, ti: bytes, cmd_ctr: int) -> bytes:
+def ev2_command_iv(enc_key: Key, ti: bytes, cmd_ctr: int) -> bytes:
     """IVc = AES-ECB(SesAuthENCKey, ``A5 5A`` ‖ TI ‖ CmdCtr ‖ 00x8)."""
     _check_ti(ti)
     return aes_ecb_encrypt(enc_key, b"\xa5\x5a" + ti + _ctr(cmd_ctr) + bytes(8))
 
 
-def ev2_response_iv(enc_key: bytes, ti: bytes, cmd_ctr: int) -> bytes:
+def ev2_response_iv(enc_key: Key, ti: bytes, cmd_ctr: int) -> bytes:
     """IVr = AES-ECB(SesAuthENCKey, ``5A A5`` ‖ TI ‖ CmdCtr ‖ 00x8); pass CmdCtr+1."""
     _check_ti(ti)
     return aes_ecb_encrypt(enc_key, b"\x5a\xa5" + ti + _ctr(cmd_ctr) + bytes(8))
 
 
-def ev2_encrypt(enc_key: bytes, iv: bytes, data: bytes) -> bytes:
+def ev2_encrypt(enc_key: Key, iv: bytes, data: bytes) -> bytes:
     """FULL-mode encryption: pad ``80 00…`` (always added) then AES-CBC."""
     return aes_cbc_encrypt(enc_key, iv, pad_iso9797_m2(data))
 
 
-def ev2_decrypt(enc_key: bytes, iv: bytes, data: bytes) -> bytes:
+def ev2_decrypt(enc_key: Key, iv: bytes, data: bytes) -> bytes:
     """FULL-mode decryption: AES-CBC then remove the padding (PaddingError if malformed)."""
     return unpad_iso9797_m2(aes_cbc_decrypt(enc_key, iv, data))
 

@@ -268,6 +268,9 @@ class Ev2Session:
         if len(ti) != 4:
             raise ValueError("TI is 4 bytes")
         self._keys = keys
+        # Prepared once: a session MACs (and often enciphers) every command and response.
+        self._enc = crypto.AesKey(keys.enc)
+        self._mac = crypto.AesKey(keys.mac)
         self.ti = ti
         self.key_no = key_no
         self.cmd_ctr = cmd_ctr
@@ -298,11 +301,11 @@ class Ev2Session:
         ctr = self.cmd_ctr
         if mode is CommMode.FULL and data:
             data = crypto.ev2_encrypt(
-                self._keys.enc, crypto.ev2_command_iv(self._keys.enc, self.ti, ctr), data
+                self._enc, crypto.ev2_command_iv(self._enc, self.ti, ctr), data
             )
         body = header + data
         if mode is not CommMode.PLAIN:
-            body += crypto.ev2_command_mac(self._keys.mac, cmd, ctr, self.ti, header + data)
+            body += crypto.ev2_command_mac(self._mac, cmd, ctr, self.ti, header + data)
         self.cmd_ctr = (ctr + 1) & 0xFFFF
         if ends_session:
             self.active = False
@@ -330,16 +333,16 @@ class Ev2Session:
             raise MacError(name, "response too short to carry a MAC")
         body, mac = data[:-8], data[-8:]
         next_ctr = (command.cmd_ctr + 1) & 0xFFFF
-        expected = crypto.ev2_response_mac(self._keys.mac, OK, next_ctr, self.ti, body)
+        expected = crypto.ev2_response_mac(self._mac, OK, next_ctr, self.ti, body)
         if not crypto.constant_time_equal(expected, mac):
             self.active = False
             raise MacError(name)
         if command.response_mode is CommMode.FULL:
             if not body:
                 return b""
-            iv = crypto.ev2_response_iv(self._keys.enc, self.ti, next_ctr)
+            iv = crypto.ev2_response_iv(self._enc, self.ti, next_ctr)
             try:
-                return crypto.ev2_decrypt(self._keys.enc, iv, body)
+                return crypto.ev2_decrypt(self._enc, iv, body)
             except CryptoError as exc:
                 self.active = False
                 raise MalformedResponse(name, f"FULL-mode data does not decrypt: {exc}") from exc
