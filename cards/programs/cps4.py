@@ -684,7 +684,9 @@ class _Runner:
         for slot_name, item in signatures:
             if not slot_name:
                 continue
-            public = self._certified.get(slot_name) or self.certificate_key(slot_name)
+            public = self._certified.get(slot_name)
+            if public is None:
+                public = self.certificate_key(slot_name)
             try:
                 public.verify(item.value, nonce, padding.PKCS1v15(), hashes.SHA256())
             except InvalidSignature:
