@@ -193,7 +193,7 @@ def test_command_apdu_malformed(raw: bytes) -> None:
 def test_command_apdu_names_the_header_byte_out_of_range(field: str, value: int) -> None:
     fields = {"cla": 0x80, "ins": 0xCA, "p1": 0x9F, "p2": 0x7F, field: value}
     with pytest.raises(ValueError, match=f"^{field.upper()} {value} is not a byte$"):
-        CommandApdu(**fields)
+        CommandApdu(fields["cla"], fields["ins"], fields["p1"], fields["p2"])
     assert CommandApdu(0x80, 0xCA, 0x9F, 0x7F).header == H("80CA9F7F")
 
 
