@@ -243,8 +243,15 @@ class CmsClient:
                         status, str(payload.get("message", exc.reason)), payload.get("extra")
                     ) from None
                 reason = f"HTTP {status}"
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                reason = str(getattr(exc, "reason", exc))
+            except (
+                urllib.error.URLError,
+                ConnectionError,
+                TimeoutError,
+                # an answer cut short (IncompleteRead) or garbled: not an OSError, and it ended
+                # the station with a traceback; the call is retried as a dropped connection is
+                http.client.HTTPException,
+            ) as exc:
+                reason = str(getattr(exc, "reason", exc)) or type(exc).__name__
             if waited >= self.backoff.total:
                 raise ApiError(503, f"the CMS is unreachable ({reason}); gave up")
             log.warning("CMS unreachable (%s); retrying in %.1f s", reason, delay)

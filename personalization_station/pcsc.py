@@ -7,7 +7,9 @@ are ``Virtual PCD 00 00`` and ``Virtual PCD 00 01``. ``contactless_sibling`` pai
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from smartcard.Exceptions import CardConnectionException, NoCardException
@@ -94,6 +96,10 @@ def card_present(reader: str) -> bool:
 # pcscd may report a dual-interface card in the contact reader before the contactless one: the
 # station waits this long for the second interface before it goes on (and claims) without it.
 DUAL_INTERFACE_WAIT = 3.0
+# ... and, when a batch then needs the contactless interface, this long again before the step
+# fails (a loaded host: otherwise the session is interrupted at its first batch and the station
+# waits for a removal no one makes).
+LATE_INTERFACE_WAIT = 15.0
 
 
 def wait_for_card(
@@ -102,9 +108,11 @@ def wait_for_card(
     timeout: float | None = None,
     poll: float = 0.25,
     dual_wait: float = DUAL_INTERFACE_WAIT,
+    late_wait: float = LATE_INTERFACE_WAIT,
 ) -> CardLink:
     """Block until a card is in ``reader``; a link with its ATR and both interfaces (the
-    contactless one waited for up to ``dual_wait`` seconds when the reader has a sibling)."""
+    contactless one waited for up to ``dual_wait`` seconds when the reader has a sibling, and up
+    to ``late_wait`` more when a batch first needs it)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         contact = PcscTransport(reader)
@@ -119,10 +127,15 @@ def wait_for_card(
             raise TimeoutError(f"no card in {reader}")
         time.sleep(poll)
     contactless: PcscTransport | None = None
+    late: Callable[[], PcscTransport | None] | None = None
     sibling = contactless_sibling(reader, reader_names())
     if sibling is not None:
         contactless = _connect_within(sibling, dual_wait, poll)
-    return CardLink(atr=atr, contact=contact, contactless=contactless, reader=reader)
+        if contactless is None:
+            late = functools.partial(_connect_within, sibling, late_wait, poll)
+    return CardLink(
+        atr=atr, contact=contact, contactless=contactless, reader=reader, late_contactless=late
+    )
 
 
 def _connect_within(reader: str, seconds: float, poll: float) -> PcscTransport | None:

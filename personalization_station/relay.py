@@ -53,17 +53,28 @@ class RelayError(Exception):
 
 @dataclass
 class CardLink:
-    """A card in a reader: its ATR and a transport per interface."""
+    """A card in a reader: its ATR and a transport per interface.
+
+    ``late_contactless`` connects the contactless interface when a batch first needs it and it
+    was not seen at insertion (pcscd can report it well after the contact one): tried once, so
+    that a card without one fails its step as before, after that one bounded wait.
+    """
 
     atr: bytes
     contact: Transport
     contactless: Transport | None = None
     reader: str = ""
+    late_contactless: Callable[[], Transport | None] | None = None
 
     def transport(self, interface: str) -> Transport:
         """The transport of ``contact`` or ``contactless``."""
         if interface == "contact":
             return self.contact
+        if interface == "contactless" and self.contactless is None and self.late_contactless:
+            connect, self.late_contactless = self.late_contactless, None
+            self.contactless = connect()
+            if self.contactless is not None:
+                log.info("%s: contactless interface seen late, connected", self.reader)
         if interface == "contactless" and self.contactless is not None:
             return self.contactless
         raise TransportError(f"no {interface} reader for this card")

@@ -12,6 +12,7 @@ test time out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -79,30 +80,47 @@ def pcscd_running() -> Iterator[None]:
 
 class Simulator(rig.Simulator):
     """``python -m cardsim`` behind the machine's pcscd, with the test key pool and the debug log;
-    started once pcscd itself sees the card, stopped once it saw the card go."""
+    started once pcscd itself sees the card in each of its readers (a CPS4 has two interfaces),
+    stopped once it saw the card go from them."""
 
     def __init__(self, workdir: Path, state: str = "card.json", product: str = "cps4") -> None:
         super().__init__(workdir, workdir / state, product=product, key_pool=KEY_POOL, debug=True)
 
+    @property
+    def readers(self) -> tuple[str, ...]:
+        """The readers pcscd shows this card in: the contactless one too for a CPS4."""
+        return (CONTACT_READER,) if self.product == "cps3" else (CONTACT_READER, CONTACTLESS_READER)
+
     def start(self, ready: Any = ()) -> None:
-        """Start and wait until both vpcd slots are plugged and pcscd reports the card."""
-        super().start([*ready, ("pcscd to see the card", lambda: card_present(CONTACT_READER))])
+        """Start and wait until the vpcd slots are plugged and pcscd reports the card in each
+        reader: a station started next must not find only the contact one."""
+        seen = [(f"pcscd to see the card in {r}", functools.partial(card_present, r))
+                for r in self.readers]  # fmt: skip
+        super().start([*ready, *seen])
 
     def stop(self) -> int:
         """SIGTERM and wait (SIGKILL if it hangs); returns the exit code once pcscd saw it go."""
         code = super().stop()
-        wait_absent(CONTACT_READER)
+        for reader in self.readers:
+            wait_absent(reader)
         return code
 
 
 @contextmanager
 def simulator_running(simulator: Simulator) -> Iterator[Simulator]:
-    """Start the simulator; whatever happens in the block, the process is reaped at the end."""
+    """Start the simulator; whatever happens in the block, the process is reaped at the end, and
+    pcscd is given the time to see the card go (the next test's card must not meet the state this
+    one left in the readers)."""
     try:
         simulator.start()
         yield simulator
     finally:
+        started = simulator.proc is not None
         simulator.kill()
+        if started and pcscd_alive():
+            for reader in simulator.readers:
+                with contextlib.suppress(TimeoutError):
+                    wait_absent(reader)
 
 
 def connect(reader_name: str, timeout: float = 15.0) -> Any:

@@ -62,3 +62,29 @@ def test_without_the_wait_the_late_interface_is_missed(sim: Simulator) -> None:
         assert not card_present(CONTACTLESS_READER)
     finally:
         pcsc.close(link)
+
+
+def test_an_interface_later_than_the_wait_is_connected_when_a_batch_needs_it(
+    sim: Simulator,
+) -> None:
+    """Seen after the wait at insertion (a loaded host): the first contactless step connects it
+    rather than failing (the session was interrupted at its first batch, the station then waiting
+    for a removal)."""
+    from personalization_station import pcsc
+    from personalization_station.relay import run_batch
+
+    _insert_with_contactless_late(sim)
+    link = pcsc.wait_for_card(CONTACT_READER, timeout=30, dual_wait=0)
+    try:
+        assert link.contactless is None  # missed at insertion, as above
+        batch = {
+            "seq": 1,
+            "steps": [
+                {"interface": "contact", "apdu": "00A4000C023F00", "expect": ["9000"]},
+                {"interface": "contactless", "apdu": "9060000000", "expect": ["91AF"]},
+            ],
+        }
+        responses = run_batch(batch, link)
+        assert [r[-2:].hex() for r in responses] == ["9000", "91af"]
+    finally:
+        pcsc.close(link)

@@ -20,6 +20,7 @@ class _Cms(BaseHTTPRequestHandler):
     answers: list[tuple[int, dict[str, Any]]] = []
     seen: list[dict[str, Any]] = []
     close_after: bool = False
+    truncate: int = 0  # answers cut short (the connection dropped mid-body)
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -36,6 +37,11 @@ class _Cms(BaseHTTPRequestHandler):
         if "location" in payload:
             self.send_header("Location", payload["location"])
         self.end_headers()
+        if self.truncate:
+            type(self).truncate -= 1
+            self.wfile.write(raw[: len(raw) // 2])
+            self.close_connection = True
+            return
         self.wfile.write(raw)
         if self.close_after:  # as a front closes a connection kept idle too long
             self.close_connection = True
@@ -113,6 +119,24 @@ def test_errors_and_retries_are_as_before(cms: tuple[str, type[_Cms]]) -> None:
     assert refused.value.extra == {"job": "j1"}
     assert client.post("station/claim") == (200, {"ok": True})  # the connection still serves
     assert len(handler.connections) == 1
+
+
+@pytest.mark.parametrize("through_urllib", [False, True])
+def test_an_answer_cut_short_is_retried_not_a_crash(
+    cms: tuple[str, type[_Cms]], through_urllib: bool
+) -> None:
+    """A connection dropped in the middle of the answer (http.client's IncompleteRead, not an
+    OSError) is the outer retry's, as a dropped connection is: it escaped the client and ended
+    the station with a traceback."""
+    url, handler = cms
+    waits: list[float] = []
+    client = CmsClient(url, "tok", backoff=_no_wait(waits))
+    client._direct = not through_urllib
+    handler.truncate = 1
+    handler.answers.append((200, {"seq": 2, "state": "running"}))
+    assert client.post("station/sessions/s/exchange", {"seq": 1}) == (200, {"ok": True})
+    assert len(waits) == 1  # retried after the backoff, with its warning
+    assert [s["body"] for s in handler.seen] == [{"seq": 1}, {"seq": 1}]
 
 
 def test_a_cms_away_is_waited_for_then_given_up() -> None:
