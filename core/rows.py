@@ -31,9 +31,13 @@ class _Part:
     # (column index in the part, converters, expression they are given): fields with converters
     converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
     relation: ForeignKey[Any, Any] | None  # the root's foreign key caching this part
+    pk_index: int  # where the part's primary key is among its columns
 
-    def instance(self, row: Sequence[Any]) -> models.Model:
+    def instance(self, row: Sequence[Any]) -> models.Model | None:
+        """The part's instance, or None when its (nullable) foreign key pointed nowhere."""
         values = list(row[self.start : self.start + len(self.attnames)])
+        if values[self.pk_index] is None:
+            return None
         for index, converters, expression in self.converters:
             value = values[index]
             for convert in converters:
@@ -44,8 +48,8 @@ class _Part:
 
 @dataclass(frozen=True, slots=True)
 class JoinedRead:
-    """``SELECT <root columns>, <each related model's columns> FROM <root> JOIN ... WHERE
-    <root pk> = %s [FOR UPDATE]``."""
+    """``SELECT <root columns>, <each related model's columns> FROM <root> [LEFT OUTER] JOIN ...
+    WHERE <root pk> = %s [FOR UPDATE [OF <root>]]``."""
 
     sql: str
     parts: tuple[_Part, ...]
@@ -60,6 +64,7 @@ class JoinedRead:
         if row is None:
             return None
         root = self.parts[0].instance(row)
+        assert root is not None
         for part in self.parts[1:]:
             assert part.relation is not None
             part.relation.set_cached_value(root, part.instance(row))
@@ -77,24 +82,34 @@ def _columns(
         if found:
             converters.append((index, found, field.get_col(alias)))
     columns = [f"{quote(alias)}.{quote(str(field.column))}" for field in fields]
-    part = _Part(model, tuple(f.attname for f in fields), start, tuple(converters), relation)
+    pk_index = next(n for n, field in enumerate(fields) if field.primary_key)
+    part = _Part(
+        model, tuple(f.attname for f in fields), start, tuple(converters), relation, pk_index
+    )
     return part, columns
 
 
 @functools.cache
 def joined_read(
-    model: type[models.Model], related: tuple[str, ...], *, for_update: bool = False
+    model: type[models.Model],
+    related: tuple[str, ...],
+    *,
+    for_update: bool = False,
+    of_self: bool = False,
 ) -> JoinedRead:
-    """The read of one ``model`` row by primary key with the rows of its (non-null) foreign keys
-    ``related``; ``for_update`` locks them all, as ``select_for_update()`` with
-    ``select_related`` does. Built once."""
+    """The read of one ``model`` row by primary key with the rows of its foreign keys ``related``
+    (a nullable one by an outer join, None when it is null); ``for_update`` locks them all, as
+    ``select_for_update()`` with ``select_related`` does, or only the ``model`` row with
+    ``of_self`` (``select_for_update(of=("self",))``). Built once."""
     quote = connection.ops.quote_name
     root, columns = _columns(model, "t0", 0, None)
     parts = [root]
     joins = []
     for n, name in enumerate(related, 1):
         fk = model._meta.get_field(name)
-        assert isinstance(fk, ForeignKey) and not fk.null, f"{name}: a non-null foreign key"
+        assert isinstance(fk, ForeignKey), f"{name}: a foreign key"
+        # PostgreSQL locks no row of the nullable side of an outer join.
+        assert not (fk.null and for_update and not of_self), f"{name}: lock it with of_self"
         target = fk.related_model
         assert isinstance(target, type)
         alias = f"t{n}"
@@ -103,7 +118,8 @@ def joined_read(
         columns += more
         target_pk = quote(str(fk.target_field.column))
         joins.append(
-            f" INNER JOIN {quote(target._meta.db_table)} {quote(alias)}"
+            f" {'LEFT OUTER' if fk.null else 'INNER'} JOIN {quote(target._meta.db_table)}"
+            f" {quote(alias)}"
             f" ON {quote(alias)}.{target_pk} = {quote('t0')}.{quote(str(fk.column))}"
         )
     pk = model._meta.pk
@@ -113,6 +129,7 @@ def joined_read(
         + "".join(joins)
         + f" WHERE {quote('t0')}.{quote(str(pk.column))} = %s"
         + (" FOR UPDATE" if for_update else "")
+        + (f" OF {quote('t0')}" if for_update and of_self else "")
     )
     return JoinedRead(sql, tuple(parts), pk)
 
