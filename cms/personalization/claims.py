@@ -21,7 +21,14 @@ from django.utils import timezone
 
 from cards.station_protocol import ClaimAnswer
 from cms.choices import CardStatus, RequestStatus
-from cms.models import Card, NewCodesRequest, PersonalizationJob, PersonalizationSession, Station
+from cms.models import (
+    Card,
+    CardRequest,
+    NewCodesRequest,
+    PersonalizationJob,
+    PersonalizationSession,
+    Station,
+)
 from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.codes import codes_claim
 from cms.personalization.cpu import cpu_start
@@ -296,7 +303,10 @@ def _job_claim(station: Station, identity: CardIdentity | None) -> Personalizati
     if was == JobStatus.CLAIMED:
         job_reclaim_locked(job)
     if request_status == RequestStatus.QUEUED:  # re-checked under its lock by the service
-        request_personalization_start(request_id=job.request_id, caller=SYSTEM)
+        request = request_personalization_start(request_id=job.request_id, caller=SYSTEM)
+        card = request.card if CardRequest.card.is_cached(request) else None
+        if card is not None and card.pk == job.card_id:
+            job.card = card  # as the start left it: the session does not read it again
     audit_event_create(
         actor=SYSTEM.actor,
         action="personalization.job_claim",

@@ -235,14 +235,60 @@ def test_a_session_that_cannot_start_leaves_the_job_unclaimed(scene, virtual_car
 
 def test_a_claim_keeps_to_its_statement_budget(scene, virtual_card, django_assert_max_num_queries):
     """The claim of a queued card whose job exists, through its first batch: the housekeeping
-    read, one transaction for claim and session (the request's move included), the first
-    batch's write: 16 statements (ADR 0031 and 0034; 22 before the request's move dropped its
-    savepoints; the bench's claim, which also makes its job, went from 42 to 29, then 23)."""
+    read and one transaction for claim, session and first batch (the request's move included,
+    its card read once): 13 statements (ADR 0031 and 0034; 22 before the request's move dropped
+    its savepoints, 16 while the first batch had a transaction of its own; the bench's claim,
+    which also makes its job, went from 42 to 29, 23, then 18 with the station's row)."""
     from cms.personalization.claims import station_claim
     from cms.personalization.jobs import jobs_create
 
     card_queued(scene, virtual_card)
     assert jobs_create() == 1
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(13):
         answer = station_claim(station=scene.station, identity=_identity(virtual_card))
     assert answer is not None and answer["state"] == "running"
+
+
+def test_a_claim_whose_first_batch_cannot_be_written_leaves_nothing(
+    scene, virtual_card, monkeypatch
+):
+    """Claim, session and first batch commit together: the database failing as the first batch
+    is written leaves the job queued and its card as they were, with no session and no event of
+    the attempt (before, the claim stayed, its job held until its lease ran out); the next claim
+    starts afresh."""
+    from django.db import OperationalError
+
+    from cms.models import Card, CardRequest, PersonalizationJob, PersonalizationSession
+    from cms.personalization import session as session_module
+    from cms.personalization.claims import station_claim
+    from cms.personalization.live import _SESSIONS
+    from core.models import AuditEvent
+
+    def lost(*args: object, **kwargs: object) -> int:
+        raise OperationalError("the server closed the connection")
+
+    request = card_queued(scene, virtual_card)
+    events = AuditEvent.objects.count()
+    live = set(_SESSIONS.entries)
+    monkeypatch.setattr(session_module, "cpu_take", lost)
+    with pytest.raises(OperationalError):
+        station_claim(station=scene.station, identity=_identity(virtual_card))
+    assert not PersonalizationJob.objects.exclude(status="queued").exists()
+    assert not PersonalizationSession.objects.exists()
+    assert set(_SESSIONS.entries) == live  # no generator kept for a session that is not there
+    assert CardRequest.objects.get(pk=request.pk).status == "queued"
+    assert Card.objects.get(pk=request.card_id).status == "ALLOCATED"
+    assert AuditEvent.objects.count() == events
+    monkeypatch.undo()
+    answer = station_claim(station=scene.station, identity=_identity(virtual_card))
+    assert answer is not None and answer["state"] == "running"
+    assert list(
+        AuditEvent.objects.filter(seq__gt=events).order_by("seq").values_list("action", flat=True)
+    ) == [
+        "personalization.job_create",
+        "card.personalize",
+        "request.start",
+        "personalization.job_claim",
+        "personalization.session_start",
+        "personalization.checkpoint",
+    ]
