@@ -49,15 +49,15 @@ class _Part:
 @dataclass(frozen=True, slots=True)
 class JoinedRead:
     """``SELECT <root columns>, <each related model's columns> FROM <root> [LEFT OUTER] JOIN ...
-    WHERE <root pk> = %s [FOR UPDATE [OF <root>]]``."""
+    WHERE <root key> = %s [FOR UPDATE [OF <root>]]``."""
 
     sql: str
     parts: tuple[_Part, ...]
-    pk: Field[Any, Any]
+    pk: Field[Any, Any]  # the key looked up: the primary key or another unique field
 
     def get(self, pk: Any) -> models.Model | None:
-        """The root instance with primary key ``pk`` and its related instances cached on it, or
-        None. The key is prepared by its field as a filter would prepare it."""
+        """The root instance with key ``pk`` and its related instances cached on it, or None.
+        The key is prepared by its field as a filter would prepare it."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql, [self.pk.get_db_prep_value(pk, connection)])
             row = cursor.fetchone()
@@ -96,11 +96,12 @@ def joined_read(
     *,
     for_update: bool = False,
     of_self: bool = False,
+    key: str = "pk",
 ) -> JoinedRead:
-    """The read of one ``model`` row by primary key with the rows of its foreign keys ``related``
-    (a nullable one by an outer join, None when it is null); ``for_update`` locks them all, as
-    ``select_for_update()`` with ``select_related`` does, or only the ``model`` row with
-    ``of_self`` (``select_for_update(of=("self",))``). Built once."""
+    """The read of one ``model`` row by primary key (or the unique field ``key``) with the rows
+    of its foreign keys ``related`` (a nullable one by an outer join, None when it is null);
+    ``for_update`` locks them all, as ``select_for_update()`` with ``select_related`` does, or
+    only the ``model`` row with ``of_self`` (``select_for_update(of=("self",))``). Built once."""
     quote = connection.ops.quote_name
     root, columns = _columns(model, "t0", 0, None)
     parts = [root]
@@ -122,8 +123,8 @@ def joined_read(
             f" {quote(alias)}"
             f" ON {quote(alias)}.{target_pk} = {quote('t0')}.{quote(str(fk.column))}"
         )
-    pk = model._meta.pk
-    assert pk is not None
+    pk = model._meta.pk if key == "pk" else model._meta.get_field(key)
+    assert isinstance(pk, Field) and pk.unique, f"{key}: a unique field"
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(model._meta.db_table)} {quote('t0')}"  # noqa: S608 - metadata names
         + "".join(joins)

@@ -102,3 +102,14 @@ def test_a_read_locked_of_self_locks_only_its_row():
     assert isinstance(found, DualControlAct) and found.pk == act.pk
     with pytest.raises(AssertionError, match="of_self"):
         joined_read(DualControlAct, ("decided_by",), for_update=True)
+
+
+def test_a_read_by_another_unique_field_gives_what_get_gives():
+    act = _act()
+    read = joined_read(User, (), key="username")
+    found = read.get("zoé")
+    assert isinstance(found, User) and found.pk == act.requested_by_id
+    assert found.first_name == "Zoé"
+    assert read.get("nobody") is None
+    with pytest.raises(AssertionError, match="unique"):
+        joined_read(User, (), key="first_name")
