@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from cards.station_protocol import ClaimAnswer
@@ -237,9 +237,10 @@ def _claim_and_begin(
     the commit leaves the job queued and its card as they were: the next claim starts afresh.
 
     What each failure leaves is what the transactions this one replaces left: a claim or a
-    session row that cannot be made leaves the job unclaimed (rolled back to a savepoint when
-    jobs were made first: they stay made); a session that cannot start is released (the job back
-    in the queue). The error is raised once the rest commits."""
+    session row that cannot be made leaves the job unclaimed, and the jobs owed made (again, in
+    their own transaction, as before the claim: the error path pays for it, not every claim
+    with a savepoint); a session that cannot start is released in the same transaction (the job
+    back in the queue), the error raised once it commits."""
     failure: ApplicationError | None = None
     answer: ClaimAnswer | None = None
     job: PersonalizationJob | None = None
@@ -248,18 +249,10 @@ def _claim_and_begin(
         with audit_appends_batched():
             if jobs_owed:
                 jobs_create()
-            try:
-                # No savepoint when there is nothing before it to keep.
-                with transaction.atomic(savepoint=jobs_owed):
-                    job = _job_claim(station, identity)
-                    if job is not None:
-                        cpu_start()
-                        started = session_create(job=job, station=station, identity=identity)
-            except ApplicationError as exc:
-                if not jobs_owed:
-                    raise
-                failure, job, started = exc, None, None
-            if started is not None:
+            job = _job_claim(station, identity)
+            if job is not None:
+                cpu_start()
+                started = session_create(job=job, station=station, identity=identity)
                 try:
                     answer = session_begin(started, started.card)
                 except ApplicationError as exc:
@@ -267,11 +260,13 @@ def _claim_and_begin(
                         job_id=started.job_id, station=station, reason="the session could not start"
                     )
                     failure = exc
-    except BaseException:
+    except BaseException as exc:
         # Rolled back (any error: this is no fallback, it re-raises): the generator of a
-        # session that is not there is dropped.
+        # session that is not there is dropped, and the jobs owed are made on their own.
         if started is not None:
             session_forget(started.pk)
+        if jobs_owed and isinstance(exc, ApplicationError):
+            jobs_create()
         raise
     if failure is not None:
         raise failure

@@ -292,3 +292,42 @@ def test_a_claim_whose_first_batch_cannot_be_written_leaves_nothing(
         "personalization.session_start",
         "personalization.checkpoint",
     ]
+
+
+def test_a_session_that_cannot_begin_is_released_with_its_claim(scene, virtual_card, monkeypatch):
+    """The session is made but its program cannot start: the claim is kept and the job released
+    (back in the queue, the session interrupted), both committed, and the error raised, as when
+    they were two transactions; the next claim resumes it."""
+    from cms.models import Card, CardRequest, PersonalizationJob, PersonalizationSession
+    from cms.personalization import session as session_module
+    from cms.personalization.claims import station_claim
+    from core.errors import Conflict
+    from core.models import AuditEvent
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise Conflict("This card cannot be written.")
+
+    request = card_queued(scene, virtual_card)
+    events = AuditEvent.objects.count()
+    monkeypatch.setattr(session_module, "program_inputs", refused)
+    with pytest.raises(Conflict):
+        station_claim(station=scene.station, identity=_identity(virtual_card))
+    job = PersonalizationJob.objects.get()
+    assert (job.status, job.station_id, job.attempts) == ("queued", None, 1)
+    session = PersonalizationSession.objects.get()
+    assert (session.status, session.error) == ("interrupted", "the session could not start")
+    assert CardRequest.objects.get(pk=request.pk).status == "personalizing"
+    assert Card.objects.get(pk=request.card_id).status == "PERSONALIZING"
+    assert list(
+        AuditEvent.objects.filter(seq__gt=events).order_by("seq").values_list("action", flat=True)
+    ) == [
+        "personalization.job_create",
+        "card.personalize",
+        "request.start",
+        "personalization.job_claim",
+        "personalization.session_start",
+        "personalization.job_release",
+    ]
+    monkeypatch.undo()
+    answer = station_claim(station=scene.station, identity=_identity(virtual_card))
+    assert answer is not None and answer["state"] == "running"
