@@ -23,7 +23,7 @@ from cms.models import IN_SERVICE, Card, CardTransitionApproval, Holder, PinMail
 from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.models import AuditEvent
-from core.rows import joined_read
+from core.rows import joined_read, row_update
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,10 @@ def _apply(
         # service per holder and type, or a number changing hands; the error is turned into a
         # Conflict that a caller may catch and go on from.
         with transaction.atomic(savepoint=_may_conflict(card, update)):
-            card.save(update_fields=update)
+            # save(update_fields=...)'s UPDATE, built once (core.rows): every transition of
+            # every claim and commit runs it, and Card has no save hooks nor auto_now fields.
+            written = row_update(Card, tuple(update))
+            written.execute(card.pk, [getattr(card, field.attname) for field in written.fields])
     except IntegrityError:
         raise Conflict(
             "The holder already has a card of this type in service; revoke or suspend it first.",
