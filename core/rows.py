@@ -31,10 +31,9 @@ class _Part:
     # (column index in the part, converters, expression they are given): fields with converters
     converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
     relation: ForeignKey[Any, Any] | None  # the root's foreign key caching this part
-    pk_index: int  # where the part's primary key is among its columns
+    pk_index: int  # the part's primary key column (NULL: a nullable foreign key pointing nowhere)
 
     def instance(self, row: Sequence[Any]) -> models.Model | None:
-        """The part's instance, or None when its (nullable) foreign key pointed nowhere."""
         values = list(row[self.start : self.start + len(self.attnames)])
         if values[self.pk_index] is None:
             return None
@@ -48,16 +47,16 @@ class _Part:
 
 @dataclass(frozen=True, slots=True)
 class JoinedRead:
-    """``SELECT <root columns>, <each related model's columns> FROM <root> [LEFT OUTER] JOIN ...
-    WHERE <root key> = %s [FOR UPDATE [OF <root>]]``."""
+    """``SELECT <root columns>, <each related model's columns> FROM <root> [LEFT] JOIN ... WHERE
+    <root pk> = %s [FOR UPDATE [OF <root>]]``."""
 
     sql: str
     parts: tuple[_Part, ...]
-    pk: Field[Any, Any]  # the key looked up: the primary key or another unique field
+    pk: Field[Any, Any]
 
     def get(self, pk: Any) -> models.Model | None:
-        """The root instance with key ``pk`` and its related instances cached on it, or None.
-        The key is prepared by its field as a filter would prepare it."""
+        """The root instance with primary key ``pk`` and its related instances cached on it, or
+        None. The key is prepared by its field as a filter would prepare it."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql, [self.pk.get_db_prep_value(pk, connection)])
             row = cursor.fetchone()
@@ -82,7 +81,7 @@ def _columns(
         if found:
             converters.append((index, found, field.get_col(alias)))
     columns = [f"{quote(alias)}.{quote(str(field.column))}" for field in fields]
-    pk_index = next(n for n, field in enumerate(fields) if field.primary_key)
+    pk_index = next(index for index, field in enumerate(fields) if field.primary_key)
     part = _Part(
         model, tuple(f.attname for f in fields), start, tuple(converters), relation, pk_index
     )
@@ -95,13 +94,15 @@ def joined_read(
     related: tuple[str, ...],
     *,
     for_update: bool = False,
-    of_self: bool = False,
+    lock_root_only: bool = False,
     key: str = "pk",
 ) -> JoinedRead:
-    """The read of one ``model`` row by primary key (or the unique field ``key``) with the rows
-    of its foreign keys ``related`` (a nullable one by an outer join, None when it is null);
+    """The read of one ``model`` row by primary key with the rows of its foreign keys
+    ``related`` (a nullable one outer-joined: None cached when it points nowhere);
     ``for_update`` locks them all, as ``select_for_update()`` with ``select_related`` does, or
-    only the ``model`` row with ``of_self`` (``select_for_update(of=("self",))``). Built once."""
+    with ``lock_root_only`` the root row alone, as ``select_for_update(of=("self",))`` (the
+    only lock PostgreSQL allows beside an outer join). ``key``: the unique field the row is
+    looked up by, if not the primary key. Built once."""
     quote = connection.ops.quote_name
     root, columns = _columns(model, "t0", 0, None)
     parts = [root]
@@ -109,8 +110,9 @@ def joined_read(
     for n, name in enumerate(related, 1):
         fk = model._meta.get_field(name)
         assert isinstance(fk, ForeignKey), f"{name}: a foreign key"
-        # PostgreSQL locks no row of the nullable side of an outer join.
-        assert not (fk.null and for_update and not of_self), f"{name}: lock it with of_self"
+        assert not (fk.null and for_update and not lock_root_only), (
+            f"{name} outer-joined: lock_root_only"
+        )
         target = fk.related_model
         assert isinstance(target, type)
         alias = f"t{n}"
@@ -118,9 +120,9 @@ def joined_read(
         parts.append(part)
         columns += more
         target_pk = quote(str(fk.target_field.column))
+        join = "LEFT OUTER JOIN" if fk.null else "INNER JOIN"
         joins.append(
-            f" {'LEFT OUTER' if fk.null else 'INNER'} JOIN {quote(target._meta.db_table)}"
-            f" {quote(alias)}"
+            f" {join} {quote(target._meta.db_table)} {quote(alias)}"
             f" ON {quote(alias)}.{target_pk} = {quote('t0')}.{quote(str(fk.column))}"
         )
     pk = model._meta.pk if key == "pk" else model._meta.get_field(key)
@@ -129,8 +131,8 @@ def joined_read(
         f"SELECT {', '.join(columns)} FROM {quote(model._meta.db_table)} {quote('t0')}"  # noqa: S608 - metadata names
         + "".join(joins)
         + f" WHERE {quote('t0')}.{quote(str(pk.column))} = %s"
-        + (" FOR UPDATE" if for_update else "")
-        + (f" OF {quote('t0')}" if for_update and of_self else "")
+        + (f" FOR UPDATE OF {quote('t0')}" if for_update and lock_root_only else "")
+        + (" FOR UPDATE" if for_update and not lock_root_only else "")
     )
     return JoinedRead(sql, tuple(parts), pk)
 

@@ -69,7 +69,7 @@ def _reason(value: str | None) -> RevokeReason | None:
 def _locked_card(card_id: UUID, related: tuple[str, ...] = ()) -> Card:
     """The card, locked; ``related``: rows read with it (not locked), by a statement built once."""
     if related:
-        found = joined_read(Card, related, for_update=True, of_self=True).get(card_id)
+        found = joined_read(Card, related, for_update=True, lock_root_only=True).get(card_id)
         card = found if isinstance(found, Card) else None
     else:
         card = Card.objects.select_for_update().filter(pk=card_id).first()
