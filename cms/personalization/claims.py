@@ -21,7 +21,14 @@ from django.utils import timezone
 
 from cards.station_protocol import ClaimAnswer
 from cms.choices import CardStatus, RequestStatus
-from cms.models import Card, NewCodesRequest, PersonalizationJob, PersonalizationSession, Station
+from cms.models import (
+    Card,
+    CardRequest,
+    NewCodesRequest,
+    PersonalizationJob,
+    PersonalizationSession,
+    Station,
+)
 from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.codes import codes_claim
 from cms.personalization.cpu import cpu_start
@@ -36,6 +43,7 @@ from cms.personalization.jobs import (
     requests_failed_requeue,
     sessions_secrets_sweep,
 )
+from cms.personalization.live import session_forget
 from cms.personalization.session import session_begin, session_create
 from cms.services.requests import request_personalization_start
 from core.audit import audit_appends_batched, audit_event_create
@@ -47,7 +55,12 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> ClaimAn
     inserted card) and start its session; returns the first batch, which card to insert when no
     card is given, or None if there is no job."""
     serial = identity.chip_serial.upper() if identity is not None else None
-    due = _housekeeping(serial)
+    due, jobs_owed = _housekeeping(serial)
+    if jobs_owed and (identity is None or due.new_codes):
+        # Made apart, before the claim, as all claims did: only the claim of an inserted card's
+        # job makes them in its own transaction.
+        jobs_create()
+        jobs_owed = False
     if identity is not None and due.new_codes:
         # An issued card with a queued new-codes request is served here (it has no job).
         codes = codes_claim(station=station, identity=identity)
@@ -58,14 +71,7 @@ def station_claim(*, station: Station, identity: CardIdentity | None) -> ClaimAn
         if job is None:
             return None
         return {"state": "insert_card", "job": str(job.pk), "chip_serial": job.card.chip_serial}
-    session = _claim_and_start(station=station, identity=identity)
-    if session is None:
-        return None
-    try:
-        return session_begin(session, session.card)
-    except ApplicationError:
-        job_release(job_id=session.job_id, station=station, reason="the session could not start")
-        raise
+    return _claim_and_begin(station=station, identity=identity, jobs_owed=jobs_owed)
 
 
 # --- housekeeping -----------------------------------------------------------------------------
@@ -84,7 +90,9 @@ class _Due:
 
 
 # Each EXISTS is the step's own query reduced to "is there one": ``jobs_expire``,
-# ``sessions_secrets_sweep``, ``requests_failed_requeue``, ``jobs_create`` and the entry of
+# ``sessions_secrets_sweep``, ``requests_failed_requeue`` (a failed request is queued again only
+# onto a blank card of its product and pool: without one, the step would run on every claim for
+# nothing while stock is out), ``jobs_create`` and the entry of
 # ``codes_claim``. The steps re-check under their locks; this read only spares them when there is
 # nothing to do (the common case: one statement of a fraction of a millisecond instead of seven
 # built by the ORM). The partial index cms_session_sealed_kept_idx serves the second one.
@@ -102,7 +110,14 @@ SELECT
         AND (j.status IN (%(job_done)s, %(job_cancelled)s)
              OR r.status NOT IN (%(request_queued)s, %(request_personalizing)s))
     ),
-    EXISTS (SELECT 1 FROM cms_cardrequest WHERE status = %(request_failed)s),
+    EXISTS (
+        SELECT 1 FROM cms_cardrequest r
+        WHERE r.status = %(request_failed)s AND EXISTS (
+            SELECT 1 FROM cms_card c
+            WHERE c.status = %(card_in_stock)s AND c.product_id = r.product_id
+            AND (r.pool_id IS NULL OR c.pool_id = r.pool_id)
+        )
+    ),
     EXISTS (
         SELECT 1 FROM cms_cardrequest r
         WHERE r.status = %(request_queued)s AND r.card_id IS NOT NULL AND NOT EXISTS (
@@ -125,6 +140,7 @@ _DUE_STATUSES = {
     "request_queued": RequestStatus.QUEUED.value,
     "request_personalizing": RequestStatus.PERSONALIZING.value,
     "request_failed": RequestStatus.FAILED.value,
+    "card_in_stock": CardStatus.IN_STOCK.value,
     "codes_queued": NewCodesRequest.Status.QUEUED.value,
 }
 
@@ -137,9 +153,11 @@ def _due(serial: str | None) -> _Due:
     return _Due(*(bool(flag) for flag in row))
 
 
-def _housekeeping(serial: str | None) -> _Due:
+def _housekeeping(serial: str | None) -> tuple[_Due, bool]:
     """The steps every claim ran (``jobs_expire``, then ``jobs_sync``: secrets sweep, failed
-    requests queued again, jobs created), each only when it has something to do."""
+    requests queued again, jobs created), each only when it has something to do; whether jobs
+    are to be created is returned: the claim makes them in its own transaction (one commit and
+    one chain extension instead of two)."""
     due = _due(serial)
     if due.expired:
         jobs_expire()
@@ -149,9 +167,7 @@ def _housekeeping(serial: str | None) -> _Due:
     if due.stale_secrets:
         sessions_secrets_sweep()
     requeued = requests_failed_requeue() if due.failed else 0
-    if due.jobless or requeued:
-        jobs_create()
-    return due
+    return due, bool(due.jobless or requeued)
 
 
 # --- the claim ----------------------------------------------------------------------------------
@@ -196,33 +212,71 @@ def _claim_sql(*, for_card: bool) -> tuple[str, tuple[str, ...]]:
     return sql, tuple(field.attname for field in fields)
 
 
-# One atomic block whose audit events (the card, the request, the claim) go in with one chain
-# extension at its end (ADR 0028).
-@audit_appends_batched()
 def job_claim(*, station: Station, identity: CardIdentity | None) -> PersonalizationJob | None:
     """Claim the oldest job of the station's site, an expedited replacement's first (for the
     inserted card when it is given).
 
     Returns None when there is nothing to do. The request moves to personalizing and its card to
     PERSONALIZING on its first claim; a reclaimed job (lease expired, card reinserted) keeps them.
+    One atomic block whose audit events (the card, the request, the claim) go in with one chain
+    extension at its end (ADR 0028).
     """
-    return _job_claim(station, identity)
+    with audit_appends_batched():
+        job = _job_claim(station, identity)
+    if job is None and identity is not None:
+        _explain_no_job(station, identity)
+    return job
 
 
-@audit_appends_batched()
-def _claim_and_start(*, station: Station, identity: CardIdentity) -> PersonalizationSession | None:
-    """The claim of the inserted card's job and its session row, in one transaction whose audit
-    events go in with one chain extension: a session that cannot be created leaves the job
-    unclaimed, as it was."""
-    job = _job_claim(station, identity)
+def _claim_and_begin(
+    *, station: Station, identity: CardIdentity, jobs_owed: bool
+) -> ClaimAnswer | None:
+    """The jobs owed by the housekeeping, the claim of the inserted card's job, its session row
+    and the session's first batch (with its checkpoint), in one transaction whose audit events
+    go in with one chain extension (ADR 0028); the answer leaves once it commits. A crash before
+    the commit leaves the job queued and its card as they were: the next claim starts afresh.
+
+    What each failure leaves is what the transactions this one replaces left: a claim or a
+    session row that cannot be made leaves the job unclaimed, and the jobs owed made (again, in
+    their own transaction, as before the claim: the error path pays for it, not every claim
+    with a savepoint); a session that cannot start is released in the same transaction (the job
+    back in the queue), the error raised once it commits."""
+    failure: ApplicationError | None = None
+    answer: ClaimAnswer | None = None
+    job: PersonalizationJob | None = None
+    started: PersonalizationSession | None = None
+    try:
+        with audit_appends_batched():
+            if jobs_owed:
+                jobs_create()
+            job = _job_claim(station, identity)
+            if job is not None:
+                cpu_start()
+                started = session_create(job=job, station=station, identity=identity)
+                try:
+                    answer = session_begin(started, started.card)
+                except ApplicationError as exc:
+                    job_release(
+                        job_id=started.job_id, station=station, reason="the session could not start"
+                    )
+                    failure = exc
+    except BaseException as exc:
+        # Rolled back (any error: this is no fallback, it re-raises): the generator of a
+        # session that is not there is dropped, and the jobs owed are made on their own.
+        if started is not None:
+            session_forget(started.pk)
+        if jobs_owed and isinstance(exc, ApplicationError):
+            jobs_create()
+        raise
+    if failure is not None:
+        raise failure
     if job is None:
-        return None
-    cpu_start()
-    return session_create(job=job, station=station, identity=identity)
+        _explain_no_job(station, identity)  # after the commit: the jobs just made stay made
+    return answer
 
 
 def _job_claim(station: Station, identity: CardIdentity | None) -> PersonalizationJob | None:
-    """``job_claim`` inside the caller's atomic block."""
+    """``job_claim`` inside the caller's atomic block, without the explanation of no job."""
     now = timezone.now()
     sql, names = _claim_sql(for_card=identity is not None)
     params: dict[str, Any] = {
@@ -238,15 +292,16 @@ def _job_claim(station: Station, identity: CardIdentity | None) -> Personalizati
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        if identity is not None:
-            _explain_no_job(station, identity)
-        return None
+        return None  # the callers explain why, once the transaction is over
     *values, was, request_status = row
     job = PersonalizationJob.from_db(connection.alias, names, values)
     if was == JobStatus.CLAIMED:
         job_reclaim_locked(job)
     if request_status == RequestStatus.QUEUED:  # re-checked under its lock by the service
-        request_personalization_start(request_id=job.request_id, caller=SYSTEM)
+        request = request_personalization_start(request_id=job.request_id, caller=SYSTEM)
+        card = request.card if CardRequest.card.is_cached(request) else None
+        if card is not None and card.pk == job.card_id:
+            job.card = card  # as the start left it: the session does not read it again
     audit_event_create(
         actor=SYSTEM.actor,
         action="personalization.job_claim",

@@ -96,8 +96,9 @@ _JOBLESS_REQUESTS = """
 def jobs_create() -> int:
     """Create the jobs of the queued requests that have none, audited in their transaction;
     returns how many. Every claim may run this: the select is plain SQL and the INSERT is built
-    once from the model (``core.sql.row_insert``), not by the ORM at each call."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    once from the model (``core.sql.row_insert``), not by the ORM at each call. Inside a claim's
+    transaction it takes no savepoint: an error rolls the claim back with it."""
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             _JOBLESS_REQUESTS,
             [RequestStatus.QUEUED.value, JobStatus.QUEUED.value, JobStatus.CLAIMED.value],

@@ -67,8 +67,9 @@ def session_create(
 ) -> PersonalizationSession:
     """The session row of a claimed job; a reclaimed job continues its last session's card
     state (checkpoint, sealed PIN/PUK, dates). ``job`` as the claim left it (its attempts
-    counted)."""
-    card = Card.objects.select_related("product", "holder").get(pk=job.card_id)
+    counted; its card, when cached, with its product and holder: the request's start locked and
+    read it)."""
+    card = _card_of(job)
     product = product_of(card)
     # Sessions start only on claims: a job claimed for the first time has none to continue.
     previous = (
@@ -122,6 +123,19 @@ def session_create(
         },
     )
     return session
+
+
+def _card_of(job: PersonalizationJob) -> Card:
+    """The job's card with its product and holder: the one cached on the job if it has them,
+    else read (by a statement built once: ``core.rows``)."""
+    if PersonalizationJob.card.is_cached(job):
+        card = job.card
+        if Card.product.is_cached(card) and Card.holder.is_cached(card):
+            return card
+    found = joined_read(Card, ("product", "holder")).get(job.card_id)
+    if not isinstance(found, Card):
+        raise NotFound(f"No card {job.card_id}.")
+    return found
 
 
 def _session_insert(session: PersonalizationSession) -> None:

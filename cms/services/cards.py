@@ -23,6 +23,7 @@ from cms.models import IN_SERVICE, Card, CardTransitionApproval, Holder, PinMail
 from core.audit import AuditEntry, audit_event_create, audit_events_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound
 from core.models import AuditEvent
+from core.rows import joined_read, row_update
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,13 @@ def _reason(value: str | None) -> RevokeReason | None:
         raise BadInput(f"Unknown reason {value!r}; use one of {choices}.") from None
 
 
-def _locked_card(card_id: UUID) -> Card:
-    card = Card.objects.select_for_update().filter(pk=card_id).first()
+def _locked_card(card_id: UUID, related: tuple[str, ...] = ()) -> Card:
+    """The card, locked; ``related``: rows read with it (not locked), by a statement built once."""
+    if related:
+        found = joined_read(Card, related, for_update=True, lock_root_only=True).get(card_id)
+        card = found if isinstance(found, Card) else None
+    else:
+        card = Card.objects.select_for_update().filter(pk=card_id).first()
     if card is None:
         raise NotFound(f"No card {card_id}.")
     return card
@@ -159,7 +165,10 @@ def _apply(
         # service per holder and type, or a number changing hands; the error is turned into a
         # Conflict that a caller may catch and go on from.
         with transaction.atomic(savepoint=_may_conflict(card, update)):
-            card.save(update_fields=update)
+            # save(update_fields=...)'s UPDATE, built once (core.rows): every transition of
+            # every claim and commit runs it, and Card has no save hooks nor auto_now fields.
+            written = row_update(Card, tuple(update))
+            written.execute(card.pk, [getattr(card, field.attname) for field in written.fields])
     except IntegrityError:
         raise Conflict(
             "The holder already has a card of this type in service; revoke or suspend it first.",
@@ -279,12 +288,15 @@ def card_transition_within(
     reason: str | None = None,
     holder: Holder | None = None,
     valid_until: dt.date | None = None,
+    related: tuple[str, ...] = (),
 ) -> TransitionOutcome:
     """:func:`card_transition` inside the caller's atomic block, without a savepoint of its own
     (ADR 0034): an error rolls back to the caller's nearest savepoint, or the whole transaction,
-    so the caller must not catch it and go on. Saves two statements a call."""
+    so the caller must not catch it and go on. Saves two statements a call. ``related``: the
+    card's foreign keys read with it for the caller's next step (the outcome's card holds
+    them), where it would read the card again."""
     revoke_reason = _reason(reason)
-    card = _locked_card(card_id)
+    card = _locked_card(card_id, related)
     if transition not in lifecycle.BY_NAME:
         raise BadInput(
             f"Unknown transition {transition!r}; known: {', '.join(sorted(lifecycle.BY_NAME))}."

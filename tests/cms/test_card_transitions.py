@@ -253,3 +253,21 @@ def test_a_legacy_card_in_migration_overlap_does_not_count(cps4, cps3, holder, c
     assert card_transition(
         card_id=new.pk, transition="activate", caller=caller_for("helpdesk_agent")
     ).applied
+
+
+def test_a_transition_writes_what_save_would(cps4):
+    """The transition's UPDATE is built from the fields it names (not ``save()``): it holds
+    while Card has no field that ``save()`` alone would fill."""
+    assert not [f.name for f in Card._meta.concrete_fields if getattr(f, "auto_now", False)]
+    card = card_make(cps4)
+    holder = holder_make(national_id="810002813839")
+    card_transition(
+        card_id=card.pk, transition="allocate", caller=Caller.for_system("tests"), holder=holder
+    )
+    stored = Card.objects.get(pk=card.pk)
+    assert (stored.status, stored.holder_id, stored.card_type) == (
+        CardStatus.ALLOCATED,
+        holder.pk,
+        holder.card_type,
+    )
+    assert stored.card_number and stored.status_changed_at is not None
