@@ -33,6 +33,8 @@ from cms.personalization.choices import JobStatus, SessionStatus
 from cms.personalization.codes import codes_claim
 from cms.personalization.cpu import cpu_start
 from cms.personalization.jobs import (
+    LEASE_EXPIRED,
+    STATION_RECLAIMED,
     SYSTEM,
     CardIdentity,
     job_reclaim_locked,
@@ -176,14 +178,17 @@ def _housekeeping(serial: str | None) -> tuple[_Due, bool]:
 # One statement: the candidate job locked without waiting (SKIP LOCKED: another station's claim
 # is never waited for nor shared), expedited replacements (a lost or stolen card) first, then
 # oldest first, and the claim written to it, returning the row with the status it had (a claimed
-# job is one whose lease ran out) and its request's.
+# job is one whose lease ran out, or, for the inserted card, one the same station claimed: it
+# lost the answer to its claim, or restarted), its request's, and whether its lease still ran.
 _CLAIM = """
 WITH candidate AS (
-    SELECT j.id, j.status AS job_status, r.status AS request_status
+    SELECT j.id, j.status AS job_status, r.status AS request_status,
+        COALESCE(j.lease_expires_at >= %(now)s, false) AS lease_running
     FROM cms_personalizationjob j
     JOIN cms_cardrequest r ON r.id = j.request_id
     {card_join}
-    WHERE (j.status = %(queued)s OR (j.status = %(claimed)s AND j.lease_expires_at < %(now)s))
+    WHERE (j.status = %(queued)s OR (j.status = %(claimed)s AND (j.lease_expires_at < %(now)s
+        {own_job})))
     AND (j.pool_id IS NULL OR j.pool_id = %(site)s)
     {card_filter}
     ORDER BY r.expedited DESC, j.created_at, j.id
@@ -195,7 +200,7 @@ SET status = %(claimed)s, station_id = %(station)s, lease_expires_at = %(lease)s
     attempts = job.attempts + 1, updated_at = %(now)s
 FROM candidate
 WHERE job.id = candidate.id
-RETURNING {columns}, candidate.job_status, candidate.request_status
+RETURNING {columns}, candidate.job_status, candidate.request_status, candidate.lease_running
 """
 
 
@@ -207,6 +212,7 @@ def _claim_sql(*, for_card: bool) -> tuple[str, tuple[str, ...]]:
     sql = _CLAIM.format(
         card_join="JOIN cms_card c ON c.id = j.card_id" if for_card else "",
         card_filter="AND c.chip_serial = %(serial)s" if for_card else "",
+        own_job="OR j.station_id = %(station)s" if for_card else "",
         columns=", ".join(f"job.{field.column}" for field in fields),
     )
     return sql, tuple(field.attname for field in fields)
@@ -293,10 +299,10 @@ def _job_claim(station: Station, identity: CardIdentity | None) -> Personalizati
         row = cursor.fetchone()
     if row is None:
         return None  # the callers explain why, once the transaction is over
-    *values, was, request_status = row
+    *values, was, request_status, lease_running = row
     job = PersonalizationJob.from_db(connection.alias, names, values)
     if was == JobStatus.CLAIMED:
-        job_reclaim_locked(job)
+        job_reclaim_locked(job, STATION_RECLAIMED if lease_running else LEASE_EXPIRED)
     if request_status == RequestStatus.QUEUED:  # re-checked under its lock by the service
         request = request_personalization_start(request_id=job.request_id, caller=SYSTEM)
         card = request.card if CardRequest.card.is_cached(request) else None

@@ -143,6 +143,9 @@ def _session_interrupt(job: PersonalizationJob, reason: str) -> None:
 
 
 LEASE_EXPIRED = "lease expired: the station stopped answering"
+# The station holding the job claimed its card again: the answer to its claim was lost (a
+# connection cut after the CMS committed it), or the station restarted with the card inserted.
+STATION_RECLAIMED = "claimed again by its station: the session it was answered is lost to it"
 
 
 def job_release_locked(job: PersonalizationJob, reason: str) -> None:
@@ -155,13 +158,14 @@ def job_release_locked(job: PersonalizationJob, reason: str) -> None:
     _release_audit(job, reason)
 
 
-def job_reclaim_locked(job: PersonalizationJob) -> None:
-    """A claim took over a job whose lease ran out before the sweep came by (the caller holds
-    the job row lock and has written the new claim to it): what ``job_release_locked`` does,
-    running session interrupted and release audited, without the row's round trip through the
-    queue."""
-    _session_interrupt(job, LEASE_EXPIRED)
-    _release_audit(job, LEASE_EXPIRED)
+def job_reclaim_locked(job: PersonalizationJob, reason: str = LEASE_EXPIRED) -> None:
+    """A claim took over a job whose lease ran out before the sweep came by, or that its own
+    station claimed again (the caller holds the job row lock and has written the new claim to
+    it): what ``job_release_locked`` does, running session interrupted and release audited,
+    without the row's round trip through the queue. The new session resumes from the
+    interrupted one's checkpoint."""
+    _session_interrupt(job, reason)
+    _release_audit(job, reason)
 
 
 def _release_audit(job: PersonalizationJob, reason: str) -> None:

@@ -331,3 +331,35 @@ def test_a_session_that_cannot_begin_is_released_with_its_claim(scene, virtual_c
     monkeypatch.undo()
     answer = station_claim(station=scene.station, identity=_identity(virtual_card))
     assert answer is not None and answer["state"] == "running"
+
+
+def test_a_station_claiming_its_card_again_resumes_it_and_another_station_is_refused(
+    scene, virtual_card
+):
+    """The answer to a claim is lost after the CMS committed it (the connection cut, the station
+    restarted): the same station claiming the same card again takes its job back at once, the
+    session it never saw interrupted, a new one started; another station, within the lease, is
+    still refused."""
+    from cms.models import PersonalizationJob, PersonalizationSession
+    from cms.personalization.claims import station_claim
+    from cms.personalization.jobs import STATION_RECLAIMED
+    from core.errors import Conflict
+    from core.models import AuditEvent
+    from demo import setup
+
+    card_queued(scene, virtual_card)
+    lost = station_claim(station=scene.station, identity=_identity(virtual_card))
+    assert lost is not None
+    second = setup.station_enrolled(scene.pool, name="station-2").station
+    with pytest.raises(Conflict, match="being personalized by another station"):
+        station_claim(station=second, identity=_identity(virtual_card))
+
+    again = station_claim(station=scene.station, identity=_identity(virtual_card))
+    assert again is not None and again["session"] != lost["session"]
+    job = PersonalizationJob.objects.get()
+    assert (job.status, job.station_id, job.attempts) == ("claimed", scene.station.pk, 2)
+    old = PersonalizationSession.objects.get(pk=lost["session"])
+    assert old.status == "interrupted" and old.error == STATION_RECLAIMED
+    assert PersonalizationSession.objects.get(pk=again["session"]).status == "running"
+    release = AuditEvent.objects.filter(action="personalization.job_release").get()
+    assert release.details == {"reason": STATION_RECLAIMED, "card_id": str(job.card_id)}
