@@ -31,9 +31,12 @@ class _Part:
     # (column index in the part, converters, expression they are given): fields with converters
     converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
     relation: ForeignKey[Any, Any] | None  # the root's foreign key caching this part
+    pk_index: int  # the part's primary key column (NULL: a nullable foreign key pointing nowhere)
 
-    def instance(self, row: Sequence[Any]) -> models.Model:
+    def instance(self, row: Sequence[Any]) -> models.Model | None:
         values = list(row[self.start : self.start + len(self.attnames)])
+        if values[self.pk_index] is None:
+            return None
         for index, converters, expression in self.converters:
             value = values[index]
             for convert in converters:
@@ -44,8 +47,8 @@ class _Part:
 
 @dataclass(frozen=True, slots=True)
 class JoinedRead:
-    """``SELECT <root columns>, <each related model's columns> FROM <root> JOIN ... WHERE
-    <root pk> = %s [FOR UPDATE]``."""
+    """``SELECT <root columns>, <each related model's columns> FROM <root> [LEFT] JOIN ... WHERE
+    <root pk> = %s [FOR UPDATE [OF <root>]]``."""
 
     sql: str
     parts: tuple[_Part, ...]
@@ -60,6 +63,7 @@ class JoinedRead:
         if row is None:
             return None
         root = self.parts[0].instance(row)
+        assert root is not None
         for part in self.parts[1:]:
             assert part.relation is not None
             part.relation.set_cached_value(root, part.instance(row))
@@ -77,24 +81,36 @@ def _columns(
         if found:
             converters.append((index, found, field.get_col(alias)))
     columns = [f"{quote(alias)}.{quote(str(field.column))}" for field in fields]
-    part = _Part(model, tuple(f.attname for f in fields), start, tuple(converters), relation)
+    pk_index = next(index for index, field in enumerate(fields) if field.primary_key)
+    part = _Part(
+        model, tuple(f.attname for f in fields), start, tuple(converters), relation, pk_index
+    )
     return part, columns
 
 
 @functools.cache
 def joined_read(
-    model: type[models.Model], related: tuple[str, ...], *, for_update: bool = False
+    model: type[models.Model],
+    related: tuple[str, ...],
+    *,
+    for_update: bool = False,
+    lock_root_only: bool = False,
 ) -> JoinedRead:
-    """The read of one ``model`` row by primary key with the rows of its (non-null) foreign keys
-    ``related``; ``for_update`` locks them all, as ``select_for_update()`` with
-    ``select_related`` does. Built once."""
+    """The read of one ``model`` row by primary key with the rows of its foreign keys
+    ``related`` (a nullable one outer-joined: None cached when it points nowhere);
+    ``for_update`` locks them all, as ``select_for_update()`` with ``select_related`` does, or
+    with ``lock_root_only`` the root row alone, as ``select_for_update(of=("self",))`` (the
+    only lock PostgreSQL allows beside an outer join). Built once."""
     quote = connection.ops.quote_name
     root, columns = _columns(model, "t0", 0, None)
     parts = [root]
     joins = []
     for n, name in enumerate(related, 1):
         fk = model._meta.get_field(name)
-        assert isinstance(fk, ForeignKey) and not fk.null, f"{name}: a non-null foreign key"
+        assert isinstance(fk, ForeignKey), f"{name}: a foreign key"
+        assert not (fk.null and for_update and not lock_root_only), (
+            f"{name} outer-joined: lock_root_only"
+        )
         target = fk.related_model
         assert isinstance(target, type)
         alias = f"t{n}"
@@ -102,8 +118,9 @@ def joined_read(
         parts.append(part)
         columns += more
         target_pk = quote(str(fk.target_field.column))
+        join = "LEFT OUTER JOIN" if fk.null else "INNER JOIN"
         joins.append(
-            f" INNER JOIN {quote(target._meta.db_table)} {quote(alias)}"
+            f" {join} {quote(target._meta.db_table)} {quote(alias)}"
             f" ON {quote(alias)}.{target_pk} = {quote('t0')}.{quote(str(fk.column))}"
         )
     pk = model._meta.pk
@@ -112,7 +129,8 @@ def joined_read(
         f"SELECT {', '.join(columns)} FROM {quote(model._meta.db_table)} {quote('t0')}"  # noqa: S608 - metadata names
         + "".join(joins)
         + f" WHERE {quote('t0')}.{quote(str(pk.column))} = %s"
-        + (" FOR UPDATE" if for_update else "")
+        + (f" FOR UPDATE OF {quote('t0')}" if for_update and lock_root_only else "")
+        + (" FOR UPDATE" if for_update and not lock_root_only else "")
     )
     return JoinedRead(sql, tuple(parts), pk)
 
