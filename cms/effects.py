@@ -38,11 +38,27 @@ _DENY_REASON = {
 }
 
 
-def _certificates(card: Card, *, pending: bool = True) -> list[Certificate]:
-    links = card.certificate_links.all()
-    if not pending:  # a renewal's pending pair is not the card's yet (cms.personalization.renewal)
-        links = links.exclude(slot__endswith=PENDING_SUFFIX)
-    return list(Certificate.objects.filter(pk__in=links.values("certificate_id")).order_by("pk"))
+# A card's certificates (id, status) by id; a plain statement (a lifecycle transition's effect
+# runs on every issuance commit, and the ORM's query building cost more CPU than the query).
+_CERTIFICATES_SQL = """
+SELECT c.id, c.status FROM pki_certificate c
+JOIN cms_cardcertificate l ON l.certificate_id = c.id
+WHERE l.card_id = %s{shown}
+ORDER BY c.id
+"""
+_CERTIFICATES_ALL = _CERTIFICATES_SQL.format(shown="")
+_CERTIFICATES_SHOWN = _CERTIFICATES_SQL.format(shown=" AND l.slot NOT LIKE %s")
+
+
+def _certificates(card: Card, *, pending: bool = True) -> list[tuple[int, str]]:
+    """The id and status of each certificate linked to the card, by id; without a renewal's
+    pending pair (not the card's yet: ``cms.personalization.renewal``) unless ``pending``."""
+    with connection.cursor() as cursor:
+        if pending:
+            cursor.execute(_CERTIFICATES_ALL, [card.pk])
+        else:
+            cursor.execute(_CERTIFICATES_SHOWN, [card.pk, f"%{PENDING_SUFFIX}"])
+        return [(int(pk), str(status)) for pk, status in cursor.fetchall()]
 
 
 def _hold(*, certificate_id: int, actor: Actor) -> Certificate:
@@ -90,10 +106,10 @@ def _certificates_apply(
     changed = []
     # A hold or its release concerns the certificates the card shows; a revocation, every one.
     pending = effect.service is _revoke
-    for cert in _certificates(card, pending=pending):
-        if cert.status in effect.acts_on:
-            effect.service(certificate_id=cert.pk, actor=actor, **arguments)
-            changed.append(cert.pk)
+    for pk, status in _certificates(card, pending=pending):
+        if status in effect.acts_on:
+            effect.service(certificate_id=pk, actor=actor, **arguments)
+            changed.append(pk)
     return changed
 
 
