@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import connection
@@ -27,6 +28,7 @@ from pki.choices import CertificateStatus
 from pki.domain.names import Holder
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate
+from pki.services import KeyToCertify as KeyToCertify  # for the callers: their one way to pki
 
 PENDING_SUFFIX = ".next"
 """Slot suffix of a renewal's pending certificates (``auth.next``) until the card shows them."""
@@ -331,6 +333,28 @@ def card_certificate_issue(
     with connection.cursor() as cursor:
         cursor.execute(insert.sql, insert.params(link))
     return certificate
+
+
+def card_certificates_issue(
+    *, card: Card, keys: dict[str, KeyToCertify], holder: Holder, actor: Actor
+) -> dict[str, Certificate]:
+    """:func:`card_certificate_issue` for each key slot of ``keys`` at once (a personalization's
+    key pairs): each CA share-locked once, the links inserted by one statement. In the caller's
+    atomic block, which lets every error leave it (no savepoint, ADR 0034)."""
+    issued = pki_services.certificates_issue_on_hold(
+        keys=list(keys.values()), holder=holder, actor=actor
+    )
+    by_slot = dict(zip(keys, issued, strict=True))
+    # One multi-row INSERT built from the model's (core.sql), through Django's cursor (its
+    # errors are Django's: the session's round trip tells a database failure by them).
+    insert = row_insert(CardCertificate)
+    head, values = insert.sql.split(" VALUES ")
+    params: list[Any] = []
+    for slot, certificate in by_slot.items():
+        params += insert.params(CardCertificate(card=card, slot=slot, certificate=certificate))
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head} VALUES {', '.join([values] * len(by_slot))}", params)
+    return by_slot
 
 
 # --- stations' client certificates ---------------------------------------------------------------

@@ -14,6 +14,7 @@ from cards.products import card_number, serial_of_card_number
 from cards.programs.base import CertificateReply, CertificateRequest
 from cms import effects
 from cms.choices import Profession
+from cms.effects import KeyToCertify
 from cms.models import Card, PersonalizationSession
 from cms.personalization.jobs import SYSTEM
 from core.audit import audit_appends_batched, audit_event_create
@@ -81,18 +82,12 @@ def certificates_issue(
     # The CAs' cached contexts, from one raw read of their stamps (not the ORM's rows: the
     # issuance share-locks the CA it signs with and checks its stamp again).
     authorities = authorities_current()
-    out: dict[str, bytes] = {}
+    keys: dict[str, KeyToCertify] = {}
     for slot, profile in request.profiles.items():
         public = load_der_public_key(request.spki_der(slot))
         assert isinstance(public, rsa.RSAPublicKey)
-        cert = effects.card_certificate_issue(
-            card=card,
-            slot=slot,
-            authority=authority_for(profile, authorities),
-            profile=profile,
-            public_key=public,
-            holder=holder,
-            actor=SYSTEM.actor,
-        )
-        out[slot] = bytes(cert.der)
-    return CertificateReply(out)
+        keys[slot] = KeyToCertify(authority_for(profile, authorities), profile, public)
+    issued = effects.card_certificates_issue(
+        card=card, keys=keys, holder=holder, actor=SYSTEM.actor
+    )
+    return CertificateReply({slot: bytes(cert.der) for slot, cert in issued.items()})

@@ -71,3 +71,24 @@ def test_a_row_update_writes_what_update_writes():
     assert stored.decided_at == NOW
     assert stored.params == act.params  # the rest untouched
     assert update.execute(act.pk + 1000, ["refused", {}, NOW]) == 0
+
+
+def test_a_nullable_key_is_outer_joined_and_only_the_root_row_locked():
+    act = _act()
+    read = joined_read(
+        DualControlAct, ("requested_by", "decided_by"), for_update=True, lock_root_only=True
+    )
+    assert read.sql.endswith(' FOR UPDATE OF "t0"')
+    assert "LEFT OUTER JOIN" in read.sql
+    with transaction.atomic():
+        found = read.get(act.pk)
+    assert isinstance(found, DualControlAct)
+    with CaptureQueriesContext(connection) as seen:
+        assert found.decided_by is None  # cached as pointing nowhere, as select_related leaves it
+        assert found.requested_by.username == "zoé"
+    assert not seen.captured_queries
+    decider = User.objects.create_user(username="yves", password=None)
+    DualControlAct.objects.filter(pk=act.pk).update(decided_by=decider)
+    again = read.get(act.pk)
+    assert isinstance(again, DualControlAct)
+    assert again.decided_by is not None and again.decided_by.username == "yves"
