@@ -12,20 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import connection
 
 from cms import lifecycle
 from cms.choices import CardStatus, DenyChange, DenyReason, RevokeReason
 from cms.lifecycle import Effect, Transition
 from cms.models import Card, CardCertificate, DenyListChangeRow, DenyListEntry
 from core.actors import Actor
-from core.sql import rows_insert
+from core.sql import row_insert, rows_insert
 from pki import services as pki_services
 from pki.choices import CertificateStatus
 from pki.domain.names import Holder
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate
+from pki.services import KeyToCertify as KeyToCertify  # for the callers: their one way to pki
 
 PENDING_SUFFIX = ".next"
 """Slot suffix of a renewal's pending certificates (``auth.next``) until the card shows them."""
@@ -37,11 +40,27 @@ _DENY_REASON = {
 }
 
 
-def _certificates(card: Card, *, pending: bool = True) -> list[Certificate]:
-    links = card.certificate_links.all()
-    if not pending:  # a renewal's pending pair is not the card's yet (cms.personalization.renewal)
-        links = links.exclude(slot__endswith=PENDING_SUFFIX)
-    return list(Certificate.objects.filter(pk__in=links.values("certificate_id")).order_by("pk"))
+# A card's certificates (id, status) by id; a plain statement (a lifecycle transition's effect
+# runs on every issuance commit, and the ORM's query building cost more CPU than the query).
+_CERTIFICATES_SQL = """
+SELECT c.id, c.status FROM pki_certificate c
+JOIN cms_cardcertificate l ON l.certificate_id = c.id
+WHERE l.card_id = %s{shown}
+ORDER BY c.id
+"""
+_CERTIFICATES_ALL = _CERTIFICATES_SQL.format(shown="")
+_CERTIFICATES_SHOWN = _CERTIFICATES_SQL.format(shown=" AND l.slot NOT LIKE %s")
+
+
+def _certificates(card: Card, *, pending: bool = True) -> list[tuple[int, str]]:
+    """The id and status of each certificate linked to the card, by id; without a renewal's
+    pending pair (not the card's yet: ``cms.personalization.renewal``) unless ``pending``."""
+    with connection.cursor() as cursor:
+        if pending:
+            cursor.execute(_CERTIFICATES_ALL, [card.pk])
+        else:
+            cursor.execute(_CERTIFICATES_SHOWN, [card.pk, f"%{PENDING_SUFFIX}"])
+        return [(int(pk), str(status)) for pk, status in cursor.fetchall()]
 
 
 def _hold(*, certificate_id: int, actor: Actor) -> Certificate:
@@ -89,10 +108,10 @@ def _certificates_apply(
     changed = []
     # A hold or its release concerns the certificates the card shows; a revocation, every one.
     pending = effect.service is _revoke
-    for cert in _certificates(card, pending=pending):
-        if cert.status in effect.acts_on:
-            effect.service(certificate_id=cert.pk, actor=actor, **arguments)
-            changed.append(cert.pk)
+    for pk, status in _certificates(card, pending=pending):
+        if status in effect.acts_on:
+            effect.service(certificate_id=pk, actor=actor, **arguments)
+            changed.append(pk)
     return changed
 
 
@@ -259,10 +278,20 @@ def _contactless_deny_many(cards: list[Card], done: dict[object, dict[str, objec
 # --- personalization: a card's certificates while it is written --------------------------------
 
 
+_ANY_LINK_SQL = "SELECT EXISTS (SELECT 1 FROM cms_cardcertificate WHERE card_id = %s)"
+
+
 def card_certificates_retire(*, card: Card, actor: Actor) -> dict[str, int]:
     """Revoke (cessation of operation) and unlink the certificates linked to a card being
     written: a resumed session generated its keys again. Returns the retired ids by slot."""
     retired: dict[str, int] = {}
+    # Most cards being written have none: a plain statement says so (the ORM's query building
+    # cost more CPU than the query, issue 12); the links are read only when there are some.
+    with connection.cursor() as cursor:
+        cursor.execute(_ANY_LINK_SQL, [card.pk])
+        row = cursor.fetchone()
+    if row is None or not row[0]:
+        return retired
     for link in CardCertificate.objects.filter(card=card).select_related("certificate"):
         if link.certificate.status != CertificateStatus.REVOKED:
             _revoke(
@@ -298,8 +327,34 @@ def card_certificate_issue(
         actor=actor,
         savepoint=False,
     )
-    CardCertificate.objects.create(card=card, slot=slot, certificate=certificate)
+    # The link's INSERT built once from the model (core.sql), not the ORM's per-save machinery.
+    link = CardCertificate(card=card, slot=slot, certificate=certificate)
+    insert = row_insert(CardCertificate)
+    with connection.cursor() as cursor:
+        cursor.execute(insert.sql, insert.params(link))
     return certificate
+
+
+def card_certificates_issue(
+    *, card: Card, keys: dict[str, KeyToCertify], holder: Holder, actor: Actor
+) -> dict[str, Certificate]:
+    """:func:`card_certificate_issue` for each key slot of ``keys`` at once (a personalization's
+    key pairs): each CA share-locked once, the links inserted by one statement. In the caller's
+    atomic block, which lets every error leave it (no savepoint, ADR 0034)."""
+    issued = pki_services.certificates_issue_on_hold(
+        keys=list(keys.values()), holder=holder, actor=actor
+    )
+    by_slot = dict(zip(keys, issued, strict=True))
+    # One multi-row INSERT built from the model's (core.sql), through Django's cursor (its
+    # errors are Django's: the session's round trip tells a database failure by them).
+    insert = row_insert(CardCertificate)
+    head, values = insert.sql.split(" VALUES ")
+    params: list[Any] = []
+    for slot, certificate in by_slot.items():
+        params += insert.params(CardCertificate(card=card, slot=slot, certificate=certificate))
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head} VALUES {', '.join([values] * len(by_slot))}", params)
+    return by_slot
 
 
 # --- stations' client certificates ---------------------------------------------------------------

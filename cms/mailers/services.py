@@ -30,6 +30,7 @@ from cms.personalization import keys as card_keys
 from core.audit import audit_event_create
 from core.errors import BadInput, Conflict, Forbidden, NotFound, PolicyViolation
 from core.roles import Role
+from core.sql import row_insert
 
 PRINT_ROLES = frozenset({Role.ISSUANCE_OPERATOR})
 # One letter per card for these kinds; new codes may be sent any number of times.
@@ -60,6 +61,26 @@ def _next_reference() -> str:
     return reference_format(int(row[0]))
 
 
+# The card's letter already queued (the first by id), else the next reference number, drawn only
+# then (CASE evaluates nextval only when needed): one statement where the ORM's lookup and the
+# sequence took two.
+_EXISTING_OR_NEXT_SQL = f"""
+WITH existing AS (
+    SELECT id FROM cms_pinmailer WHERE card_id = %s AND kind = ANY(%s) ORDER BY id LIMIT 1
+)
+SELECT (SELECT id FROM existing),
+    CASE WHEN NOT EXISTS (SELECT 1 FROM existing) THEN nextval('{REFERENCE_SEQUENCE}') END
+"""  # noqa: S608 - a constant name
+
+
+def _existing_or_next_reference(card: Card) -> tuple[UUID | None, int | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(_EXISTING_OR_NEXT_SQL, [card.pk, [k.value for k in ONCE_PER_CARD]])
+        row = cursor.fetchone()
+    assert row is not None  # one row always
+    return row[0], (int(row[1]) if row[1] is not None else None)
+
+
 @transaction.atomic(savepoint=False)  # inside the caller's commit (issuance, new codes)
 def pin_mailer_queue(
     *,
@@ -73,20 +94,30 @@ def pin_mailer_queue(
     """Queue a mailer with PIN and PUK sealed. An issuance or renewal letter is queued once per
     card: the same call again returns the mailer already queued."""
     if kind in ONCE_PER_CARD:
-        existing = PinMailer.objects.filter(card=card, kind__in=ONCE_PER_CARD).first()
+        existing, number = _existing_or_next_reference(card)
         if existing is not None:
-            return existing
+            return PinMailer.objects.get(pk=existing)
+        assert number is not None
+        reference = reference_format(number)
+    else:
+        reference = _next_reference()
     mailer = PinMailer(
         card=card,
         kind=kind.value,
         request=request,
         site=site if site is not None else card.pool,
-        reference=_next_reference(),
+        reference=reference,
     )
     codes = json.dumps({"pin": pin.reveal(), "puk": puk.reveal()}).encode()
     mailer.sealed_secrets = card_keys.seal(codes, context=_context(mailer.pk))
     mailer.seal_key_version = card_keys.SEAL_VERSION
-    mailer.save()
+    # save()'s INSERT built once from the model (core.sql): the ORM's per-save machinery was
+    # most of the statement's CPU on the issuance commit (issue 12).
+    insert = row_insert(PinMailer)
+    with connection.cursor() as cursor:
+        cursor.execute(insert.sql, insert.params(mailer))
+    mailer._state.adding = False
+    mailer._state.db = connection.alias
     audit_event_create(
         actor=Caller.for_system("mailers").actor,
         action="pin_mailer.queue",

@@ -14,17 +14,21 @@ from cards.products import card_number, serial_of_card_number
 from cards.programs.base import CertificateReply, CertificateRequest
 from cms import effects
 from cms.choices import Profession
+from cms.effects import KeyToCertify
 from cms.models import Card, PersonalizationSession
 from cms.personalization.jobs import SYSTEM
 from core.audit import audit_appends_batched, audit_event_create
 from core.errors import Conflict
+from core.rows import joined_read
+from pki.authorities import AuthorityContext, authorities_current
 from pki.choices import CaKind
 from pki.domain.names import Holder as PkiHolder
 from pki.models import CertificateAuthority
-from pki.selectors import authority_list
 
 
-def authority_for(profile: str, authorities: Iterable[CertificateAuthority]) -> str:
+def authority_for(
+    profile: str, authorities: Iterable[CertificateAuthority | AuthorityContext]
+) -> str:
     """The short name of the issuing authority that issues ``profile``; 409 if none does."""
     for ca in authorities:
         if profile in (ca.profiles or []) and ca.kind == CaKind.ISSUING:
@@ -60,11 +64,9 @@ def certificates_issue(
 ) -> CertificateReply:
     """Issue the card's certificates on hold and link them; earlier certificates of the card
     (an interrupted run that generated keys again) are retired first."""
-    card = (
-        Card.objects.select_for_update(of=("self",))
-        .select_related("holder")
-        .get(pk=session.card_id)
-    )
+    # The card locked, its holder read with it (one statement built once: core.rows).
+    card = joined_read(Card, ("holder",), for_update=True, lock_root_only=True).get(session.card_id)
+    assert isinstance(card, Card)
     if card.card_number is None or serial_of_card_number(card.card_number) != request.card_serial:
         raise Conflict(f"The card read is not card {card}.")
     retired = effects.card_certificates_retire(card=card, actor=SYSTEM.actor)
@@ -77,19 +79,15 @@ def certificates_issue(
             details={"session_id": str(session.pk), "certificates": retired},
         )
     holder = pki_holder(card)
-    authorities = authority_list()
-    out: dict[str, bytes] = {}
+    # The CAs' cached contexts, from one raw read of their stamps (not the ORM's rows: the
+    # issuance share-locks the CA it signs with and checks its stamp again).
+    authorities = authorities_current()
+    keys: dict[str, KeyToCertify] = {}
     for slot, profile in request.profiles.items():
         public = load_der_public_key(request.spki_der(slot))
         assert isinstance(public, rsa.RSAPublicKey)
-        cert = effects.card_certificate_issue(
-            card=card,
-            slot=slot,
-            authority=authority_for(profile, authorities),
-            profile=profile,
-            public_key=public,
-            holder=holder,
-            actor=SYSTEM.actor,
-        )
-        out[slot] = bytes(cert.der)
-    return CertificateReply(out)
+        keys[slot] = KeyToCertify(authority_for(profile, authorities), profile, public)
+    issued = effects.card_certificates_issue(
+        card=card, keys=keys, holder=holder, actor=SYSTEM.actor
+    )
+    return CertificateReply({slot: bytes(cert.der) for slot, cert in issued.items()})

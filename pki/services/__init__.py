@@ -7,7 +7,7 @@ this package re-exports their public services so callers write ``pki.services.<s
 from pki.services.anchor import audit_anchor_sign
 from pki.services.crl import DELTA_SQL, crl_due, crl_publish, crl_publish_if_due
 from pki.services.hierarchy import hierarchy_init
-from pki.services.issuance import certificate_issue
+from pki.services.issuance import KeyToCertify, certificate_issue, certificates_issue_on_hold
 from pki.services.ocsp import ocsp_responses_refresh
 from pki.services.publication import authority_parent_crls_publish, pki_publish_all
 from pki.services.responders import ocsp_responder_renew
@@ -22,6 +22,7 @@ from pki.services.status_signing import status_document_sign, status_signer_ensu
 
 __all__ = [
     "DELTA_SQL",
+    "KeyToCertify",
     "audit_anchor_sign",
     "authority_parent_crls_publish",
     "authority_revoke",
@@ -29,6 +30,7 @@ __all__ = [
     "certificate_issue",
     "certificate_release_hold",
     "certificate_revoke",
+    "certificates_issue_on_hold",
     "certificates_revoke",
     "crl_due",
     "crl_publish",

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from decimal import Decimal
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.db import connection
+from django.db.models.fields import Field
 
 from core.sql import row_insert
 from pki.choices import CertificateStatus
@@ -39,6 +42,39 @@ def certificate_crl_entry(cert: Certificate) -> bytes | None:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _WithAnswerInsert:
+    """The certificate's INSERT and its OCSP answer's in one statement: ``WITH c AS (<the
+    certificate's INSERT> RETURNING id) INSERT INTO <answers> SELECT c.id, %s, ... FROM c
+    RETURNING <certificate id>`` (one round trip fewer a certificate, issue 12)."""
+
+    sql: str
+    fields: tuple[Field[Any, Any], ...]  # the answer's columns but its certificate's key
+
+    def answer_params(self, answer: OcspResponse) -> list[Any]:
+        return [
+            field.get_db_prep_save(getattr(answer, field.attname), connection)
+            for field in self.fields
+        ]
+
+
+@functools.cache
+def _with_answer_insert() -> _WithAnswerInsert:
+    certificate = row_insert(Certificate, returning_pk=True)
+    answer = row_insert(OcspResponse)
+    key = OcspResponse._meta.get_field("certificate")
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in answer.fields)
+    values = ", ".join("c.id" if f is key else "%s" for f in answer.fields)
+    fields = tuple(f for f in answer.fields if f is not key)
+    table = quote(OcspResponse._meta.db_table)
+    sql = (
+        f"WITH c AS ({certificate.sql}) INSERT INTO {table} ({columns})"  # noqa: S608 - metadata
+        f" SELECT {values} FROM c RETURNING {quote(str(key.column))}"
+    )
+    return _WithAnswerInsert(sql, fields)
+
+
 def certificate_row_insert(
     *,
     ca_id: int,
@@ -49,8 +85,8 @@ def certificate_row_insert(
     now: dt.datetime,
     ocsp_answer: builders.OcspAnswer | None = None,
 ) -> Certificate:
-    """Insert the row of a certificate just signed (and its first OCSP answer), one round trip
-    each, in the caller's transaction."""
+    """Insert the row of a certificate just signed (and its first OCSP answer, in the same
+    statement), in the caller's transaction."""
     der = cert.public_bytes(serialization.Encoding.DER)
     row = Certificate(
         issuer_id=ca_id,
@@ -72,13 +108,10 @@ def certificate_row_insert(
     row.crl_entry = certificate_crl_entry(row)
     insert = row_insert(Certificate, returning_pk=True)
     with connection.cursor() as cur:
-        cur.execute(insert.sql, insert.params(row))
-        fetched = cur.fetchone()
-        assert fetched is not None
-        row.pk = fetched[0]
-        if ocsp_answer is not None:
+        if ocsp_answer is None:
+            cur.execute(insert.sql, insert.params(row))
+        else:
             answer = OcspResponse(
-                certificate_id=row.pk,
                 authority_id=ca_id,
                 serial=row.serial,
                 status=row.status,
@@ -86,8 +119,11 @@ def certificate_row_insert(
                 next_update=ocsp_answer.next_update,
                 der=ocsp_answer.der,
             )
-            answer_insert = row_insert(OcspResponse)
-            cur.execute(answer_insert.sql, answer_insert.params(answer))
+            both = _with_answer_insert()
+            cur.execute(both.sql, insert.params(row) + both.answer_params(answer))
+        fetched = cur.fetchone()
+        assert fetched is not None
+        row.pk = fetched[0]
     row._state.adding = False
     row._state.db = connection.alias
     return row

@@ -159,3 +159,53 @@ def test_a_card_certificate_sets_no_savepoint_and_a_failure_undoes_every_one(
         issue("sign")
     assert CardCertificate.objects.filter(card=card).count() == 2
     assert _savepoints(queries) == []
+
+
+def test_a_card_s_certificates_at_once_lock_their_ca_once_set_no_savepoint_and_undo_together(
+    authority, holder_key, cps4, holder
+):
+    card = card_make(cps4, CardStatus.PERSONALIZING, holder=holder)
+    n = next(_numbers)
+    cert_holder = CertificateHolder(
+        national_id=f"8109{n:08d}",
+        surname="DUPONT",
+        given_name="JEAN",
+        title="Médecin",
+        card_serial=f"9{n:09d}",
+        profession_code=10,
+        email=f"jean.dupont.sp{n}@example.org",
+    )
+    keys = {
+        slot: effects.KeyToCertify(authority.short_name, f"cps_{slot}", holder_key.public_key())
+        for slot in ("auth", "sign")
+    }
+    certificates, events = Certificate.objects.count(), AuditEvent.objects.count()
+
+    def issue() -> dict[str, Certificate]:
+        return effects.card_certificates_issue(
+            card=card, keys=keys, holder=cert_holder, actor=Actor.system("tests")
+        )
+
+    with pytest.raises(Boom), transaction.atomic():
+        issue()
+        raise Boom  # what comes after the certificates fails
+    assert Certificate.objects.count() == certificates
+    assert not CardCertificate.objects.filter(card=card).exists()
+    assert AuditEvent.objects.count() == events
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        issued = issue()
+    links = {link.slot: link.certificate_id for link in CardCertificate.objects.filter(card=card)}
+    assert links == {slot: cert.pk for slot, cert in issued.items()}
+    assert {slot: cert.profile for slot, cert in issued.items()} == {
+        "auth": "cps_auth",
+        "sign": "cps_sign",
+    }
+    assert all(cert.status == "on_hold" for cert in issued.values())
+    assert _savepoints(queries) == []
+    share_locks = [q["sql"] for q in queries.captured_queries if "FOR SHARE" in q["sql"]]
+    assert len(share_locks) == 1  # both certificates come from the one CA
+    issue_events = AuditEvent.objects.filter(action="pki.certificate_issue").order_by("-seq")[:2]
+    assert [(e.object_id, e.details["profile"], e.details["on_hold"]) for e in issue_events][
+        ::-1
+    ] == [(str(issued[slot].pk), f"cps_{slot}", True) for slot in ("auth", "sign")]

@@ -225,6 +225,18 @@ def test_the_codes_are_nowhere_in_clear(queued_mailers, operator, site, caplog):
     print_run_reconcile(run_id=run.pk, references=[mailers[0].reference], caller=operator)
 
 
+def _reference_drawn() -> int:
+    from django.db import connection
+
+    from cms.mailers.services import REFERENCE_SEQUENCE
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT last_value FROM {REFERENCE_SEQUENCE}")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_issuance_and_renewal_letters_are_queued_once_per_card(issued_cards, card_keys, cps4):
     from django.db import transaction
 
@@ -241,7 +253,9 @@ def test_issuance_and_renewal_letters_are_queued_once_per_card(issued_cards, car
             kind=RequestKind.RENEWAL, holder=renewed.holder, product=cps4, card=renewed
         )
         first = pin_mailer_create(request=request, pin=Code("1234"), puk=Code("12345678"))
+        drawn = _reference_drawn()
         again = pin_mailer_create(request=request, pin=Code("9999"), puk=Code("99999999"))
+        assert _reference_drawn() == drawn  # the letter already queued draws no reference
         renewal_letter = pin_mailer_create(request=renewal, pin=Code("4321"), puk=Code("87654321"))
     assert first.pk == again.pk and PinMailer.objects.filter(card=card).count() == 1
     assert (first.kind, first.site_id) == ("issuance", card.pool_id)
