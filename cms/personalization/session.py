@@ -357,7 +357,11 @@ def _flush(session: PersonalizationSession, live: Live, *, batch: bool = False) 
     if not checkpoints:
         update.execute(session.pk, values, increments)
     else:
-        with transaction.atomic():
+        # No savepoint (ADR 0034): nothing inside raises an error any caller catches and goes on
+        # from (a database error leaves ``_advance``, ``_exchange`` and the claim's block alike;
+        # ``session_begin``'s caller in the claim catches ``ApplicationError`` only, which this
+        # block cannot raise). Outside the claim's transaction it is a transaction of its own.
+        with transaction.atomic(savepoint=False):
             update.execute(session.pk, values, increments)
             # One chain extension for the round trip's checkpoints (ADR 0028), one event each.
             audit_events_create(
