@@ -46,6 +46,13 @@ def audit_event_create(
     batch: _Batch | None = getattr(_batching, "batch", None)
     if batch is not None:
         return batch.hold(AuditEntry(actor, action, object_type, str(object_id), payload))
+    return _event_insert(actor, action, object_type, object_id, payload)
+
+
+def _event_insert(
+    actor: Actor, action: str, object_type: str, object_id: str, payload: dict[str, Any]
+) -> AuditEvent:
+    """Append one event whose ``payload`` is already checked (and the caller's own copy)."""
     # Raw SQL: this runs inside every state change of the system, so it stays at two round trips.
     with connection.cursor() as cursor:
         last = _lock_chain_and_read_head(cursor)
@@ -104,12 +111,8 @@ def audit_events_create(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
     if len(entries) == 1:  # one row: the plain INSERT costs less than the set-based one
         entry = entries[0]
         return [
-            audit_event_create(
-                actor=entry.actor,
-                action=entry.action,
-                object_type=entry.object_type,
-                object_id=entry.object_id,
-                details=payloads[0],
+            _event_insert(
+                entry.actor, entry.action, entry.object_type, str(entry.object_id), payloads[0]
             )
         ]
     events: list[AuditEvent] = []

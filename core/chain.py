@@ -20,9 +20,27 @@ class DetailsError(ValueError):
     """Audit details that cannot be hashed reproducibly or that look like a secret."""
 
 
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is surely acceptable: JSON scalars, lists, tuples and dicts with string
+    keys none of them forbidden. Checked without building the error paths that
+    :func:`check_details` names (its cost on every event); anything else goes the long way."""
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or key.lower() in FORBIDDEN_DETAIL_KEYS:
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(item) for item in value)
+    return False
+
+
 def check_details(value: Any, path: str = "details") -> None:
     """Accept only JSON-native values whose encoding survives a database round trip."""
-    if value is None or isinstance(value, bool | int | str):
+    if _plain(value):
         return
     if isinstance(value, float):
         raise DetailsError(f"{path}: floats are not allowed (their encoding is not stable)")
