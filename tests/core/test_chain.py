@@ -60,6 +60,12 @@ def test_every_field_is_covered_by_the_hash(field, value):
         ({"nested": {"PUK": "12345678"}}, "secrets"),
         ({1: "x"}, "keys must be strings"),
         ({"when": datetime(2026, 1, 1, tzinfo=UTC)}, "not a JSON value"),
+        # Deep in lists and mappings, the error still names where (the plain check declines).
+        ({"items": [{"ok": 1}, {"Secret": "x"}]}, r"^details\.items\[1\]\.Secret: secrets"),
+        (
+            {"steps": ({"ok": [1, None, True]}, {"ratio": [0.5]})},
+            r"^details\.steps\[1\]\.ratio\[0\]: floats",
+        ),
     ],
 )
 def test_details_that_cannot_be_hashed_reproducibly_or_hold_secrets_are_refused(details, fragment):
