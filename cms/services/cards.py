@@ -67,12 +67,12 @@ def _reason(value: str | None) -> RevokeReason | None:
 
 
 def _locked_card(card_id: UUID, related: tuple[str, ...] = ()) -> Card:
-    """The card, locked; ``related``: rows read with it (not locked), by a statement built once."""
-    if related:
-        found = joined_read(Card, related, for_update=True, lock_root_only=True).get(card_id)
-        card = found if isinstance(found, Card) else None
-    else:
-        card = Card.objects.select_for_update().filter(pk=card_id).first()
+    """The card, locked; ``related``: rows read with it (not locked). By a statement built once
+    either way: the ORM's ``select_for_update().first()`` cost 3.6 ms a read profiled (issue 12),
+    for the same ``SELECT ... FOR UPDATE`` of the one row."""
+    read = joined_read(Card, related, for_update=True, lock_root_only=bool(related))
+    found = read.get(card_id)
+    card = found if isinstance(found, Card) else None
     if card is None:
         raise NotFound(f"No card {card_id}.")
     return card

@@ -9,6 +9,7 @@ arrives; the wire encodings already live apart (``der``, ``crl_der``, ``extensio
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -106,6 +107,96 @@ def _uri(url: str) -> x509.UniformResourceIdentifier:
     return x509.UniformResourceIdentifier(url)
 
 
+_Extensions = tuple[x509.Extension[x509.ExtensionType], ...]
+
+
+def _extension(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    return x509.Extension(value.oid, critical, value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """The extensions of one profile that its issuer, policies and category decide alone, in the
+    certificate's order around the ones each certificate has of its own."""
+
+    basic_constraints: _Extensions
+    aki: _Extensions  # from the issuer's SKI (empty: self-signed, from the signing key)
+    usage: _Extensions  # key usage, certificate policies, extended key usage
+    pointers: _Extensions  # CRL DP, freshest CRL, AIA, OCSP no-check
+    category: _Extensions  # the product category (private extensions, with a holder)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed(
+    profile: Profile,
+    issuer: x509.Certificate | None,
+    urls: RevocationUrls | None,
+    policies: tuple[PolicySpec, ...],
+    category: extensions.ProductCategory,
+) -> _Fixed:
+    """Built once per process for each (profile, issuer, policies, category): a card's two
+    certificates differ only in their key, subject, holder data, serial and dates, and building
+    the rest each time was most of the Python half of ``build_certificate`` (issue 12)."""
+    aki: _Extensions = ()
+    if issuer is not None:
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        aki = (
+            _extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value), False
+            ),
+        )
+    usage = [_extension(_key_usage(profile.key_usage), True)]
+    if policies:
+        usage.append(_extension(_policies(policies), False))
+    if profile.extended_key_usages:
+        usage.append(_extension(x509.ExtendedKeyUsage(list(profile.extended_key_usages)), False))
+    pointers = []
+    if urls is not None and profile.revocation_pointers:
+        pointers.append(
+            _extension(
+                x509.CRLDistributionPoints(
+                    [x509.DistributionPoint([_uri(urls.crl)], None, None, None)]
+                ),
+                False,
+            )
+        )
+        if not profile.is_ca:
+            pointers.append(
+                _extension(
+                    x509.FreshestCRL(
+                        [x509.DistributionPoint([_uri(urls.delta_crl)], None, None, None)]
+                    ),
+                    False,
+                )
+            )
+        access = [
+            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, _uri(urls.ca_issuers))
+        ]
+        if not profile.is_ca:
+            access.insert(
+                0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP, _uri(urls.ocsp))
+            )
+        pointers.append(_extension(x509.AuthorityInformationAccess(access), False))
+    if profile.ocsp_nocheck:
+        pointers.append(_extension(x509.OCSPNoCheck(), False))
+    return _Fixed(
+        basic_constraints=(
+            _extension(
+                x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length),
+                profile.is_ca,
+            ),
+        ),
+        aki=aki,
+        usage=tuple(usage),
+        pointers=tuple(pointers),
+        category=(
+            (_extension(extensions.product_category(category), False),)
+            if profile.private_extensions
+            else ()
+        ),
+    )
+
+
 def build_certificate(
     *,
     profile: Profile,
@@ -121,7 +212,9 @@ def build_certificate(
 ) -> x509.Certificate:
     """Validate the request against ``profile`` and sign the certificate.
 
-    ``issuer=None`` makes a self-signed certificate with ``self_signing_key`` (a root).
+    ``issuer=None`` makes a self-signed certificate with ``self_signing_key`` (a root). The
+    extensions go to the builder as one list (``add_extension`` copies the list each time), in
+    the order they always had; no two of them share an OID.
     """
     not_before, not_after = validity_window(profile, now)
     validate_request(
@@ -136,81 +229,49 @@ def build_certificate(
             raise ProfileViolation("issuer.required", "only a CA profile may be self-signed")
         signing_key = self_signing_key
         issuer_name = subject
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self_signing_key.public_key())
+        fixed = _fixed(profile, None, None, tuple(policies), category)
+        aki: _Extensions = (
+            _extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self_signing_key.public_key()),
+                False,
+            ),
+        )
     else:
         signing_key = issuer.key
         issuer_name = issuer.certificate.subject
-        ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
-
+        fixed = _fixed(profile, issuer.certificate, issuer.urls, tuple(policies), category)
+        aki = fixed.aki
+    exts: list[x509.Extension[x509.ExtensionType]] = [
+        *fixed.basic_constraints,
+        _extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        *aki,
+        *fixed.usage,
+    ]
+    if holder is not None and profile.san is SanKind.UPN:
+        upn = f"{holder.national_id}@{UPN_DOMAIN}"
+        san = x509.SubjectAlternativeName([x509.OtherName(MS_UPN, der.encode_utf8_string(upn))])
+        exts.append(_extension(san, False))
+    elif holder is not None and profile.san is SanKind.EMAIL:
+        assert holder.email is not None
+        exts.append(_extension(x509.SubjectAlternativeName([x509.RFC822Name(holder.email)]), False))
+    if profile.private_key_usage_period:
+        exts.append(_extension(x509.PrivateKeyUsagePeriod(not_before, not_after), False))
+    exts += fixed.pointers
+    if profile.private_extensions and holder is not None:
+        exts += fixed.category
+        exts.append(_extension(extensions.card_type(holder.card_type), False))
+        exts.append(_extension(extensions.card_number(holder.card_serial), False))
+        if holder.profession_code is not None:
+            exts.append(_extension(extensions.profession(holder.profession_code), False))
     builder = (
-        x509.CertificateBuilder()
+        x509.CertificateBuilder(extensions=exts)
         .subject_name(subject)
         .issuer_name(issuer_name)
         .public_key(public_key)
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(
-            x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length),
-            critical=profile.is_ca,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(aki, critical=False)
-        .add_extension(_key_usage(profile.key_usage), critical=True)
     )
-    policy_list = list(policies)
-    if policy_list:
-        builder = builder.add_extension(_policies(policy_list), critical=False)
-    if profile.extended_key_usages:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(list(profile.extended_key_usages)), critical=False
-        )
-    if holder is not None and profile.san is SanKind.UPN:
-        upn = f"{holder.national_id}@{UPN_DOMAIN}"
-        san = x509.SubjectAlternativeName([x509.OtherName(MS_UPN, der.encode_utf8_string(upn))])
-        builder = builder.add_extension(san, critical=False)
-    elif holder is not None and profile.san is SanKind.EMAIL:
-        assert holder.email is not None
-        san = x509.SubjectAlternativeName([x509.RFC822Name(holder.email)])
-        builder = builder.add_extension(san, critical=False)
-    if profile.private_key_usage_period:
-        builder = builder.add_extension(
-            x509.PrivateKeyUsagePeriod(not_before, not_after), critical=False
-        )
-    if issuer is not None and profile.revocation_pointers:
-        urls = issuer.urls
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([_uri(urls.crl)], None, None, None)]
-            ),
-            critical=False,
-        )
-        if not profile.is_ca:
-            builder = builder.add_extension(
-                x509.FreshestCRL(
-                    [x509.DistributionPoint([_uri(urls.delta_crl)], None, None, None)]
-                ),
-                critical=False,
-            )
-        access = [
-            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, _uri(urls.ca_issuers))
-        ]
-        if not profile.is_ca:
-            access.insert(
-                0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP, _uri(urls.ocsp))
-            )
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
-    if profile.ocsp_nocheck:
-        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
-    if profile.private_extensions and holder is not None:
-        builder = builder.add_extension(extensions.product_category(category), critical=False)
-        builder = builder.add_extension(extensions.card_type(holder.card_type), critical=False)
-        builder = builder.add_extension(extensions.card_number(holder.card_serial), critical=False)
-        if holder.profession_code is not None:
-            builder = builder.add_extension(
-                extensions.profession(holder.profession_code), critical=False
-            )
     return builder.sign(signing_key, SIGNATURE_HASH)
 
 
@@ -405,10 +466,13 @@ def _subject_public_key_bits(certificate: x509.Certificate) -> bytes:
     raise ProfileViolation("ocsp.issuer_key", f"unsupported issuer key {type(key).__name__}")
 
 
+@functools.lru_cache(maxsize=64)
 def issuer_hashes(
     issuer_certificate: x509.Certificate, algorithm: str = "sha1"
 ) -> tuple[bytes, bytes]:
-    """``(issuerNameHash, issuerKeyHash)`` of a CA as a CertID with ``algorithm`` holds them."""
+    """``(issuerNameHash, issuerKeyHash)`` of a CA as a CertID with ``algorithm`` holds them.
+
+    Kept per process: every pre-signed answer of a CA has the same two (62 us an answer)."""
     try:
         hash_algorithm = CERT_ID_HASHES[algorithm]
     except KeyError:

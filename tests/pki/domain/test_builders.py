@@ -330,3 +330,54 @@ def test_csr_with_bad_signature_is_refused(holder: names.Holder) -> None:
 def test_software_category_encoding() -> None:
     ext = extensions.product_category(extensions.ProductCategory.SOFTWARE)
     assert ext.value == bytes.fromhex("040103")
+
+
+def test_extensions_kept_per_process_follow_the_issuer_policies_and_category(
+    hierarchy: dict[str, Any], holder: names.Holder
+) -> None:
+    """What build_certificate keeps per process is keyed by all it is made of: another issuer
+    URL set, policy or product category gives another certificate, the same inputs the same."""
+    issuer = _issuer(hierarchy)
+    moved = builders.Issuer(
+        issuer.certificate,
+        issuer.key,
+        builders.RevocationUrls(
+            crl="http://elsewhere.test/a.crl",
+            delta_crl="http://elsewhere.test/a-delta.crl",
+            ocsp="http://elsewhere.test/ocsp",
+            ca_issuers="http://elsewhere.test/a.cer",
+        ),
+    )
+
+    def build(
+        on: builders.Issuer, oid: str, category: extensions.ProductCategory
+    ) -> x509.Certificate:
+        return builders.build_certificate(
+            profile=PROFILES["cps_auth"],
+            public_key=rsa_key("holder").public_key(),
+            subject=names.holder_subject(holder),
+            serial=7,
+            now=NOW,
+            issuer=on,
+            holder=holder,
+            policies=[builders.PolicySpec(oid)],
+            category=category,
+        )
+
+    test_card = extensions.ProductCategory.TEST_CARD
+    first = build(issuer, "1.2.250.1.213.1.7.2.1.1.1.1", test_card)
+    assert build(issuer, "1.2.250.1.213.1.7.2.1.1.1.1", test_card) == first
+    elsewhere = build(moved, "1.2.250.1.213.1.7.2.1.1.1.1", test_card).extensions
+    cdp = elsewhere.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert cdp[0].full_name == [x509.UniformResourceIdentifier("http://elsewhere.test/a.crl")]
+    aia = elsewhere.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [d.access_location.value for d in aia] == [
+        "http://elsewhere.test/ocsp",
+        "http://elsewhere.test/a.cer",
+    ]
+    other_policy = build(issuer, "1.2.250.1.213.1.7.2.1.1.1.2", test_card).extensions
+    policies = other_policy.get_extension_for_class(x509.CertificatePolicies).value
+    assert [p.policy_identifier.dotted_string for p in policies] == ["1.2.250.1.213.1.7.2.1.1.1.2"]
+    card = build(issuer, "1.2.250.1.213.1.7.2.1.1.1.1", extensions.ProductCategory.CARD)
+    category = {e.oid.dotted_string: e for e in card.extensions}["1.2.250.1.71.1.2.5"]
+    assert category.value.value == bytes.fromhex("040100")
