@@ -199,8 +199,13 @@ class StationNegotiation(DefaultContentNegotiation):
             and isinstance(renderers, list)
             and renderers
             and renderers[0].media_type == "application/json"
-            and request.headers.get("accept", "*/*") in self._PLAIN
-            and not request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+            # request.META, not request.headers and query_params: each builds a mapping of
+            # every header or parameter on first use, only to read one here
+            and request.META.get("HTTP_ACCEPT", "*/*") in self._PLAIN
+            and (
+                not request.META.get("QUERY_STRING")
+                or not request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+            )
         ):
             return renderers[0], "application/json"  # what DRF answers to either header
         chosen: tuple[BaseRenderer, str] = super().select_renderer(
