@@ -30,24 +30,39 @@ _JSON_TYPES: tuple[tuple[type[serializers.Field[Any, Any, Any, Any]], tuple[type
     (serializers.Serializer, (dict,)),
 )
 _NAMES = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}
+# The JSON types of each field class met so far (None: any, the field checks it), looked up in
+# _JSON_TYPES once per class, not once per field and list item of every request.
+_TYPES_OF: dict[type, tuple[type, ...] | None] = {}
+
+
+def _json_types(field_class: type) -> tuple[type, ...] | None:
+    """The JSON types of ``field_class``: its first match in ``_JSON_TYPES``, cached."""
+    try:
+        return _TYPES_OF[field_class]
+    except KeyError:
+        found = next((types for cls, types in _JSON_TYPES if issubclass(field_class, cls)), None)
+        _TYPES_OF[field_class] = found  # a race computes the same value
+        return found
 
 
 def json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) -> str | None:
     """Why ``value`` is not of the JSON type ``field`` takes, or None if it is."""
     if value is None:
         return None  # DRF's own check: "may not be null" unless the field allows it
-    for field_class, types in _JSON_TYPES:
-        if isinstance(field, field_class):
-            if isinstance(value, bool) and bool not in types:
-                return f"Expected {_NAMES.get(types[0], 'an object')}, not a boolean."
-            if not isinstance(value, types):
-                return f"Expected {_NAMES.get(types[0], 'an object')}."
-            if isinstance(field, serializers.ListField) and isinstance(value, list):
-                for item in value:
-                    problem = json_type_error(field.child, item)
-                    if problem is not None:
-                        return problem
-            return None
+    types = _json_types(type(field))
+    if types is None:
+        return None
+    if isinstance(value, bool) and bool not in types:
+        return f"Expected {_NAMES.get(types[0], 'an object')}, not a boolean."
+    if not isinstance(value, types):
+        return f"Expected {_NAMES.get(types[0], 'an object')}."
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        child = field.child
+        if _json_types(type(child)) is not None:  # else no item can be of a wrong type
+            for item in value:
+                problem = json_type_error(child, item)
+                if problem is not None:
+                    return problem
     return None
 
 

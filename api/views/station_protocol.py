@@ -46,6 +46,29 @@ class CardResponseField(serializers.Field[str, str, str, Any]):
         return value
 
 
+class CardResponsesField(serializers.ListField):
+    """The card responses of a batch. The usual case, all valid, is checked in one pass over the
+    joined text rather than item by item through ``CardResponseField.run_validation`` (~30 a
+    request); if any item is invalid, DRF's per-item walk gives the errors, the same as ever."""
+
+    child = CardResponseField()  # ListField gives each instance its own copy
+
+    def run_child_validation(self, data: Any) -> list[str]:
+        if type(data) is list:
+            try:
+                joined = "".join(data)  # TypeError: an item is not text (null, a number)
+            except TypeError:
+                pass
+            else:
+                if (
+                    _HEX.fullmatch(joined) is not None
+                    and max(map(len, data), default=0) <= 2 * MAX_RESPONSE_BYTES
+                ):
+                    return list(data)
+        validated: list[str] = super().run_child_validation(data)
+        return validated
+
+
 # --- station → server ---------------------------------------------------------------------------
 
 
@@ -78,7 +101,7 @@ class StationExchangeSerializer(JsonInputSerializer):
     """``ExchangeRequest``: the responses to batch ``seq``, or the error that stopped it."""
 
     seq = serializers.IntegerField(min_value=0)
-    responses = serializers.ListField(child=CardResponseField(), required=False, max_length=512)
+    responses = CardResponsesField(required=False, max_length=512)
     error = serializers.CharField(max_length=200, required=False)
 
 
