@@ -119,12 +119,10 @@ def test_a_card_coming_into_service_keeps_its_savepoint_so_a_caller_can_go_on(
         assert Card.objects.get(pk=second.pk).status == CardStatus.ISSUED
 
 
-def test_a_card_certificate_sets_no_savepoint_and_a_failure_undoes_every_one(
-    authority, holder_key, cps4, holder
-):
-    card = card_make(cps4, CardStatus.PERSONALIZING, holder=holder)
+def _cert_holder() -> CertificateHolder:
+    """A holder of its own for each test's certificates (distinct serials and identifiers)."""
     n = next(_numbers)
-    cert_holder = CertificateHolder(
+    return CertificateHolder(
         national_id=f"8109{n:08d}",
         surname="DUPONT",
         given_name="JEAN",
@@ -133,6 +131,13 @@ def test_a_card_certificate_sets_no_savepoint_and_a_failure_undoes_every_one(
         profession_code=10,
         email=f"jean.dupont.sp{n}@example.org",
     )
+
+
+def test_a_card_certificate_sets_no_savepoint_and_a_failure_undoes_every_one(
+    authority, holder_key, cps4, holder
+):
+    card = card_make(cps4, CardStatus.PERSONALIZING, holder=holder)
+    cert_holder = _cert_holder()
     certificates, events = Certificate.objects.count(), AuditEvent.objects.count()
 
     def issue(slot: str) -> None:
@@ -165,16 +170,7 @@ def test_a_card_s_certificates_at_once_lock_their_ca_once_set_no_savepoint_and_u
     authority, holder_key, cps4, holder
 ):
     card = card_make(cps4, CardStatus.PERSONALIZING, holder=holder)
-    n = next(_numbers)
-    cert_holder = CertificateHolder(
-        national_id=f"8109{n:08d}",
-        surname="DUPONT",
-        given_name="JEAN",
-        title="Médecin",
-        card_serial=f"9{n:09d}",
-        profession_code=10,
-        email=f"jean.dupont.sp{n}@example.org",
-    )
+    cert_holder = _cert_holder()
     keys = {
         slot: effects.KeyToCertify(authority.short_name, f"cps_{slot}", holder_key.public_key())
         for slot in ("auth", "sign")
