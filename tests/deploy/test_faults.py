@@ -18,10 +18,13 @@ from tests.deploy.support import REPO, Topology, scene
 pytestmark = [pytest.mark.integration, pytest.mark.pcscd, pytest.mark.slow]
 
 
+KEY_DELAY_MS = 3000
+
+
 @pytest.fixture
 def slow_card(pcscd: object, tmp_path: Path) -> Iterator[Simulator]:
     simulator = Simulator(tmp_path / "card")
-    simulator.key_delay_ms = 3000  # on-card key generation takes long: a window for the fault
+    simulator.key_delay_ms = KEY_DELAY_MS  # on-card key generation takes long: the fault's window
     with simulator_running(simulator) as running:
         yield running
 
@@ -74,13 +77,17 @@ def test_postgresql_restarted_during_a_personalization(
             # interrupted before the fault (the card lost): with --once it then waits for a
             # removal no one makes, which the wait below would only see as a time-out
             raise AssertionError("the station's session ended before the fault:\n" + "".join(said))
-        query = "SELECT count(*) FROM cms_personalizationsession WHERE status='running' AND seq>=3"
+        # batch 2 in flight: the card generating its keys (KEY_DELAY_MS each), a window of
+        # seconds; the batches after it go by too fast for a poll to be sure to see them
+        query = "SELECT count(*) FROM cms_personalizationsession WHERE status='running' AND seq=2"
         return topology.psql(query) == "1"
 
+    def met_the_outage() -> bool:
+        return station.poll() is not None or any("CMS unreachable" in line for line in list(said))
+
     try:
-        # the session is under way (past identification: keys are being generated on the card)
         try:
-            _wait(running, "a running session")
+            _wait(running, "a session generating its keys")
         except AssertionError as exc:
             sessions = topology.psql(
                 "SELECT status, seq, error FROM cms_personalizationsession ORDER BY started_at"
@@ -88,7 +95,13 @@ def test_postgresql_restarted_during_a_personalization(
             raise AssertionError(
                 f"{exc}\nsessions:\n{sessions}\nstation:\n{''.join(said)}"
             ) from exc
-        topology.script("restart", "postgres")
+        # PostgreSQL down until the station has met it (its answer to batch 2 refused with 503
+        # and retried), then up again: the station rides it out and the card completes
+        topology.script("stop", "postgres")
+        try:
+            _wait(met_the_outage, "the station meeting the database down", 90)
+        finally:
+            topology.script("start", "postgres")
         station.wait(timeout=300)
         reader.join(5)
         out = "".join(said)
@@ -97,6 +110,7 @@ def test_postgresql_restarted_during_a_personalization(
             station.kill()
             station.wait()
     assert station.returncode == 0, out
+    assert "CMS unreachable" in out, out  # the outage was met, not slept through
     status = topology.psql(
         "SELECT c.status FROM cms_card c JOIN cms_cardrequest r ON r.card_id = c.id "
         f"WHERE r.id = '{made['request']}'"
