@@ -348,12 +348,11 @@ def card_certificates_issue(
     # One multi-row INSERT built from the model's (core.sql), through Django's cursor (its
     # errors are Django's: the session's round trip tells a database failure by them).
     insert = row_insert(CardCertificate)
-    head, values = insert.sql.split(" VALUES ")
     params: list[Any] = []
     for slot, certificate in by_slot.items():
         params += insert.params(CardCertificate(card=card, slot=slot, certificate=certificate))
     with connection.cursor() as cursor:
-        cursor.execute(f"{head} VALUES {', '.join([values] * len(by_slot))}", params)
+        cursor.execute(insert.sql_for(len(by_slot)), params)
     return by_slot
 
 

@@ -39,6 +39,13 @@ class RowInsert:
             params.append(field.get_db_prep_save(value, connection))
         return params
 
+    def sql_for(self, count: int) -> str:
+        """The INSERT of ``count`` rows in one VALUES list, their parameters one row's after
+        another's (for a few rows; many go through :class:`RowsInsert`)."""
+        head, _, values = self.sql.partition(" VALUES ")
+        assert " RETURNING " not in values, "one row's INSERT returns one key"
+        return f"{head} VALUES {', '.join([values] * count)}"
+
 
 def _column(field: Field[Any, Any]) -> str:
     column = field.column

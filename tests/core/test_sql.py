@@ -45,6 +45,37 @@ def test_a_row_written_through_the_generated_insert_reads_back_equal():
         assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
 
 
+def test_a_few_rows_go_in_with_one_generated_statement():
+    events = [
+        AuditEvent(
+            seq=seq,
+            occurred_at=dt.datetime(2025, 5, 4, 3, 2, seq, tzinfo=dt.UTC),
+            actor_kind="system",
+            actor_id="",
+            actor_label="tests",
+            action="test.sql_for",
+            object_type="thing",
+            object_id=str(seq),
+            details={"n": seq},
+            prev_hash="0" * 64,
+            hash=f"{seq:064x}",
+        )
+        for seq in (11, 12, 13)
+    ]
+    insert = row_insert(AuditEvent)
+    params = [value for event in events for value in insert.params(event)]
+    with connection.cursor() as cursor:
+        cursor.execute(insert.sql_for(len(events)), params)
+    stored = list(AuditEvent.objects.filter(action="test.sql_for").order_by("seq"))
+    assert [(e.seq, e.object_id, e.details) for e in stored] == [
+        (11, "11", {"n": 11}),
+        (12, "12", {"n": 12}),
+        (13, "13", {"n": 13}),
+    ]
+    with pytest.raises(AssertionError, match="one key"):
+        row_insert(AuditEvent, returning_pk=True).sql_for(2)
+
+
 def test_rows_written_through_the_set_based_insert_read_back_equal():
     from core.sql import rows_insert
 
