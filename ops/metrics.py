@@ -29,6 +29,13 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
+STATION_FRONT = Counter(
+    "cms_station_front_exchanges",
+    "Station exchanges answered by the lean front (api.station_front) rather than Django's"
+    " handler, by status code",
+    ["status"],
+)
+
 
 class MetricsMiddleware:
     """Counts every request by its URL pattern's name (bounded), never by its path."""

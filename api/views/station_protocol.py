@@ -17,6 +17,8 @@ from cards.station_protocol import MAX_RESPONSE_BYTES, SessionState
 from cms.personalization.jobs import CardIdentity
 
 HEX = r"^[0-9A-Fa-f]*$"
+# the card responses one exchange may carry
+MAX_EXCHANGE_RESPONSES = 512
 _HEX = re.compile(r"[0-9A-Fa-f]*")
 _ENDED = [
     s.value for s in SessionState if s not in (SessionState.RUNNING, SessionState.INSERT_CARD)
@@ -46,6 +48,22 @@ class CardResponseField(serializers.Field[str, str, str, Any]):
         return value
 
 
+def card_responses_plain(data: Any) -> bool:
+    """Whether ``data`` is a list of card responses every one of which ``CardResponseField``
+    takes, checked in one pass over the joined text (the usual case; how many there may be is
+    the list field's own check)."""
+    if type(data) is not list:
+        return False
+    try:
+        joined = "".join(data)  # TypeError: an item is not text (null, a number)
+    except TypeError:
+        return False
+    return (
+        _HEX.fullmatch(joined) is not None
+        and max(map(len, data), default=0) <= 2 * MAX_RESPONSE_BYTES
+    )
+
+
 class CardResponsesField(serializers.ListField):
     """The card responses of a batch. The usual case, all valid, is checked in one pass over the
     joined text rather than item by item through ``CardResponseField.run_validation`` (~30 a
@@ -54,17 +72,8 @@ class CardResponsesField(serializers.ListField):
     child = CardResponseField()  # ListField gives each instance its own copy
 
     def run_child_validation(self, data: Any) -> list[str]:
-        if type(data) is list:
-            try:
-                joined = "".join(data)  # TypeError: an item is not text (null, a number)
-            except TypeError:
-                pass
-            else:
-                if (
-                    _HEX.fullmatch(joined) is not None
-                    and max(map(len, data), default=0) <= 2 * MAX_RESPONSE_BYTES
-                ):
-                    return list(data)
+        if card_responses_plain(data):
+            return list(data)
         validated: list[str] = super().run_child_validation(data)
         return validated
 
@@ -101,7 +110,7 @@ class StationExchangeSerializer(JsonInputSerializer):
     """``ExchangeRequest``: the responses to batch ``seq``, or the error that stopped it."""
 
     seq = serializers.IntegerField(min_value=0)
-    responses = CardResponsesField(required=False, max_length=512)
+    responses = CardResponsesField(required=False, max_length=MAX_EXCHANGE_RESPONSES)
     error = serializers.CharField(max_length=200, required=False)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth.models import User
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -28,7 +29,7 @@ from api.views.station_protocol import (
     StationHeartbeatSerializer,
     card_identity,
 )
-from cards.station_protocol import Heartbeat
+from cards.station_protocol import Heartbeat, SessionAnswer
 from cms.models import PersonalizationJob, Station
 from cms.personalization.claims import station_claim
 from cms.personalization.codes import codes_exchange_for_account, is_codes_session
@@ -189,7 +190,7 @@ class StationNegotiation(DefaultContentNegotiation):
     or none: ``*/*``) given without parsing the header on each of a card's nine round trips;
     any other header or a ``format`` override is negotiated as ever."""
 
-    _PLAIN = frozenset(("application/json", "*/*"))
+    PLAIN = frozenset(("application/json", "*/*"))
 
     def select_renderer(
         self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
@@ -201,7 +202,7 @@ class StationNegotiation(DefaultContentNegotiation):
             and renderers[0].media_type == "application/json"
             # request.META, not request.headers and query_params: each builds a mapping of
             # every header or parameter on first use, only to read one here
-            and request.META.get("HTTP_ACCEPT", "*/*") in self._PLAIN
+            and request.META.get("HTTP_ACCEPT", "*/*") in self.PLAIN
             and (
                 not request.META.get("QUERY_STRING")
                 or not request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
@@ -254,21 +255,42 @@ class StationExchangeApi(APIView):
         serializer = StationExchangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        exchange = {
-            "session_id": session_id,
-            "account": request.user,
-            "seq": data["seq"],
-            "responses": data.get("responses"),
-            "error": data.get("error"),
-        }
-        try:
-            payload = session_exchange_for_account(**exchange)
-        except NotFound:
-            if not is_codes_session(session_id):
-                raise
-            # A new-codes session: the same relay carrying its own program.
-            payload = codes_exchange_for_account(**exchange)
-        return Response(payload)
+        return Response(
+            station_exchange(
+                session_id,
+                request.user,  # type: ignore[arg-type]
+                seq=data["seq"],
+                responses=data.get("responses"),
+                error=data.get("error"),
+            )
+        )
+
+
+def station_exchange(
+    session_id: UUID,
+    account: User,
+    *,
+    seq: int,
+    responses: list[str] | None,
+    error: str | None,
+) -> SessionAnswer:
+    """The answer to a validated exchange request: the view's, and api.station_front's for the
+    usual request, which it answers before Django's handler."""
+    exchange: dict[str, Any] = {
+        "session_id": session_id,
+        "account": account,
+        "seq": seq,
+        "responses": responses,
+        "error": error,
+    }
+    try:
+        payload = session_exchange_for_account(**exchange)
+    except NotFound:
+        if not is_codes_session(session_id):
+            raise
+        # A new-codes session: the same relay carrying its own program.
+        payload = codes_exchange_for_account(**exchange)
+    return payload
 
 
 class StationRenewalClaimSerializer(JsonInputSerializer):

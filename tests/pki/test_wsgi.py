@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pki import responder, services
 from pki.domain.reasons import RevocationReason
 from pki.models import Certificate, CertificateAuthority
 from pki.wsgi import OcspFront
+from tests import wsgi
 from tests.pki.helpers import ISSUING, holder, openssl
 from tests.pki.keys_pool import rsa_key
 
@@ -28,22 +28,7 @@ ACTOR = Actor.system("tests")
 OCSP_REQUEST = "application/ocsp-request"
 
 
-class Reply:
-    def __init__(self, app: Any, environ: dict[str, Any]) -> None:
-        self.status = ""
-        self.headers: dict[str, str] = {}
-
-        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-            self.status = status
-            self.headers = dict(headers)
-
-        chunks: Iterable[bytes] = app(environ, start_response)
-        self.body = b"".join(chunks)
-
-    @property
-    def code(self) -> int:
-        return int(self.status.split()[0])
-
+class Reply(wsgi.Reply):
     def ocsp(self) -> ocsp.OCSPResponse:
         assert self.headers["Content-Type"] == "application/ocsp-response"
         return ocsp.load_der_ocsp_response(self.body)

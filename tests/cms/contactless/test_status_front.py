@@ -4,8 +4,6 @@ and per-client rate limit as the DRF view, other methods and paths handed to Dja
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -15,29 +13,9 @@ from rest_framework.test import APIClient
 from api.contactless_front import ContactlessStatusFront
 from cms.choices import CardStatus
 from tests.cms.conftest import card_make
+from tests.wsgi import Reply
 
 pytestmark = pytest.mark.django_db
-
-
-class Reply:
-    def __init__(self, app: Any, environ: dict[str, Any]) -> None:
-        self.status = ""
-        self.headers: dict[str, str] = {}
-
-        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-            self.status = status
-            self.headers = dict(headers)
-
-        chunks: Iterable[bytes] = app(environ, start_response)
-        self.body = b"".join(chunks)
-
-    @property
-    def code(self) -> int:
-        return int(self.status.split()[0])
-
-    def json(self) -> Any:
-        assert self.headers["Content-Type"] == "application/json"
-        return json.loads(self.body)
 
 
 class Fallback:
