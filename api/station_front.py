@@ -20,8 +20,8 @@ and JSON renderer as the DRF view, the headers Django's middlewares and DRF put 
 Django's request signals (the connection lifecycle: CONN_MAX_AGE, health checks) and the request
 metrics (``ops.metrics``), where ``cms_station_front_exchanges`` also counts what was answered
 here: a deployment whose exchanges all fall through to Django (a proxy header it does not
-send, a host it does not list) shows as that counter standing still. ``tests/api/test_station_front.py`` holds both paths to the same
-answers.
+send, a host it does not list) shows as that counter standing still.
+``tests/cms/personalization/test_station_front.py`` holds both paths to the same answers.
 """
 
 from __future__ import annotations
