@@ -82,13 +82,23 @@ class StationExchangeFront:
             return self.app(environ, start_response)
         body = _body(environ)
         request = _exchange_request(body) if body is not None else None
-        account = _station_account(environ) if request is not None else None
-        if request is None or account is None:
-            if body is not None:  # read here: handed on as it came
-                environ["wsgi.input"] = io.BytesIO(body)
-            return self.app(environ, start_response)
-        self.answered += 1
-        return self._answer(environ, start_response, UUID(matched.group(1)), account, request, path)
+        if request is not None:
+            started = time.perf_counter()
+            # what Django's handler does first (the connection lifecycle: a connection broken
+            # or past CONN_MAX_AGE is closed before the token lookup may use it); sent again by
+            # Django's handler if the request goes there, which changes nothing
+            signals.request_started.send(sender=self.__class__, environ=environ)
+            try:
+                account = _station_account(environ)
+            except Exception:  # Django's view meets it again and answers it
+                account = None
+            if account is not None:
+                self.answered += 1
+                session_id = UUID(matched.group(1))
+                return self._answer(environ, start_response, session_id, account, request, started)
+        if body is not None:  # read here: handed on as it came
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
 
     def _answer(
         self,
@@ -97,11 +107,8 @@ class StationExchangeFront:
         session_id: UUID,
         account: Any,
         request: tuple[int, list[str]],
-        path: str,
+        started: float,
     ) -> Iterable[bytes]:
-        started = time.perf_counter()
-        # what Django's handler does around every request (the connection lifecycle)
-        signals.request_started.send(sender=self.__class__, environ=environ)
         try:
             # LocaleMiddleware: no cookie and no Accept-Language, so the default language
             translation.activate(settings.LANGUAGE_CODE)
@@ -119,7 +126,7 @@ class StationExchangeFront:
         finally:
             signals.request_finished.send(sender=self.__class__)
         if not self._view_name:
-            self._view_name = resolve(path).view_name
+            self._view_name = resolve(environ["PATH_INFO"]).view_name
         LATENCY.labels("POST", self._view_name).observe(time.perf_counter() - started)
         REQUESTS.labels("POST", self._view_name, str(status)).inc()
         STATION_FRONT.labels(str(status)).inc()
