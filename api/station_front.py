@@ -18,9 +18,10 @@ What runs here is the view's own answer (``api.views.stations.station_exchange``
 and certificate checks (``api.auth_cache``, ``api.authentication``), the same exception handler
 and JSON renderer as the DRF view, the headers Django's middlewares and DRF put on its answer,
 Django's request signals (the connection lifecycle: CONN_MAX_AGE, health checks) and the request
-metrics (``ops.metrics``), where ``cms_station_front_exchanges`` also counts what was answered
-here: a deployment whose exchanges all fall through to Django (a proxy header it does not
-send, a host it does not list) shows as that counter standing still.
+metrics (``ops.metrics.station_front_counted``, handed in by ``config/wsgi.py``: api does not
+import ops), where ``cms_station_front_exchanges`` also counts what was answered here: a
+deployment whose exchanges all fall through to Django (a proxy header it does not send, a host
+it does not list) shows as that counter standing still.
 ``tests/cms/personalization/test_station_front.py`` holds both paths to the same answers.
 """
 
@@ -47,10 +48,10 @@ from api.exceptions import exception_handler
 from api.views.station_protocol import MAX_EXCHANGE_RESPONSES, card_responses_plain
 from api.views.stations import StationExchangeApi, StationNegotiation, station_exchange
 from core.roles import Role, roles_of
-from ops.metrics import LATENCY, REQUESTS, STATION_FRONT
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Counted = Callable[[str, int, float], None]
 
 _PATH = re.compile(
     r"/api/v1/station/sessions/"
@@ -68,8 +69,9 @@ class StationExchangeFront:
     """The usual ``POST .../station/sessions/<id>/exchange`` answered here; the rest by ``app``.
     ``answered`` counts the requests answered here (tests, benchmarks)."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, counted: Counted | None = None) -> None:
         self.app = app
+        self.counted = counted  # (view name, status, seconds) of each answer given here
         self.answered = 0
         self._view_name = ""  # the URL pattern's name, for the metrics (on first use)
 
@@ -127,9 +129,8 @@ class StationExchangeFront:
             signals.request_finished.send(sender=self.__class__)
         if not self._view_name:
             self._view_name = resolve(environ["PATH_INFO"]).view_name
-        LATENCY.labels("POST", self._view_name).observe(time.perf_counter() - started)
-        REQUESTS.labels("POST", self._view_name, str(status)).inc()
-        STATION_FRONT.labels(str(status)).inc()
+        if self.counted is not None:
+            self.counted(self._view_name, status, time.perf_counter() - started)
         start_response(
             f"{status} {_REASONS.get(status, 'Error')}",
             [*headers, *_answer_headers(environ), ("Content-Length", str(len(payload)))],

@@ -10,6 +10,9 @@ django_application = get_wsgi_application()
 # 0004-lean-ocsp-front.md, 0024, 0035); imported once the apps are loaded (they reach the models).
 from api.contactless_front import ContactlessStatusFront  # noqa: E402
 from api.station_front import StationExchangeFront  # noqa: E402
+from ops.metrics import station_front_counted  # noqa: E402
 from pki.wsgi import OcspFront  # noqa: E402
 
-application = OcspFront(ContactlessStatusFront(StationExchangeFront(django_application)))
+application = OcspFront(
+    ContactlessStatusFront(StationExchangeFront(django_application, station_front_counted))
+)

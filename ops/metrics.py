@@ -37,6 +37,14 @@ STATION_FRONT = Counter(
 )
 
 
+def station_front_counted(view: str, status: int, seconds: float) -> None:
+    """A station exchange answered by api.station_front before Django's handler: counted as
+    MetricsMiddleware counts Django's answers, and apart (config/wsgi.py hands it to the front)."""
+    LATENCY.labels("POST", view).observe(seconds)
+    REQUESTS.labels("POST", view, str(status)).inc()
+    STATION_FRONT.labels(str(status)).inc()
+
+
 class MetricsMiddleware:
     """Counts every request by its URL pattern's name (bounded), never by its path."""
 

@@ -49,8 +49,9 @@ def _environ(path: str, body: bytes, token: str, **extra: str) -> dict[str, Any]
 @pytest.fixture
 def front() -> StationExchangeFront:
     from config.wsgi import django_application
+    from ops.metrics import station_front_counted
 
-    return StationExchangeFront(django_application)
+    return StationExchangeFront(django_application, station_front_counted)
 
 
 class WsgiApi:
@@ -228,5 +229,7 @@ def test_the_request_signals_and_the_metrics(scene, virtual_card, front):
 
 def test_the_deployed_application_has_the_front():
     from config.wsgi import application
+    from ops.metrics import station_front_counted
 
     assert isinstance(application.app.app, StationExchangeFront)
+    assert application.app.app.counted is station_front_counted
