@@ -47,9 +47,12 @@ capture_output = True
 # collected. GUNICORN_GC_FREEZE=0 keeps Python's defaults (to compare, bench/personalization.py
 # --front; docs/adr/0035-station-exchange-front.md has the figures).
 def _gc_freeze() -> None:
-    from django.urls import get_resolver
+    from django.conf import settings
 
-    get_resolver().url_patterns  # noqa: B018 - imports every view module now
+    if settings.configured:  # a Django application (the tests also serve bare WSGI ones)
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns  # noqa: B018 - imports every view module now
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
