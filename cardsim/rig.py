@@ -264,7 +264,7 @@ class Simulator:
         if self.proc is not None:
             raise RigError("this simulator is already running")
         stages = [
-            ("cardsim control socket", self.control_path.exists),
+            ("cardsim control socket", self._control_answers),
             ("vpcd connection", lambda: bool(self.status()["contact_connected"])),
             *ready,
         ]
@@ -288,6 +288,15 @@ class Simulator:
             stderr=self._log,
             start_new_session=self.detach,
         )
+
+    def _control_answers(self) -> bool:
+        """The control socket takes a request: its file shows once it is bound, a moment before
+        it listens (a connection refused in between)."""
+        try:
+            self.status()
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        return True
 
     def _alive_and(self, check: Callable[[], bool]) -> Callable[[], bool]:
         """``check``, failing fast when the process died instead of waiting out the timeout."""
