@@ -32,6 +32,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from uuid import UUID
 
@@ -132,21 +133,14 @@ class StationExchangeFront:
         if self.counted is not None:
             self.counted(self._view_name, status, time.perf_counter() - started)
         start_response(
-            f"{status} {_REASONS.get(status, 'Error')}",
+            f"{status} {HTTPStatus(status).phrase}",
             [*headers, *_answer_headers(environ), ("Content-Length", str(len(payload)))],
         )
         return [payload]
 
 
 _VIEW = StationExchangeApi()  # for the exception handler's log line: the same view name
-_REASONS = {
-    200: "OK",
-    404: "Not Found",
-    409: "Conflict",
-    422: "Unprocessable Entity",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+_ALLOW = ", ".join(_VIEW.allowed_methods)  # what DRF's answer says
 
 
 def _secure(environ: dict[str, Any]) -> bool:
@@ -232,7 +226,7 @@ def _answer_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
     headers = [
         ("Content-Type", "application/json"),
         ("Vary", "Accept-Language"),  # LocaleMiddleware
-        ("Allow", "POST, OPTIONS"),  # DRF
+        ("Allow", _ALLOW),
         ("X-Frame-Options", settings.X_FRAME_OPTIONS),  # XFrameOptionsMiddleware
         ("Content-Language", translation.get_language()),  # LocaleMiddleware
     ]

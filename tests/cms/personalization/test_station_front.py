@@ -113,9 +113,7 @@ def _same_answer(front: StationExchangeFront, path: str, body: bytes, token: str
     answered = front.answered
     ours = Reply(front, _environ(path, body, token, **extra))
     theirs = Reply(front.app, _environ(path, body, token, **extra))
-    assert (ours.code, ours.body) == (theirs.code, theirs.body)
-    headers = {k: v for k, v in ours.headers.items() if k != "Content-Length"}
-    assert headers == {k: v for k, v in theirs.headers.items() if k != "Content-Length"}
+    assert (ours.status, ours.body, ours.headers) == (theirs.status, theirs.body, theirs.headers)
     return ours, front.answered - answered
 
 
@@ -185,6 +183,26 @@ def test_an_error_report_goes_to_django(scene, virtual_card, front):
     reply = Reply(front, _environ(path, body, scene.token))
     assert front.answered == 0 and reply.code == 200
     assert reply.json()["state"] == "interrupted"
+
+
+def test_over_tls_behind_the_proxy_the_same_answer_and_hsts_else_django_redirects(
+    scene, virtual_card, front, settings
+):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    from django.core.handlers.wsgi import WSGIHandler
+
+    # both sides made again: their middlewares read the settings when made
+    front = StationExchangeFront(WSGIHandler())
+    payload = _claimed(scene, virtual_card)
+    path = f"/api/v1/station/sessions/{payload['session']}/exchange"
+    body = json.dumps(_stale(payload["seq"])).encode()
+    reply, answered = _same_answer(front, path, body, scene.token, HTTP_X_FORWARDED_PROTO="https")
+    assert answered == 1 and reply.code == 409
+    assert reply.headers["Strict-Transport-Security"] == "max-age=3600"
+    reply, answered = _same_answer(front, path, body, scene.token)
+    assert answered == 0 and reply.code == 301
 
 
 def test_a_bound_station_token_without_its_certificate_goes_to_django(
